@@ -1,0 +1,153 @@
+//! The repository config: the one object readable without keys. It names the recipients
+//! and carries the agent key sealed to them; a MAC under the agent key makes any change
+//! (say, a swapped recipient that would send new backups to an attacker) detectable.
+//!
+//! ```text
+//! "ARKC" version:u8 body_len:u32 CBOR(RepoConfig)[body_len] mac[32]
+//! mac = keyed BLAKE3 (key derived from the metadata key) over "arka config v1" 0x00 body
+//! ```
+
+use serde::{Deserialize, Serialize};
+
+use crate::codec::{self, Reader};
+use crate::error::{Error, Result};
+use crate::id::RepoId;
+use crate::keys::AgentKey;
+
+pub const MAGIC: &[u8; 4] = b"ARKC";
+const MAC_LABEL: &str = "arka config v1";
+
+/// Content-defined chunking sizes in bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChunkerParams {
+    pub min: u32,
+    pub avg: u32,
+    pub max: u32,
+}
+
+impl ChunkerParams {
+    /// Large imaging files: big chunks keep the index small and packs full.
+    pub const FILES: Self = Self { min: 512 << 10, avg: 1 << 20, max: 8 << 20 };
+    /// Database dumps: an hour of clinic activity changes scattered rows, so smaller chunks
+    /// keep each hour's new data small.
+    pub const STREAM: Self = Self { min: 64 << 10, avg: 256 << 10, max: 1 << 20 };
+
+    pub fn validate(&self) -> Result<()> {
+        let ok = self.min >= 1024
+            && self.min <= self.avg
+            && self.avg <= self.max
+            && self.max <= 16 << 20
+            && self.avg.is_power_of_two();
+        if ok {
+            Ok(())
+        } else {
+            Err(Error::Malformed { what: "config", reason: format!("invalid chunker sizes {self:?}") })
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RepoConfig {
+    pub repo_id: RepoId,
+    /// Unix seconds.
+    pub created: i64,
+    pub chunker_files: ChunkerParams,
+    pub chunker_stream: ChunkerParams,
+    pub zstd_level: i32,
+    /// Target pack size in bytes.
+    pub pack_size: u32,
+    /// age X25519 recipients (age1…) that every pack and the agent key are sealed to.
+    pub recipients: Vec<String>,
+    /// The agent key (96 raw bytes) as an age file sealed to `recipients`.
+    #[serde(with = "codec::bytes")]
+    pub sealed_agent_key: Vec<u8>,
+}
+
+impl RepoConfig {
+    pub fn encode(&self, key: &AgentKey) -> Vec<u8> {
+        let body = codec::to_cbor(self);
+        let mut out = Vec::with_capacity(codec::FRAME_LEN + 4 + body.len() + 32);
+        codec::write_frame(&mut out, MAGIC, crate::FORMAT_VERSION);
+        out.extend_from_slice(&(body.len() as u32).to_le_bytes());
+        out.extend_from_slice(&body);
+        out.extend_from_slice(&key.mac(MAC_LABEL, &body));
+        out
+    }
+
+    /// Parses without authenticating: only for unsealing the agent key with a recovery
+    /// identity, after which [`RepoConfig::decode`] must check the MAC.
+    pub fn decode_unauthenticated(bytes: &[u8]) -> Result<(Self, &[u8], [u8; 32])> {
+        let (_, rest) = codec::read_frame(bytes, MAGIC, "config")?;
+        let mut r = Reader::new(rest, "config");
+        let len = r.u32()? as usize;
+        let body = r.take(len)?;
+        let mac = r.array::<32>()?;
+        r.finish()?;
+        let cfg: RepoConfig = codec::from_cbor(body, "config")?;
+        cfg.chunker_files.validate()?;
+        cfg.chunker_stream.validate()?;
+        if cfg.pack_size < 1 << 20 || cfg.pack_size as u64 > crate::pack::MAX_PACK_LEN / 2 {
+            return Err(Error::Malformed { what: "config", reason: format!("pack size {}", cfg.pack_size) });
+        }
+        Ok((cfg, body, mac))
+    }
+
+    /// Parses and authenticates with the agent key.
+    pub fn decode(bytes: &[u8], key: &AgentKey) -> Result<Self> {
+        let (cfg, body, mac) = Self::decode_unauthenticated(bytes)?;
+        if cfg.repo_id != key.repo_id() {
+            return Err(Error::InvalidKey(format!(
+                "this agent key belongs to repository {}, not to this repository ({})",
+                key.repo_id().short(),
+                cfg.repo_id.short()
+            )));
+        }
+        // Constant-time comparison is not needed for a public MAC check, but cheap.
+        if !constant_time_eq(&key.mac(MAC_LABEL, body), &mac) {
+            return Err(Error::Authentication { what: "config" });
+        }
+        Ok(cfg)
+    }
+}
+
+fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(key: &AgentKey) -> RepoConfig {
+        RepoConfig {
+            repo_id: key.repo_id(),
+            created: 1,
+            chunker_files: ChunkerParams::FILES,
+            chunker_stream: ChunkerParams::STREAM,
+            zstd_level: 3,
+            pack_size: 16 << 20,
+            recipients: vec!["age1x".into()],
+            sealed_agent_key: vec![1, 2, 3],
+        }
+    }
+
+    #[test]
+    fn config_round_trips_and_detects_tampering() {
+        let key = AgentKey::generate();
+        let cfg = sample(&key);
+        let bytes = cfg.encode(&key);
+        assert_eq!(RepoConfig::decode(&bytes, &key).unwrap(), cfg);
+        // Any change to the body breaks the MAC.
+        let mut evil = cfg.clone();
+        evil.recipients = vec!["age1attacker".into()];
+        let mut forged = evil.encode(&AgentKey::generate());
+        assert!(RepoConfig::decode(&forged, &key).is_err());
+        let n = forged.len();
+        forged[n - 40] ^= 1;
+        assert!(RepoConfig::decode(&forged, &key).is_err());
+        for cut in 0..bytes.len() {
+            assert!(RepoConfig::decode(&bytes[..cut], &key).is_err());
+        }
+        assert!(RepoConfig::decode(&bytes, &AgentKey::generate()).is_err());
+    }
+}

@@ -1,0 +1,279 @@
+//! Crypto envelopes. No home-made ciphers: age (X25519 + ChaCha20-Poly1305) seals to the
+//! recovery recipients, ChaCha20-Poly1305 seals blobs under a pack's random data key, and
+//! XChaCha20-Poly1305 seals metadata under the agent's metadata key.
+
+use std::io::{Read, Write};
+use std::str::FromStr;
+
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{ChaCha20Poly1305, XChaCha20Poly1305};
+use rand::RngCore;
+use zeroize::{Zeroize, ZeroizeOnDrop};
+
+use crate::error::{Error, Result};
+use crate::id::BlobId;
+use crate::pack::BlobKind;
+
+/// The public halves of the recovery identities: what agents encrypt to.
+#[derive(Clone)]
+pub struct Recipients(Vec<age::x25519::Recipient>);
+
+impl Recipients {
+    pub fn parse<S: AsRef<str>>(recipients: &[S]) -> Result<Self> {
+        if recipients.is_empty() {
+            return Err(Error::InvalidKey("at least one recipient (age1…) is required".into()));
+        }
+        recipients
+            .iter()
+            .map(|r| {
+                let r = r.as_ref().trim();
+                age::x25519::Recipient::from_str(r).map_err(|e| {
+                    Error::InvalidKey(format!("{r:?} is not an age X25519 recipient (age1…): {e}"))
+                })
+            })
+            .collect::<Result<Vec<_>>>()
+            .map(Self)
+    }
+
+    pub fn to_strings(&self) -> Vec<String> {
+        self.0.iter().map(|r| r.to_string()).collect()
+    }
+
+    /// Encrypts `plaintext` as one age file readable by any of the recipients.
+    pub fn seal(&self, plaintext: &[u8]) -> Vec<u8> {
+        let encryptor = age::Encryptor::with_recipients(self.0.iter().map(|r| r as &dyn age::Recipient))
+            .expect("X25519 recipients can always be combined");
+        let mut out = Vec::with_capacity(plaintext.len() + 256 * self.0.len());
+        let mut w = encryptor.wrap_output(&mut out).expect("writing to a Vec cannot fail");
+        w.write_all(plaintext).expect("writing to a Vec cannot fail");
+        w.finish().expect("writing to a Vec cannot fail");
+        out
+    }
+}
+
+/// Recovery identities (age X25519 secret keys): the only keys that can read contents and names.
+pub struct RecoveryIdentities(Vec<age::x25519::Identity>);
+
+impl RecoveryIdentities {
+    pub fn generate() -> Self {
+        Self(vec![age::x25519::Identity::generate()])
+    }
+
+    /// Parses the text of an unencrypted age identity file (comments and blank lines allowed).
+    pub fn parse(text: &str) -> Result<Self> {
+        let mut ids = Vec::new();
+        for line in text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
+            if line.starts_with(crate::keys::AGENT_KEY_PREFIX) {
+                return Err(Error::InvalidKey(
+                    "this is an agent key, not a recovery identity: agent keys can add backups but \
+                     cannot read them; pass the clinic owner's recovery key (AGE-SECRET-KEY-1…)"
+                        .into(),
+                ));
+            }
+            let id = age::x25519::Identity::from_str(line)
+                .map_err(|_| Error::InvalidKey("not an age identity line (AGE-SECRET-KEY-1…)".into()))?;
+            ids.push(id);
+        }
+        if ids.is_empty() {
+            return Err(Error::InvalidKey("no AGE-SECRET-KEY-1… line found".into()));
+        }
+        Ok(Self(ids))
+    }
+
+    /// The identity file text, as `arka keygen` writes it.
+    pub fn to_file_text(&self) -> String {
+        use age::secrecy::ExposeSecret;
+        let mut s = String::new();
+        for id in &self.0 {
+            s.push_str(&format!("# arka recovery identity; public recipient: {}\n", id.to_public()));
+            s.push_str(id.to_string().expose_secret());
+            s.push('\n');
+        }
+        s
+    }
+
+    pub fn recipients(&self) -> Vec<String> {
+        self.0.iter().map(|id| id.to_public().to_string()).collect()
+    }
+
+    /// Opens an age file sealed to one of the recipients.
+    pub fn open(&self, ciphertext: &[u8]) -> Result<Vec<u8>> {
+        let decryptor = age::Decryptor::new_buffered(ciphertext).map_err(|e| Error::Age(e.to_string()))?;
+        let mut reader = decryptor.decrypt(self.0.iter().map(|i| i as &dyn age::Identity)).map_err(|e| match e {
+            age::DecryptError::NoMatchingKeys => Error::NoMatchingIdentity,
+            other => Error::Age(other.to_string()),
+        })?;
+        let mut out = Vec::new();
+        reader.read_to_end(&mut out).map_err(|e| Error::Age(e.to_string()))?;
+        Ok(out)
+    }
+}
+
+/// Encrypts an identity file with a passphrase (age scrypt), as `arka keygen --passphrase` does.
+pub fn seal_with_passphrase(plaintext: &[u8], passphrase: &str) -> Vec<u8> {
+    let encryptor = age::Encryptor::with_user_passphrase(passphrase.to_owned().into());
+    let mut out = Vec::new();
+    let mut w = encryptor.wrap_output(&mut out).expect("writing to a Vec cannot fail");
+    w.write_all(plaintext).expect("writing to a Vec cannot fail");
+    w.finish().expect("writing to a Vec cannot fail");
+    out
+}
+
+/// True if the bytes are an age file (binary header), e.g. a passphrase-protected identity.
+pub fn is_age_file(bytes: &[u8]) -> bool {
+    bytes.starts_with(b"age-encryption.org/v1\n")
+}
+
+pub fn open_with_passphrase(ciphertext: &[u8], passphrase: &str) -> Result<Vec<u8>> {
+    let decryptor = age::Decryptor::new_buffered(ciphertext).map_err(|e| Error::Age(e.to_string()))?;
+    let id = age::scrypt::Identity::new(passphrase.to_owned().into());
+    let mut reader = decryptor
+        .decrypt(std::iter::once(&id as &dyn age::Identity))
+        .map_err(|_| Error::InvalidKey("wrong passphrase for the recovery identity file".into()))?;
+    let mut out = Vec::new();
+    reader.read_to_end(&mut out).map_err(|e| Error::Age(e.to_string()))?;
+    Ok(out)
+}
+
+/// A pack's random 256-bit data key. Blobs in the pack are sealed with it; the pack header
+/// carries it sealed to the recipients, so only a recovery identity can read the blobs.
+#[derive(Clone, Zeroize, ZeroizeOnDrop)]
+pub struct DataKey([u8; 32]);
+
+impl std::fmt::Debug for DataKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DataKey(***)")
+    }
+}
+
+/// Authentication tag size of every AEAD used here.
+pub const TAG_LEN: usize = 16;
+/// XChaCha20 nonce size (metadata envelopes carry it in front of the ciphertext).
+pub const XNONCE_LEN: usize = 24;
+
+impl DataKey {
+    pub fn random() -> Self {
+        let mut k = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut k);
+        Self(k)
+    }
+
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        let k: [u8; 32] = bytes.try_into().map_err(|_| Error::Malformed {
+            what: "pack data key",
+            reason: format!("expected 32 bytes, got {}", bytes.len()),
+        })?;
+        Ok(Self(k))
+    }
+
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// Seals a blob stored at `offset` in its pack. The key is fresh per pack and offsets
+    /// never repeat within a pack, so the nonce is unique by construction.
+    pub fn seal_blob(&self, offset: u64, id: &BlobId, kind: BlobKind, plaintext: &[u8]) -> Vec<u8> {
+        let cipher = ChaCha20Poly1305::new((&self.0).into());
+        let aad = blob_aad(id, kind);
+        cipher
+            .encrypt(&blob_nonce(offset).into(), Payload { msg: plaintext, aad: &aad })
+            .expect("ChaCha20Poly1305 encryption of a bounded buffer cannot fail")
+    }
+
+    pub fn open_blob(&self, offset: u64, id: &BlobId, kind: BlobKind, sealed: &[u8]) -> Result<Vec<u8>> {
+        let cipher = ChaCha20Poly1305::new((&self.0).into());
+        let aad = blob_aad(id, kind);
+        cipher
+            .decrypt(&blob_nonce(offset).into(), Payload { msg: sealed, aad: &aad })
+            .map_err(|_| Error::Authentication { what: "blob" })
+    }
+}
+
+fn blob_nonce(offset: u64) -> [u8; 12] {
+    let mut n = [0u8; 12];
+    n[..8].copy_from_slice(&offset.to_le_bytes());
+    n
+}
+
+fn blob_aad(id: &BlobId, kind: BlobKind) -> [u8; 45] {
+    let mut aad = [0u8; 45];
+    aad[..12].copy_from_slice(b"arka-blob-v1");
+    aad[12] = kind as u8;
+    aad[13..45].copy_from_slice(&id.0);
+    aad
+}
+
+/// Seals metadata (index segments, snapshots, blob tables, reference lists) under the
+/// agent's metadata key. `label` names the object kind and is bound as associated data,
+/// so a sealed index cannot be passed off as a snapshot.
+pub fn seal_meta(meta_key: &[u8; 32], label: &str, plaintext: &[u8]) -> Vec<u8> {
+    let cipher = XChaCha20Poly1305::new(meta_key.into());
+    let mut nonce = [0u8; XNONCE_LEN];
+    rand::rngs::OsRng.fill_bytes(&mut nonce);
+    let ct = cipher
+        .encrypt(&nonce.into(), Payload { msg: plaintext, aad: label.as_bytes() })
+        .expect("XChaCha20Poly1305 encryption of a bounded buffer cannot fail");
+    let mut out = Vec::with_capacity(XNONCE_LEN + ct.len());
+    out.extend_from_slice(&nonce);
+    out.extend_from_slice(&ct);
+    out
+}
+
+pub fn open_meta(meta_key: &[u8; 32], label: &'static str, sealed: &[u8]) -> Result<Vec<u8>> {
+    if sealed.len() < XNONCE_LEN + TAG_LEN {
+        return Err(Error::Truncated { what: label, needed: XNONCE_LEN + TAG_LEN, have: sealed.len() });
+    }
+    let (nonce, ct) = sealed.split_at(XNONCE_LEN);
+    let cipher = XChaCha20Poly1305::new(meta_key.into());
+    let nonce: [u8; XNONCE_LEN] = nonce.try_into().expect("split at XNONCE_LEN");
+    cipher
+        .decrypt(&nonce.into(), Payload { msg: ct, aad: label.as_bytes() })
+        .map_err(|_| Error::Authentication { what: label })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blob_seal_binds_offset_id_and_kind() {
+        let k = DataKey::random();
+        let id = BlobId([7; 32]);
+        let sealed = k.seal_blob(100, &id, BlobKind::Data, b"hello");
+        assert_eq!(k.open_blob(100, &id, BlobKind::Data, &sealed).unwrap(), b"hello");
+        assert!(k.open_blob(101, &id, BlobKind::Data, &sealed).is_err());
+        assert!(k.open_blob(100, &BlobId([8; 32]), BlobKind::Data, &sealed).is_err());
+        assert!(k.open_blob(100, &id, BlobKind::Tree, &sealed).is_err());
+        assert!(DataKey::random().open_blob(100, &id, BlobKind::Data, &sealed).is_err());
+    }
+
+    #[test]
+    fn meta_seal_binds_label() {
+        let key = [3u8; 32];
+        let sealed = seal_meta(&key, "index", b"abc");
+        assert_eq!(open_meta(&key, "index", &sealed).unwrap(), b"abc");
+        assert!(open_meta(&key, "snapshot", &sealed).is_err());
+        assert!(open_meta(&[4u8; 32], "index", &sealed).is_err());
+        assert!(open_meta(&key, "index", &sealed[..10]).is_err());
+    }
+
+    #[test]
+    fn recipients_seal_and_only_their_identity_opens() {
+        let id = RecoveryIdentities::generate();
+        let other = RecoveryIdentities::generate();
+        let r = Recipients::parse(&id.recipients()).unwrap();
+        let sealed = r.seal(b"secret");
+        assert_eq!(id.open(&sealed).unwrap(), b"secret");
+        assert!(matches!(other.open(&sealed), Err(Error::NoMatchingIdentity)));
+        let reparsed = RecoveryIdentities::parse(&id.to_file_text()).unwrap();
+        assert_eq!(reparsed.open(&sealed).unwrap(), b"secret");
+    }
+
+    #[test]
+    fn passphrase_protected_identity_round_trips() {
+        let sealed = seal_with_passphrase(b"AGE-SECRET-KEY-1X", "correct horse");
+        assert!(is_age_file(&sealed));
+        assert_eq!(open_with_passphrase(&sealed, "correct horse").unwrap(), b"AGE-SECRET-KEY-1X");
+        assert!(open_with_passphrase(&sealed, "wrong").is_err());
+    }
+}

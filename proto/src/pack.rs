@@ -1,0 +1,236 @@
+//! Packs: the objects that hold sealed blobs.
+//!
+//! ```text
+//! "ARKP" version:u8 header_len:u32 header[header_len]   header = age file of the 32-byte data key
+//! blob bytes...                                          each sealed (see crypto.rs)
+//! table[table_len]                                       blob table sealed under the metadata key
+//! table_len:u32 "PEND"
+//! ```
+//! The pack's object ID is the BLAKE3 of all its bytes.
+
+use crate::codec::{self, Reader};
+use crate::error::{Error, Result};
+use crate::id::BlobId;
+
+pub const MAGIC: &[u8; 4] = b"ARKP";
+pub const TRAILER_MAGIC: &[u8; 4] = b"PEND";
+pub const TRAILER_LEN: usize = 8;
+/// Upper bound on one blob's stored size; the chunker's maximum is far below it.
+pub const MAX_BLOB_LEN: u32 = 64 << 20;
+/// Upper bound on a pack's size, so offsets fit in u32 with room to spare.
+pub const MAX_PACK_LEN: u64 = 1 << 31;
+const TABLE_LABEL: &str = "arka pack blob table v1";
+
+/// What a blob holds; the kind is bound into its seal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[repr(u8)]
+pub enum BlobKind {
+    /// File or stream content; sealed under the pack data key.
+    Data = 1,
+    /// A directory listing (names, metadata); sealed under the pack data key.
+    Tree = 2,
+    /// The blob IDs a tree references; sealed under the metadata key so that prune and
+    /// verify can walk reachability without a recovery identity.
+    Refs = 3,
+}
+
+impl BlobKind {
+    pub fn from_u8(b: u8) -> Result<Self> {
+        match b {
+            1 => Ok(Self::Data),
+            2 => Ok(Self::Tree),
+            3 => Ok(Self::Refs),
+            _ => Err(Error::Malformed { what: "blob entry", reason: format!("unknown blob kind {b}") }),
+        }
+    }
+}
+
+/// How a blob's plaintext was encoded before sealing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum Compression {
+    None = 0,
+    Zstd = 1,
+}
+
+impl Compression {
+    pub fn from_u8(b: u8) -> Result<Self> {
+        match b {
+            0 => Ok(Self::None),
+            1 => Ok(Self::Zstd),
+            _ => Err(Error::Malformed { what: "blob entry", reason: format!("unknown compression {b}") }),
+        }
+    }
+}
+
+/// One blob's place in its pack.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PackBlobEntry {
+    pub id: BlobId,
+    pub kind: BlobKind,
+    pub compression: Compression,
+    /// Offset of the sealed bytes from the start of the pack.
+    pub offset: u32,
+    /// Length of the sealed bytes (including the AEAD tag and, for Refs, the nonce).
+    pub stored_len: u32,
+    /// Length of the plaintext after decompression.
+    pub raw_len: u32,
+}
+
+pub const ENTRY_LEN: usize = 32 + 1 + 1 + 4 + 4 + 4;
+
+impl PackBlobEntry {
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.id.0);
+        out.push(self.kind as u8);
+        out.push(self.compression as u8);
+        out.extend_from_slice(&self.offset.to_le_bytes());
+        out.extend_from_slice(&self.stored_len.to_le_bytes());
+        out.extend_from_slice(&self.raw_len.to_le_bytes());
+    }
+
+    pub fn decode(r: &mut Reader<'_>) -> Result<Self> {
+        let e = Self {
+            id: BlobId(r.array()?),
+            kind: BlobKind::from_u8(r.u8()?)?,
+            compression: Compression::from_u8(r.u8()?)?,
+            offset: r.u32()?,
+            stored_len: r.u32()?,
+            raw_len: r.u32()?,
+        };
+        if e.stored_len > MAX_BLOB_LEN || e.raw_len > MAX_BLOB_LEN {
+            return Err(Error::Malformed { what: "blob entry", reason: "blob larger than the format allows".into() });
+        }
+        Ok(e)
+    }
+
+    pub fn end(&self) -> u64 {
+        self.offset as u64 + self.stored_len as u64
+    }
+}
+
+/// The start of a pack: magic, version and the data key sealed to the recipients.
+pub fn encode_header(sealed_data_key: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(codec::FRAME_LEN + 4 + sealed_data_key.len());
+    codec::write_frame(&mut out, MAGIC, crate::FORMAT_VERSION);
+    out.extend_from_slice(&(sealed_data_key.len() as u32).to_le_bytes());
+    out.extend_from_slice(sealed_data_key);
+    out
+}
+
+/// Length of the fixed prefix before the sealed data key.
+pub const HEADER_PREFIX_LEN: usize = codec::FRAME_LEN + 4;
+const MAX_HEADER_LEN: usize = 64 * 1024;
+
+/// Reads the prefix of a pack; returns the sealed data key's length (to fetch more if a
+/// ranged read got only part of it).
+pub fn header_len(prefix: &[u8]) -> Result<usize> {
+    let (_, rest) = codec::read_frame(prefix, MAGIC, "pack header")?;
+    let len = Reader::new(rest, "pack header").u32()? as usize;
+    if len > MAX_HEADER_LEN {
+        return Err(Error::Malformed { what: "pack header", reason: format!("sealed key of {len} bytes") });
+    }
+    Ok(len)
+}
+
+/// Returns the sealed data key from the start of a pack.
+pub fn decode_header(bytes: &[u8]) -> Result<&[u8]> {
+    let len = header_len(bytes)?;
+    let mut r = Reader::new(&bytes[HEADER_PREFIX_LEN.min(bytes.len())..], "pack header");
+    r.take(len)
+}
+
+/// The sealed blob table and trailer that close a pack.
+pub fn encode_table(meta_key: &[u8; 32], entries: &[PackBlobEntry]) -> Vec<u8> {
+    let mut plain = Vec::with_capacity(4 + entries.len() * ENTRY_LEN);
+    plain.extend_from_slice(&(entries.len() as u32).to_le_bytes());
+    for e in entries {
+        e.encode(&mut plain);
+    }
+    let mut out = crate::crypto::seal_meta(meta_key, TABLE_LABEL, &plain);
+    let len = out.len() as u32;
+    out.extend_from_slice(&len.to_le_bytes());
+    out.extend_from_slice(TRAILER_MAGIC);
+    out
+}
+
+/// Length of the sealed table, read from a pack's last `TRAILER_LEN` bytes.
+pub fn table_len(trailer: &[u8]) -> Result<usize> {
+    let mut r = Reader::new(trailer, "pack trailer");
+    let len = r.u32()? as usize;
+    if r.take(4)? != TRAILER_MAGIC {
+        return Err(Error::BadMagic { what: "pack trailer" });
+    }
+    Ok(len)
+}
+
+/// Decodes a whole pack's blob table and checks every entry lies inside the blob area.
+pub fn decode_table(meta_key: &[u8; 32], pack: &[u8]) -> Result<Vec<PackBlobEntry>> {
+    if pack.len() < TRAILER_LEN {
+        return Err(Error::Truncated { what: "pack", needed: TRAILER_LEN, have: pack.len() });
+    }
+    let tlen = table_len(&pack[pack.len() - TRAILER_LEN..])?;
+    let table_start = (pack.len() - TRAILER_LEN)
+        .checked_sub(tlen)
+        .ok_or(Error::Truncated { what: "pack table", needed: tlen + TRAILER_LEN, have: pack.len() })?;
+    let blobs_start = HEADER_PREFIX_LEN + header_len(pack)?;
+    let plain = crate::crypto::open_meta(meta_key, TABLE_LABEL, &pack[table_start..pack.len() - TRAILER_LEN])?;
+    let mut r = Reader::new(&plain, "pack table");
+    let n = r.count(ENTRY_LEN)?;
+    let mut entries = Vec::with_capacity(n);
+    for _ in 0..n {
+        let e = PackBlobEntry::decode(&mut r)?;
+        if (e.offset as usize) < blobs_start || e.end() > table_start as u64 {
+            return Err(Error::Malformed { what: "pack table", reason: "blob outside the pack's blob area".into() });
+        }
+        entries.push(e);
+    }
+    r.finish()?;
+    Ok(entries)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn entry_strategy() -> impl Strategy<Value = PackBlobEntry> {
+        (any::<[u8; 32]>(), 1u8..=3, 0u8..=1, 0u32..1000, 0u32..1000, 0u32..MAX_BLOB_LEN).prop_map(
+            |(id, k, c, off, len, raw)| PackBlobEntry {
+                id: BlobId(id),
+                kind: BlobKind::from_u8(k).unwrap(),
+                compression: Compression::from_u8(c).unwrap(),
+                offset: 200 + off,
+                stored_len: len,
+                raw_len: raw,
+            },
+        )
+    }
+
+    proptest! {
+        #[test]
+        fn pack_table_round_trips(entries in proptest::collection::vec(entry_strategy(), 0..20)) {
+            let key = [9u8; 32];
+            let mut pack = encode_header(&[1u8; 100]);
+            pack.resize(2300, 0);
+            pack.extend(encode_table(&key, &entries));
+            prop_assert_eq!(decode_table(&key, &pack).unwrap(), entries);
+            prop_assert_eq!(decode_header(&pack).unwrap(), &[1u8; 100][..]);
+        }
+
+        #[test]
+        fn truncated_or_flipped_packs_are_errors(cut in 0usize..400, flip in 0usize..400) {
+            let key = [9u8; 32];
+            let e = PackBlobEntry { id: BlobId([1; 32]), kind: BlobKind::Data, compression: Compression::None, offset: 200, stored_len: 10, raw_len: 10 };
+            let mut pack = encode_header(&[1u8; 100]);
+            pack.resize(300, 0);
+            pack.extend(encode_table(&key, &[e]));
+            let truncated = &pack[..cut.min(pack.len() - 1)];
+            prop_assert!(decode_table(&key, truncated).is_err());
+            let mut flipped = pack.clone();
+            let at = 300 + flip % (pack.len() - 300);
+            flipped[at] ^= 1;
+            prop_assert!(decode_table(&key, &flipped).is_err());
+        }
+    }
+}

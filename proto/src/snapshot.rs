@@ -1,0 +1,93 @@
+//! Snapshot headers: what was backed up, when, from where, and the root of its tree.
+//! Readable with the agent key (for listing and retention), never containing file names
+//! beyond the source paths the administrator configured.
+//!
+//! ```text
+//! "ARKS" version:u8 sealed(meta_key, "arka snapshot v1", CBOR(Snapshot))
+//! ```
+
+use serde::{Deserialize, Serialize};
+
+use crate::codec;
+use crate::crypto::{open_meta, seal_meta};
+use crate::error::Result;
+use crate::id::BlobId;
+
+pub const MAGIC: &[u8; 4] = b"ARKS";
+const LABEL: &str = "arka snapshot v1";
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// When the backup started, Unix seconds (UTC).
+    pub time: i64,
+    /// When the snapshot was written, Unix seconds (UTC).
+    pub written: i64,
+    pub hostname: String,
+    /// "files" or "command".
+    pub source_kind: String,
+    /// The configured source: paths for files, the name for a command.
+    pub source: Vec<String>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Root directory tree (sealed to the recipients).
+    pub tree: BlobId,
+    /// The root tree's reference list (sealed under the metadata key).
+    pub refs: BlobId,
+    /// True when some files could not be read: the snapshot holds everything else.
+    pub partial: bool,
+    pub stats: SnapshotStats,
+    /// arka version that wrote it, for support.
+    pub program: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotStats {
+    pub files: u64,
+    pub dirs: u64,
+    pub bytes: u64,
+    /// Bytes read from disk (the rest came from the files cache).
+    pub bytes_read: u64,
+    pub blobs_new: u64,
+    /// Plaintext bytes of blobs not already in the repository.
+    pub bytes_new: u64,
+    /// Bytes those new blobs take in packs (compressed and sealed).
+    pub bytes_stored: u64,
+    pub unreadable: u64,
+    pub skipped_special: u64,
+    pub duration_ms: u64,
+}
+
+impl Snapshot {
+    pub fn encode(&self, meta_key: &[u8; 32]) -> Vec<u8> {
+        let mut out = Vec::new();
+        codec::write_frame(&mut out, MAGIC, crate::FORMAT_VERSION);
+        out.extend(seal_meta(meta_key, LABEL, &codec::to_cbor(self)));
+        out
+    }
+
+    pub fn decode(meta_key: &[u8; 32], bytes: &[u8]) -> Result<Self> {
+        let (_, sealed) = codec::read_frame(bytes, MAGIC, "snapshot")?;
+        codec::from_cbor(&open_meta(meta_key, LABEL, sealed)?, "snapshot")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn snapshot_round_trips(time in any::<i64>(), host in ".*", src in proptest::collection::vec(".*", 0..3), partial in any::<bool>(), files in any::<u64>()) {
+            let s = Snapshot {
+                time, written: time, hostname: host, source_kind: "files".into(), source: src, tags: vec![],
+                tree: BlobId([1; 32]), refs: BlobId([2; 32]), partial,
+                stats: SnapshotStats { files, ..Default::default() }, program: "arka test".into(),
+            };
+            let key = [5u8; 32];
+            let bytes = s.encode(&key);
+            prop_assert_eq!(Snapshot::decode(&key, &bytes).unwrap(), s);
+            prop_assert!(Snapshot::decode(&key, &bytes[..bytes.len() - 1]).is_err());
+        }
+    }
+}
