@@ -1,1 +1,23 @@
-//! placeholder
+//! arka's agent: the backup engine, storage targets and the command-line interface.
+//!
+//! Layers, with dependencies flowing one way: `store` (objects in any backend) →
+//! `repo` (keys, config, index, snapshots) → engine (`backup`, `restore`) → `cli`.
+
+pub mod backup;
+pub mod blob;
+pub mod chunker;
+pub mod cli;
+pub mod error;
+pub mod index;
+pub mod keys;
+pub mod packer;
+pub mod platform;
+pub mod progress;
+pub mod repo;
+pub mod restore;
+pub mod snapshots;
+pub mod store;
+
+pub use error::{Error, Result};
+pub use repo::Repository;
+pub use store::Store;

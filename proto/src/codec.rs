@@ -128,7 +128,8 @@ pub mod bytes {
                 Ok(v)
             }
         }
-        d.deserialize_bytes(V)
+        // byte_buf, not bytes: ciborium serves borrowed bytes only up to its scratch size.
+        d.deserialize_byte_buf(V)
     }
 
     /// The same for `Option<Vec<u8>>`.

@@ -23,7 +23,7 @@ macro_rules! id_type {
                 })
             }
 
-            /// The first 8 bytes in hex, as shown to people.
+            /// The first 4 bytes (8 hex digits), as shown to people.
             pub fn short(&self) -> String {
                 to_hex(&self.0[..4])
             }

@@ -1,0 +1,231 @@
+//! Backup: walk → read → chunk → keyed hash → dedup → compress → seal → pack → upload →
+//! index → snapshot, as a pipeline with bounded queues so memory stays flat however
+//! large the backup, and every core has work.
+//!
+//! Stages: one walker thread (read, chunk, hash, dedup), one worker thread per core
+//! (compress, seal, pack), and an async uploader with a bounded number of packs in flight.
+//! Write order is packs, then index, then snapshot, so a crash anywhere leaves no listed
+//! snapshot with missing data; index segments are also written every few packs, so an
+//! interrupted backup's uploads are reused by the next run.
+
+mod files_cache;
+mod walk;
+
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures::StreamExt;
+
+use arka_proto::pack::BlobKind;
+use arka_proto::{BlobId, IndexSegment, ObjectId, PackIndex, Snapshot};
+
+pub use files_cache::{default_cache_dir, FilesCache};
+
+use crate::blob::Compressor;
+use crate::chunker::Chunker;
+use crate::error::{Error, Result};
+use crate::packer::{FinishedPack, Packer};
+use crate::progress::Progress;
+use crate::repo::Repository;
+use crate::store::ObjectKind;
+use walk::Walker;
+
+/// Blobs waiting for a worker. With chunks of at most 8 MiB this bounds the queue's memory.
+const BLOB_QUEUE: usize = 8;
+/// Closed packs waiting for, and in, upload.
+const PACK_QUEUE: usize = 1;
+const UPLOADS_IN_FLIGHT: usize = 2;
+/// Write an index segment every this many packs, so an interrupted backup loses little.
+const PACKS_PER_SEGMENT: usize = 32;
+
+/// A blob the repository lacks, on its way to a worker.
+pub struct BlobJob {
+    pub id: BlobId,
+    pub kind: BlobKind,
+    pub data: Vec<u8>,
+}
+
+/// Something the backup could not include.
+#[derive(Debug, Clone)]
+pub enum Problem {
+    Unreadable { path: PathBuf, error: String },
+    /// Sockets, FIFOs, devices: not backed up by design.
+    Skipped { path: PathBuf },
+}
+
+pub enum Source {
+    Paths(Vec<PathBuf>),
+    Command { command: String, name: String },
+}
+
+pub struct BackupOptions {
+    pub hostname: String,
+    pub tags: Vec<String>,
+    /// Where the files cache lives; `None` disables it.
+    pub cache_dir: Option<PathBuf>,
+    pub progress: Arc<Progress>,
+}
+
+pub struct BackupOutcome {
+    pub id: ObjectId,
+    pub snapshot: Snapshot,
+    pub problems: Vec<Problem>,
+}
+
+pub async fn run(repo: Arc<Repository>, source: Source, opts: BackupOptions) -> Result<BackupOutcome> {
+    let started = Instant::now();
+    let start_time = jiff::Timestamp::now();
+    let index = Arc::new(repo.load_index().await?);
+
+    let (job_tx, job_rx) = crossbeam_channel::bounded::<BlobJob>(BLOB_QUEUE);
+    let (pack_tx, pack_rx) = tokio::sync::mpsc::channel::<FinishedPack>(PACK_QUEUE);
+    let workers: Vec<_> = (0..worker_count())
+        .map(|_| {
+            let (rx, tx, repo) = (job_rx.clone(), pack_tx.clone(), repo.clone());
+            std::thread::spawn(move || pack_worker(&repo, rx, tx))
+        })
+        .collect();
+    drop((job_rx, pack_tx));
+    let uploader = tokio::spawn(upload_packs(repo.clone(), pack_rx, opts.progress.clone()));
+
+    let (source_kind, source_names, cache_file) = describe(&repo, &source, opts.cache_dir.as_deref());
+    let chunker = Chunker::new(
+        &repo.key,
+        if matches!(source, Source::Command { .. }) { repo.config.chunker_stream } else { repo.config.chunker_files },
+    );
+    let mut walker = Walker::new(repo.key.clone(), chunker, index, job_tx, opts.progress.clone());
+    if let Some(path) = &cache_file {
+        walker.old_cache = FilesCache::load(path);
+    }
+    walker.cache_cutoff_ns = start_time.as_nanosecond().saturating_sub(2_000_000_000) as i64;
+    let walked = tokio::task::spawn_blocking(move || {
+        let root = match &source {
+            Source::Paths(paths) => walker.backup_paths(paths),
+            Source::Command { command, name } => walker.backup_command(command, name),
+        };
+        // Dropping the walker closes the queue, which lets the workers flush and stop.
+        (root, walker.stats, walker.problems, walker.new_cache)
+    })
+    .await
+    .map_err(|e| Error::Internal(e.to_string()))?;
+    tokio::task::spawn_blocking(move || workers.into_iter().for_each(|w| w.join().expect("pack worker panicked")))
+        .await
+        .map_err(|e| Error::Internal(e.to_string()))?;
+    let uploaded = uploader.await.map_err(|e| Error::Internal(e.to_string()))?;
+
+    let (root, mut stats, problems, new_cache) = walked;
+    // The uploader's error explains a walker that stopped because packing stopped.
+    let bytes_stored = uploaded?;
+    let (tree, refs) = root?;
+    stats.bytes_stored = bytes_stored;
+    stats.duration_ms = started.elapsed().as_millis() as u64;
+    let snapshot = Snapshot {
+        time: start_time.as_second(),
+        written: jiff::Timestamp::now().as_second(),
+        hostname: opts.hostname,
+        source_kind: source_kind.into(),
+        source: source_names,
+        tags: opts.tags,
+        tree,
+        refs,
+        partial: stats.unreadable > 0,
+        stats,
+        program: format!("arka {}", env!("CARGO_PKG_VERSION")),
+    };
+    let id = repo.put_object(ObjectKind::Snapshot, snapshot.encode(repo.key.meta_key())).await?;
+    if let Some(path) = cache_file {
+        // A cache that cannot be saved only costs re-reading next time.
+        if let Err(e) = new_cache.save(&path) {
+            tracing::warn!("could not save the files cache: {e}");
+        }
+    }
+    Ok(BackupOutcome { id, snapshot, problems })
+}
+
+fn worker_count() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)
+}
+
+/// What the snapshot says it backed up, and the files cache that goes with it.
+fn describe(repo: &Repository, source: &Source, cache_dir: Option<&std::path::Path>) -> (&'static str, Vec<String>, Option<PathBuf>) {
+    match source {
+        Source::Paths(paths) => {
+            let names: Vec<String> = paths.iter().map(|p| p.to_string_lossy().into_owned()).collect();
+            let cache = cache_dir.map(|d| files_cache::cache_path(d, &repo.config.repo_id, &names.join("\0")));
+            ("files", names, cache)
+        }
+        Source::Command { name, .. } => ("command", vec![name.clone()], None),
+    }
+}
+
+/// A worker: compresses and seals blobs into its own pack, and hands full packs on.
+fn pack_worker(repo: &Repository, jobs: crossbeam_channel::Receiver<BlobJob>, packs: tokio::sync::mpsc::Sender<FinishedPack>) {
+    let target = repo.config.pack_size as usize;
+    let new_packer = || Packer::new(&repo.recipients, *repo.key.meta_key(), target + (1 << 20));
+    let mut compressor = Compressor::new(repo.config.zstd_level);
+    let mut packer = new_packer();
+    for job in jobs {
+        let (compression, compressed) = compressor.encode(&job.data);
+        packer.add(job.id, job.kind, compression, job.data.len(), compressed.as_deref().unwrap_or(&job.data));
+        if packer.len() >= target {
+            let full = std::mem::replace(&mut packer, new_packer());
+            if packs.blocking_send(full.finish()).is_err() {
+                return; // the uploader failed; its error is reported
+            }
+        }
+    }
+    if !packer.is_empty() {
+        let _ = packs.blocking_send(packer.finish());
+    }
+}
+
+/// Uploads packs with bounded concurrency and indexes them. Returns the bytes stored.
+async fn upload_packs(
+    repo: Arc<Repository>,
+    packs: tokio::sync::mpsc::Receiver<FinishedPack>,
+    progress: Arc<Progress>,
+) -> Result<u64> {
+    let incoming = futures::stream::unfold(packs, |mut rx| async move { rx.recv().await.map(|p| (p, rx)) });
+    let mut uploads = incoming
+        .map(|pack| {
+            let repo = repo.clone();
+            async move {
+                let len = pack.bytes.len() as u64;
+                repo.store.put_new(&ObjectKind::Pack.key(&pack.id), pack.bytes.into()).await?;
+                Ok::<_, Error>(PackIndex { pack_id: pack.id, pack_len: len, blobs: pack.entries })
+            }
+        })
+        .buffer_unordered(UPLOADS_IN_FLIGHT)
+        .boxed();
+    let mut pending = IndexSegment::default();
+    let mut stored = 0u64;
+    while let Some(done) = uploads.next().await {
+        let done = match done {
+            Ok(d) => d,
+            Err(e) => {
+                // Index what did arrive so a retry reuses it; the original error is what matters.
+                let _ = write_segment(&repo, &mut pending).await;
+                return Err(e);
+            }
+        };
+        stored += done.pack_len;
+        progress.uploaded.fetch_add(done.pack_len, Ordering::Relaxed);
+        pending.packs.push(done);
+        if pending.packs.len() >= PACKS_PER_SEGMENT {
+            write_segment(&repo, &mut pending).await?;
+        }
+    }
+    write_segment(&repo, &mut pending).await?;
+    Ok(stored)
+}
+
+async fn write_segment(repo: &Repository, pending: &mut IndexSegment) -> Result<()> {
+    if pending.packs.is_empty() {
+        return Ok(());
+    }
+    let seg = std::mem::take(pending);
+    repo.put_object(ObjectKind::Index, seg.encode(repo.key.meta_key())).await?;
+    Ok(())
+}

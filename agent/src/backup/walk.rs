@@ -1,0 +1,356 @@
+//! The walker: the pipeline's first stage. It walks the source, reads files in large
+//! buffers, chunks and hashes them, and hands blobs the repository lacks to the workers.
+//! It builds each directory's tree and reference list bottom-up, so a directory is
+//! finished once its entries are.
+
+use std::collections::HashSet;
+use std::fs::Metadata;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use crossbeam_channel::Sender;
+
+use arka_proto::pack::BlobKind;
+use arka_proto::{AgentKey, BlobId, Node, NodeKind, SnapshotStats, Tree, TreeRefs};
+
+use super::files_cache::{CacheEntry, FilesCache};
+use super::{BlobJob, Problem};
+use crate::chunker::Chunker;
+use crate::error::{Error, Result};
+use crate::index::Index;
+use crate::platform::{name_to_bytes, platform_meta, time_to_ns, PlatformMeta};
+use crate::progress::Progress;
+
+pub struct Walker {
+    key: AgentKey,
+    chunker: Arc<Chunker>,
+    index: Arc<Index>,
+    queued: HashSet<BlobId>,
+    jobs: Sender<BlobJob>,
+    pub old_cache: FilesCache,
+    pub new_cache: FilesCache,
+    /// Files modified at or after this instant (ns) are not cached: they may change again
+    /// within the timestamp's resolution after we read them.
+    pub cache_cutoff_ns: i64,
+    pub stats: SnapshotStats,
+    pub problems: Vec<Problem>,
+    progress: Arc<Progress>,
+    buf: Vec<u8>,
+}
+
+/// Why reading one file failed: the file's own problem (recorded, backup goes on) or the
+/// backup's (it stops).
+enum FileError {
+    Unreadable(std::io::Error),
+    Fatal(Error),
+}
+
+impl Walker {
+    pub fn new(key: AgentKey, chunker: Chunker, index: Arc<Index>, jobs: Sender<BlobJob>, progress: Arc<Progress>) -> Self {
+        Self {
+            key,
+            chunker: Arc::new(chunker),
+            index,
+            queued: HashSet::new(),
+            jobs,
+            old_cache: FilesCache::default(),
+            new_cache: FilesCache::default(),
+            cache_cutoff_ns: i64::MAX,
+            stats: SnapshotStats::default(),
+            problems: Vec::new(),
+            progress,
+            buf: Vec::new(),
+        }
+    }
+
+    fn check_cancelled(&self) -> Result<()> {
+        if self.progress.cancelled.load(Ordering::Relaxed) {
+            return Err(Error::Interrupted);
+        }
+        Ok(())
+    }
+
+    fn known(&self, id: &BlobId) -> bool {
+        self.index.contains(id) || self.queued.contains(id)
+    }
+
+    /// Names a blob and queues it for packing unless the repository already has it.
+    fn store_blob(&mut self, kind: BlobKind, data: &[u8]) -> Result<BlobId> {
+        let id = self.key.blob_id(kind, data);
+        if !self.known(&id) {
+            self.queued.insert(id);
+            self.stats.blobs_new += 1;
+            self.stats.bytes_new += data.len() as u64;
+            self.jobs
+                .send(BlobJob { id, kind, data: data.to_vec() })
+                .map_err(|_| Error::Internal("the packing stage stopped".into()))?;
+        }
+        Ok(id)
+    }
+
+    /// Chunks a stream into data blobs; returns the blob IDs and the byte count.
+    fn store_stream(&mut self, reader: impl Read) -> Result<(Vec<BlobId>, u64), FileError> {
+        let mut ids = Vec::new();
+        let mut fatal = None;
+        let mut buf = std::mem::take(&mut self.buf);
+        let chunker = self.chunker.clone();
+        let result = chunker.chunk_reader(reader, &mut buf, |chunk| {
+            let stored = self.check_cancelled().and_then(|_| self.store_blob(BlobKind::Data, chunk));
+            match stored {
+                Ok(id) => {
+                    ids.push(id);
+                    self.stats.bytes_read += chunk.len() as u64;
+                    self.progress.bytes.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+                    Ok(())
+                }
+                Err(e) => {
+                    fatal = Some(e);
+                    Err(std::io::Error::other("backup stopped"))
+                }
+            }
+        });
+        self.buf = buf;
+        match (result, fatal) {
+            (_, Some(e)) => Err(FileError::Fatal(e)),
+            (Err(e), None) => Err(FileError::Unreadable(e)),
+            (Ok(n), None) => Ok((ids, n)),
+        }
+    }
+
+    /// Stores a directory's tree and reference list; returns (tree ID, refs ID).
+    fn store_tree(&mut self, mut nodes: Vec<Node>, subtrees: Vec<(BlobId, BlobId)>) -> Result<(BlobId, BlobId)> {
+        nodes.sort_by(|a, b| a.name.cmp(&b.name));
+        let mut seen = HashSet::new();
+        let data = nodes.iter().flat_map(|n| n.content.iter()).filter(|id| seen.insert(**id)).copied().collect();
+        let tree_id = self.store_blob(BlobKind::Tree, &Tree { nodes }.encode())?;
+        let refs_id = self.store_blob(BlobKind::Refs, &TreeRefs { data, subtrees }.encode())?;
+        Ok((tree_id, refs_id))
+    }
+
+    fn unreadable(&mut self, path: &Path, e: std::io::Error) {
+        self.stats.unreadable += 1;
+        self.problems.push(Problem::Unreadable { path: path.to_path_buf(), error: e.to_string() });
+    }
+
+    /// Backs up the given paths as the entries of one root tree, each named by its last
+    /// component. A top-level path that does not exist is an error (a typo, not a partial).
+    pub fn backup_paths(&mut self, paths: &[PathBuf]) -> Result<(BlobId, BlobId)> {
+        let mut nodes: Vec<Node> = Vec::new();
+        let mut subtrees = Vec::new();
+        for path in paths {
+            let meta = std::fs::symlink_metadata(path).map_err(|e| Error::io(path, e))?;
+            let name = top_level_name(path);
+            if nodes.iter().any(|n| n.name == name) {
+                return Err(Error::Usage(format!(
+                    "two paths end in the same name {:?}; back them up as separate sources",
+                    String::from_utf8_lossy(&name)
+                )));
+            }
+            if let Some(node) = self.entry(path, name, &meta, &mut subtrees)? {
+                nodes.push(node);
+            }
+        }
+        self.store_tree(nodes, subtrees)
+    }
+
+    fn entry(&mut self, path: &Path, name: Vec<u8>, meta: &Metadata, subtrees: &mut Vec<(BlobId, BlobId)>) -> Result<Option<Node>> {
+        self.check_cancelled()?;
+        let pm = platform_meta(meta);
+        let mut node = Node {
+            name,
+            kind: NodeKind::File,
+            mode: pm.mode,
+            mtime_ns: meta.modified().map(time_to_ns).unwrap_or(0),
+            uid: pm.uid,
+            gid: pm.gid,
+            attributes: pm.attributes,
+            size: 0,
+            content: Vec::new(),
+            subtree: None,
+            target: None,
+        };
+        let ft = meta.file_type();
+        if ft.is_dir() {
+            let Some((tree, refs)) = self.dir(path)? else { return Ok(None) };
+            node.kind = NodeKind::Dir;
+            node.subtree = Some(tree);
+            subtrees.push((tree, refs));
+            self.stats.dirs += 1;
+        } else if ft.is_file() {
+            match self.file(path, meta, &pm, node.mtime_ns) {
+                Ok((content, size)) => {
+                    node.content = content;
+                    node.size = size;
+                    self.stats.files += 1;
+                    self.stats.bytes += size;
+                    self.progress.files.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(FileError::Unreadable(e)) => {
+                    self.unreadable(path, e);
+                    return Ok(None);
+                }
+                Err(FileError::Fatal(e)) => return Err(e),
+            }
+        } else if ft.is_symlink() {
+            match std::fs::read_link(path) {
+                Ok(target) => {
+                    node.kind = NodeKind::Symlink;
+                    node.target = Some(name_to_bytes(target.as_os_str()));
+                }
+                Err(e) => {
+                    self.unreadable(path, e);
+                    return Ok(None);
+                }
+            }
+        } else {
+            self.stats.skipped_special += 1;
+            self.problems.push(Problem::Skipped { path: path.to_path_buf() });
+            return Ok(None);
+        }
+        Ok(Some(node))
+    }
+
+    fn dir(&mut self, path: &Path) -> Result<Option<(BlobId, BlobId)>> {
+        let entries = match std::fs::read_dir(path) {
+            Ok(rd) => rd,
+            Err(e) => {
+                self.unreadable(path, e);
+                return Ok(None);
+            }
+        };
+        let mut children = Vec::new();
+        for entry in entries {
+            match entry {
+                Ok(e) => children.push(e),
+                Err(e) => self.unreadable(path, e),
+            }
+        }
+        children.sort_by_key(|e| e.file_name());
+        let mut nodes = Vec::with_capacity(children.len());
+        let mut subtrees = Vec::new();
+        for child in children {
+            let child_path = child.path();
+            let meta = match std::fs::symlink_metadata(&child_path) {
+                Ok(m) => m,
+                Err(e) => {
+                    self.unreadable(&child_path, e);
+                    continue;
+                }
+            };
+            if let Some(node) = self.entry(&child_path, name_to_bytes(&child.file_name()), &meta, &mut subtrees)? {
+                nodes.push(node);
+            }
+        }
+        self.store_tree(nodes, subtrees).map(Some)
+    }
+
+    fn file(&mut self, path: &Path, meta: &Metadata, pm: &PlatformMeta, mtime_ns: i64) -> Result<(Vec<BlobId>, u64), FileError> {
+        let cache_key = self.key.path_hash(path.as_os_str().as_encoded_bytes());
+        if let Some(hit) = self.old_cache.get(&cache_key) {
+            let unchanged = hit.size == meta.len()
+                && hit.mtime_ns == mtime_ns
+                && hit.ctime_ns == pm.ctime_ns
+                && hit.inode == pm.inode
+                && hit.content.iter().all(|id| self.known(id));
+            if unchanged {
+                let hit = hit.clone();
+                self.progress.bytes.fetch_add(hit.size, Ordering::Relaxed);
+                let out = (hit.content.clone(), hit.size);
+                self.new_cache.insert(cache_key, hit);
+                return Ok(out);
+            }
+        }
+        let file = std::fs::File::open(path).map_err(FileError::Unreadable)?;
+        let (content, size) = self.store_stream(file)?;
+        if mtime_ns < self.cache_cutoff_ns && pm.ctime_ns < self.cache_cutoff_ns && size == meta.len() {
+            let entry = CacheEntry { size, mtime_ns, ctime_ns: pm.ctime_ns, inode: pm.inode, content: content.clone() };
+            self.new_cache.insert(cache_key, entry);
+        }
+        Ok((content, size))
+    }
+
+    /// Backs up a command's standard output as one file named `name`. The command's exit
+    /// status decides: anything but success (including death by a signal) is an error and
+    /// no snapshot is written.
+    pub fn backup_command(&mut self, command: &str, name: &str) -> Result<(BlobId, BlobId)> {
+        let failed = |reason: String| Error::CommandFailed { command: command.into(), reason };
+        let mut child = shell(command)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .map_err(|e| failed(format!("could not start it: {e}")))?;
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let mut stderr = child.stderr.take().expect("stderr is piped");
+        let stderr_tail = std::thread::spawn(move || {
+            let mut all = Vec::new();
+            let _ = stderr.read_to_end(&mut all);
+            let tail = &all[all.len().saturating_sub(2000)..];
+            String::from_utf8_lossy(tail).trim().to_string()
+        });
+        let streamed = self.store_stream(stdout);
+        if streamed.is_err() {
+            let _ = child.kill();
+        }
+        let status = child.wait().map_err(|e| failed(e.to_string()))?;
+        let stderr = stderr_tail.join().unwrap_or_default();
+        let (content, size) = match streamed {
+            Ok(v) => v,
+            Err(FileError::Fatal(e)) => return Err(e),
+            Err(FileError::Unreadable(e)) => return Err(failed(format!("reading its output failed: {e}"))),
+        };
+        if !status.success() {
+            let how = match status.code() {
+                Some(code) => format!("it exited with status {code}"),
+                None => "it was killed by a signal".to_string(),
+            };
+            let detail = if stderr.is_empty() { String::new() } else { format!("; its last words: {stderr}") };
+            return Err(failed(format!("{how}{detail}")));
+        }
+        let now = time_to_ns(std::time::SystemTime::now());
+        let node = Node {
+            name: name.as_bytes().to_vec(),
+            kind: NodeKind::File,
+            mode: Some(0o600),
+            mtime_ns: now,
+            uid: None,
+            gid: None,
+            attributes: None,
+            size,
+            content,
+            subtree: None,
+            target: None,
+        };
+        self.stats.files = 1;
+        self.stats.bytes = size;
+        self.store_tree(vec![node], Vec::new())
+    }
+}
+
+#[cfg(unix)]
+fn shell(command: &str) -> std::process::Command {
+    let mut c = std::process::Command::new("/bin/sh");
+    c.arg("-c").arg(command);
+    c
+}
+
+#[cfg(windows)]
+fn shell(command: &str) -> std::process::Command {
+    let mut c = std::process::Command::new("cmd");
+    c.arg("/C").arg(command);
+    c
+}
+
+/// The root-tree name of a backed-up path: its last component, or a readable stand-in
+/// for a filesystem root.
+fn top_level_name(path: &Path) -> Vec<u8> {
+    match path.file_name() {
+        Some(n) => name_to_bytes(n),
+        None => {
+            let s: String = path.to_string_lossy().chars().filter(|c| c.is_alphanumeric()).collect();
+            if s.is_empty() { b"root".to_vec() } else { s.into_bytes() }
+        }
+    }
+}

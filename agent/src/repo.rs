@@ -1,0 +1,140 @@
+//! A repository opened with a key: config, index, snapshots, and writing new ones.
+
+use bytes::Bytes;
+use futures::{StreamExt, TryStreamExt};
+
+use arka_proto::{
+    AgentKey, ChunkerParams, IndexSegment, ObjectId, RecoveryIdentities, Recipients, RepoConfig, Snapshot,
+};
+
+use crate::error::{Error, Result};
+use crate::index::Index;
+use crate::store::{ObjectKind, Store, CONFIG_KEY};
+
+/// Default pack size: large enough to keep object counts and S3 PUT costs low, small
+/// enough that a handful in flight keeps memory modest.
+pub const DEFAULT_PACK_SIZE: u32 = 16 << 20;
+const DEFAULT_ZSTD_LEVEL: i32 = 3;
+/// How many objects to fetch at once while loading the index or snapshot list.
+const LOAD_CONCURRENCY: usize = 8;
+
+pub struct Repository {
+    pub store: Store,
+    pub config: RepoConfig,
+    pub key: AgentKey,
+    pub recipients: Recipients,
+    /// Present only when opened with a recovery identity (restore, dump, ls).
+    pub identities: Option<RecoveryIdentities>,
+}
+
+impl Repository {
+    /// Creates a repository for `recipients` and returns its new agent key.
+    pub async fn init(store: Store, recipients: &[String], pack_size: Option<u32>) -> Result<(Self, AgentKey)> {
+        if store.get_opt(CONFIG_KEY).await?.is_some() {
+            return Err(Error::AlreadyARepository(store.display.clone()));
+        }
+        let recips = Recipients::parse(recipients)?;
+        let key = AgentKey::generate();
+        let config = RepoConfig {
+            repo_id: key.repo_id(),
+            created: jiff::Timestamp::now().as_second(),
+            chunker_files: ChunkerParams::FILES,
+            chunker_stream: ChunkerParams::STREAM,
+            zstd_level: DEFAULT_ZSTD_LEVEL,
+            pack_size: pack_size.unwrap_or(DEFAULT_PACK_SIZE),
+            recipients: recips.to_strings(),
+            sealed_agent_key: recips.seal(&key.to_raw()),
+        };
+        let bytes = config.encode(&key);
+        // Validate what we are about to write with the same decoder readers use.
+        RepoConfig::decode(&bytes, &key)?;
+        if !store.put_new(CONFIG_KEY, bytes.into()).await? {
+            return Err(Error::AlreadyARepository(store.display.clone()));
+        }
+        let repo = Self { store, config, key: key.clone(), recipients: recips, identities: None };
+        Ok((repo, key))
+    }
+
+    async fn read_config(store: &Store) -> Result<Bytes> {
+        store.get_opt(CONFIG_KEY).await?.ok_or_else(|| Error::NotARepository(store.display.clone()))
+    }
+
+    pub async fn open_with_agent_key(store: Store, key: AgentKey) -> Result<Self> {
+        let bytes = Self::read_config(&store).await?;
+        let config = RepoConfig::decode(&bytes, &key)?;
+        let recipients = Recipients::parse(&config.recipients)?;
+        Ok(Self { store, config, key, recipients, identities: None })
+    }
+
+    /// Opens with a recovery identity alone: the agent key is unsealed from the config.
+    pub async fn open_with_identity(store: Store, identities: RecoveryIdentities) -> Result<Self> {
+        let bytes = Self::read_config(&store).await?;
+        let (unauth, _, _) = RepoConfig::decode_unauthenticated(&bytes)?;
+        let raw = zeroize::Zeroizing::new(identities.open(&unauth.sealed_agent_key)?);
+        let key = AgentKey::from_raw(&raw)?;
+        let mut repo = Self::open_with_agent_key(store, key).await?;
+        repo.identities = Some(identities);
+        Ok(repo)
+    }
+
+    pub fn identities(&self) -> Result<&RecoveryIdentities> {
+        self.identities.as_ref().ok_or_else(|| Error::Usage("this operation needs a recovery identity (--identity)".into()))
+    }
+
+    /// Loads every index segment. A segment that fails to authenticate is an error: the
+    /// index is what keeps dedup and restore honest.
+    pub async fn load_index(&self) -> Result<Index> {
+        let ids = self.store.list(ObjectKind::Index).await?;
+        let meta_key = *self.key.meta_key();
+        let segments: Vec<IndexSegment> = futures::stream::iter(ids)
+            .map(|(id, _)| async move {
+                let key = ObjectKind::Index.key(&id);
+                let bytes = self.store.get(&key).await?;
+                check_object_id(&key, &id, &bytes)?;
+                IndexSegment::decode(&meta_key, &bytes).map_err(|e| Error::Corrupt { key, reason: e.to_string() })
+            })
+            .buffer_unordered(LOAD_CONCURRENCY)
+            .try_collect()
+            .await?;
+        let mut index = Index::default();
+        for s in &segments {
+            index.add_segment(s);
+        }
+        Ok(index)
+    }
+
+    /// All snapshots, oldest first.
+    pub async fn list_snapshots(&self) -> Result<Vec<(ObjectId, Snapshot)>> {
+        let ids = self.store.list(ObjectKind::Snapshot).await?;
+        let meta_key = *self.key.meta_key();
+        let mut snaps: Vec<(ObjectId, Snapshot)> = futures::stream::iter(ids)
+            .map(|(id, _)| async move {
+                let key = ObjectKind::Snapshot.key(&id);
+                let bytes = self.store.get(&key).await?;
+                check_object_id(&key, &id, &bytes)?;
+                let snap = Snapshot::decode(&meta_key, &bytes).map_err(|e| Error::Corrupt { key, reason: e.to_string() })?;
+                Ok::<_, Error>((id, snap))
+            })
+            .buffer_unordered(LOAD_CONCURRENCY)
+            .try_collect()
+            .await?;
+        snaps.sort_by_key(|(id, s)| (s.time, *id));
+        Ok(snaps)
+    }
+
+    /// Writes a content-addressed object of `kind`; returns its ID.
+    pub async fn put_object(&self, kind: ObjectKind, bytes: Vec<u8>) -> Result<ObjectId> {
+        let id = ObjectId::of(&bytes);
+        self.store.put_new(&kind.key(&id), bytes.into()).await?;
+        Ok(id)
+    }
+}
+
+/// Storage must return the bytes whose hash names the object; anything else is corruption
+/// (bit rot, a buggy or malicious store) and is reported, never used.
+pub fn check_object_id(key: &str, id: &ObjectId, bytes: &[u8]) -> Result<()> {
+    if ObjectId::of(bytes) != *id {
+        return Err(Error::Corrupt { key: key.into(), reason: "content does not match its hash".into() });
+    }
+    Ok(())
+}

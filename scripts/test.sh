@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The full test command: what CI runs (.ci/run) and what a developer runs before pushing.
+#   1. install missing test dependencies (idempotent, quiet on success)
+#   2. formatting, 3. clippy with warnings as errors, 4. the whole test suite in release
+#      mode (the large-file tests are too slow unoptimised).
+# Exits non-zero on the first failure; ends with cargo test's own summary lines.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ -n "${CI:-}" ]; then
+    export CARGO_TERM_COLOR=never
+fi
+
+step() { echo "==> $*" >&2; }
+
+step "install test dependencies"
+bash scripts/install-test-deps.sh
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy"
+cargo clippy --workspace --all-targets -- -D warnings
+
+step "cargo test --release"
+cargo test --workspace --release
