@@ -92,11 +92,13 @@ impl BlobReader {
             BlobKind::Refs => None,
             _ => Some(self.data_key(&pack_id, pack_len).await?),
         };
-        let sealed = self.repo.store.get_range(&key, loc.offset as u64..loc.offset as u64 + loc.stored_len as u64).await?;
+        let sealed =
+            self.repo.store.get_range(&key, loc.offset as u64..loc.offset as u64 + loc.stored_len as u64).await?;
         let repo = self.repo.clone();
         let id = *id;
         tokio::task::spawn_blocking(move || {
-            let corrupt = |reason: String| Error::Corrupt { key: key.clone(), reason: format!("blob {}: {reason}", id.short()) };
+            let corrupt =
+                |reason: String| Error::Corrupt { key: key.clone(), reason: format!("blob {}: {reason}", id.short()) };
             let opened = match &data_key {
                 None => open_meta(repo.key.meta_key(), REFS_LABEL, &sealed),
                 Some(k) => k.open_blob(loc.offset as u64, &id, loc.kind, &sealed),

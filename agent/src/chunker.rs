@@ -33,8 +33,18 @@ impl Chunker {
     pub fn cut(&self, data: &[u8]) -> usize {
         let [s, l, s_ls, l_ls] = self.masks;
         let p = &self.params;
-        let (_, len) =
-            cut_gear(data, p.min as usize, p.avg as usize, p.max as usize, s, l, s_ls, l_ls, &self.gear[..], &self.gear_ls[..]);
+        let (_, len) = cut_gear(
+            data,
+            p.min as usize,
+            p.avg as usize,
+            p.max as usize,
+            s,
+            l,
+            s_ls,
+            l_ls,
+            &self.gear[..],
+            &self.gear_ls[..],
+        );
         len.max(1).min(data.len())
     }
 

@@ -338,7 +338,9 @@ async fn backup(a: BackupArgs, out: &Output) -> Result<ExitCode> {
     // File names go to the operator's own terminal only, never to logs.
     for p in &outcome.problems {
         match p {
-            Problem::Unreadable { path, error } => eprintln!("arka: unreadable, not backed up: {}: {error}", path.display()),
+            Problem::Unreadable { path, error } => {
+                eprintln!("arka: unreadable, not backed up: {}: {error}", path.display())
+            }
             Problem::Skipped { path } => eprintln!("arka: special file skipped: {}", path.display()),
         }
     }
@@ -376,7 +378,10 @@ async fn backup(a: BackupArgs, out: &Output) -> Result<ExitCode> {
 async fn open_any(repo: &str, agent_key: Option<&PathBuf>, identity: Option<&PathBuf>) -> Result<Repository> {
     let store = Store::open(repo, false)?;
     match (identity, agent_key) {
-        (Some(id), _) => Repository::open_with_identity(store, load_identities(id, || passphrase_for("recovery identity", false))?).await,
+        (Some(id), _) => {
+            Repository::open_with_identity(store, load_identities(id, || passphrase_for("recovery identity", false))?)
+                .await
+        }
         (None, Some(k)) => Repository::open_with_agent_key(store, load_agent_key(k)?).await,
         (None, None) => Err(Error::Usage("give --agent-key or --identity".into())),
     }
@@ -514,5 +519,9 @@ pub fn human_bytes(n: u64) -> String {
         v /= 1024.0;
         u += 1;
     }
-    if u == 0 { format!("{n} B") } else { format!("{v:.1} {}", UNITS[u]) }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
 }

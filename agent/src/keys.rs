@@ -14,7 +14,8 @@ fn read_key_file(path: &Path, what: &str) -> Result<Vec<u8>> {
 
 pub fn load_agent_key(path: &Path) -> Result<AgentKey> {
     let bytes = read_key_file(path, "agent key")?;
-    let text = String::from_utf8(bytes).map_err(|_| Error::Usage(format!("{} is not an arka agent key file", path.display())))?;
+    let text = String::from_utf8(bytes)
+        .map_err(|_| Error::Usage(format!("{} is not an arka agent key file", path.display())))?;
     AgentKey::parse(&text).map_err(|e| Error::Usage(format!("{}: {e}", path.display())))
 }
 
@@ -24,11 +25,14 @@ pub fn load_identities(path: &Path, passphrase: impl FnOnce() -> Result<String>)
     let bytes = read_key_file(path, "recovery identity")?;
     let plain = if is_age_file(&bytes) {
         let pass = passphrase()?;
-        zeroize::Zeroizing::new(open_with_passphrase(&bytes, &pass).map_err(|e| Error::Usage(format!("{}: {e}", path.display())))?)
+        zeroize::Zeroizing::new(
+            open_with_passphrase(&bytes, &pass).map_err(|e| Error::Usage(format!("{}: {e}", path.display())))?,
+        )
     } else {
         zeroize::Zeroizing::new(bytes)
     };
-    let text = std::str::from_utf8(&plain).map_err(|_| Error::Usage(format!("{} is not an age identity file", path.display())))?;
+    let text = std::str::from_utf8(&plain)
+        .map_err(|_| Error::Usage(format!("{} is not an age identity file", path.display())))?;
     RecoveryIdentities::parse(text).map_err(|e| Error::Usage(format!("{}: {e}", path.display())))
 }
 
@@ -42,7 +46,9 @@ pub fn write_secret_file(path: &Path, contents: &[u8]) -> Result<()> {
         opts.mode(0o600);
     }
     let mut f = opts.open(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::AlreadyExists => Error::Usage(format!("{} already exists; refusing to overwrite a key", path.display())),
+        std::io::ErrorKind::AlreadyExists => {
+            Error::Usage(format!("{} already exists; refusing to overwrite a key", path.display()))
+        }
         _ => Error::io(path, e),
     })?;
     std::io::Write::write_all(&mut f, contents).map_err(|e| Error::io(path, e))?;

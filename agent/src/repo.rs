@@ -4,7 +4,7 @@ use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 
 use arka_proto::{
-    AgentKey, ChunkerParams, IndexSegment, ObjectId, RecoveryIdentities, Recipients, RepoConfig, Snapshot,
+    AgentKey, ChunkerParams, IndexSegment, ObjectId, Recipients, RecoveryIdentities, RepoConfig, Snapshot,
 };
 
 use crate::error::{Error, Result};
@@ -78,7 +78,9 @@ impl Repository {
     }
 
     pub fn identities(&self) -> Result<&RecoveryIdentities> {
-        self.identities.as_ref().ok_or_else(|| Error::Usage("this operation needs a recovery identity (--identity)".into()))
+        self.identities
+            .as_ref()
+            .ok_or_else(|| Error::Usage("this operation needs a recovery identity (--identity)".into()))
     }
 
     /// Loads every index segment. A segment that fails to authenticate is an error: the
@@ -112,7 +114,8 @@ impl Repository {
                 let key = ObjectKind::Snapshot.key(&id);
                 let bytes = self.store.get(&key).await?;
                 check_object_id(&key, &id, &bytes)?;
-                let snap = Snapshot::decode(&meta_key, &bytes).map_err(|e| Error::Corrupt { key, reason: e.to_string() })?;
+                let snap =
+                    Snapshot::decode(&meta_key, &bytes).map_err(|e| Error::Corrupt { key, reason: e.to_string() })?;
                 Ok::<_, Error>((id, snap))
             })
             .buffer_unordered(LOAD_CONCURRENCY)

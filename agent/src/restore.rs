@@ -121,7 +121,8 @@ pub async fn restore(
         std::fs::create_dir_all(&p).map_err(|err| Error::io(&p, err))?;
         summary.dirs += 1;
     }
-    let files: Vec<(PathBuf, &Node)> = entries.iter().filter(|e| e.node.kind == NodeKind::File).map(|e| (local(e), &e.node)).collect();
+    let files: Vec<(PathBuf, &Node)> =
+        entries.iter().filter(|e| e.node.kind == NodeKind::File).map(|e| (local(e), &e.node)).collect();
     summary.files = files.len() as u64;
     summary.bytes = files.iter().map(|(_, n)| n.size).sum();
     futures::stream::iter(files)

@@ -61,7 +61,11 @@ mod tests {
 
     #[test]
     fn selects_latest_by_id_and_at_time() {
-        let snaps = vec![(ObjectId([0xaa; 32]), snap(100)), (ObjectId([0xab; 32]), snap(200)), (ObjectId([0xcc; 32]), snap(300))];
+        let snaps = vec![
+            (ObjectId([0xaa; 32]), snap(100)),
+            (ObjectId([0xab; 32]), snap(200)),
+            (ObjectId([0xcc; 32]), snap(300)),
+        ];
         assert_eq!(select(&snaps, "latest", None).unwrap().1.time, 300);
         assert_eq!(select(&snaps, "latest", Some(250)).unwrap().1.time, 200);
         assert_eq!(select(&snaps, "latest", Some(200)).unwrap().1.time, 200);

@@ -63,9 +63,7 @@ impl Store {
     pub fn open(url: &str, create: bool) -> Result<Self> {
         let path = url.strip_prefix("file://").unwrap_or(url);
         if url.contains("://") && !url.starts_with("file://") {
-            return Err(Error::Usage(format!(
-                "unsupported repository URL {url:?}: use a local path or file:///path"
-            )));
+            return Err(Error::Usage(format!("unsupported repository URL {url:?}: use a local path or file:///path")));
         }
         if create {
             std::fs::create_dir_all(path).map_err(|e| Error::io(path, e))?;
@@ -100,22 +98,25 @@ impl Store {
     }
 
     pub async fn get(&self, key: &str) -> Result<Bytes> {
-        self.get_opt(key).await?.ok_or_else(|| Error::Corrupt { key: key.into(), reason: "the object is missing".into() })
+        self.get_opt(key)
+            .await?
+            .ok_or_else(|| Error::Corrupt { key: key.into(), reason: "the object is missing".into() })
     }
 
     /// Reads `range` of an object and checks the store returned exactly that many bytes.
     pub async fn get_range(&self, key: &str, range: Range<u64>) -> Result<Bytes> {
         let want = range.end - range.start;
-        let b = self
-            .inner
-            .get_range(&Path::from(key), range)
-            .await
-            .map_err(|e| match e {
-                object_store::Error::NotFound { .. } => Error::Corrupt { key: key.into(), reason: "the object is missing".into() },
-                e => Error::Store { op: "read", key: key.into(), source: e },
-            })?;
+        let b = self.inner.get_range(&Path::from(key), range).await.map_err(|e| match e {
+            object_store::Error::NotFound { .. } => {
+                Error::Corrupt { key: key.into(), reason: "the object is missing".into() }
+            }
+            e => Error::Store { op: "read", key: key.into(), source: e },
+        })?;
         if b.len() as u64 != want {
-            return Err(Error::Corrupt { key: key.into(), reason: format!("short read: wanted {want} bytes, got {}", b.len()) });
+            return Err(Error::Corrupt {
+                key: key.into(),
+                reason: format!("short read: wanted {want} bytes, got {}", b.len()),
+            });
         }
         Ok(b)
     }
@@ -124,12 +125,11 @@ impl Store {
     /// backend's temporary files), but a listing failure is an error.
     pub async fn list(&self, kind: ObjectKind) -> Result<Vec<(ObjectId, u64)>> {
         let prefix = Path::from(kind.dir());
-        let metas: Vec<_> = self
-            .inner
-            .list(Some(&prefix))
-            .try_collect()
-            .await
-            .map_err(|e| Error::Store { op: "list", key: kind.dir().into(), source: e })?;
+        let metas: Vec<_> = self.inner.list(Some(&prefix)).try_collect().await.map_err(|e| Error::Store {
+            op: "list",
+            key: kind.dir().into(),
+            source: e,
+        })?;
         Ok(metas
             .into_iter()
             .filter_map(|m| {

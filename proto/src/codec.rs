@@ -16,9 +16,11 @@ impl<'a> Reader<'a> {
     }
 
     pub fn take(&mut self, n: usize) -> Result<&'a [u8]> {
-        let end = self.pos.checked_add(n).filter(|&e| e <= self.buf.len()).ok_or(
-            Error::Truncated { what: self.what, needed: self.pos.saturating_add(n), have: self.buf.len() },
-        )?;
+        let end = self.pos.checked_add(n).filter(|&e| e <= self.buf.len()).ok_or(Error::Truncated {
+            what: self.what,
+            needed: self.pos.saturating_add(n),
+            have: self.buf.len(),
+        })?;
         let out = &self.buf[self.pos..end];
         self.pos = end;
         Ok(out)

@@ -27,9 +27,8 @@ impl Recipients {
             .iter()
             .map(|r| {
                 let r = r.as_ref().trim();
-                age::x25519::Recipient::from_str(r).map_err(|e| {
-                    Error::InvalidKey(format!("{r:?} is not an age X25519 recipient (age1…): {e}"))
-                })
+                age::x25519::Recipient::from_str(r)
+                    .map_err(|e| Error::InvalidKey(format!("{r:?} is not an age X25519 recipient (age1…): {e}")))
             })
             .collect::<Result<Vec<_>>>()
             .map(Self)

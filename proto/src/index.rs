@@ -63,7 +63,10 @@ impl IndexSegment {
             for _ in 0..m {
                 let e = PackBlobEntry::decode(&mut r)?;
                 if e.end() > pack_len {
-                    return Err(Error::Malformed { what: "index segment", reason: "blob past the end of its pack".into() });
+                    return Err(Error::Malformed {
+                        what: "index segment",
+                        reason: "blob past the end of its pack".into(),
+                    });
                 }
                 blobs.push(e);
             }

@@ -145,9 +145,9 @@ impl AgentKey {
                     .into(),
             ));
         }
-        let hex = line
-            .strip_prefix(AGENT_KEY_PREFIX)
-            .ok_or_else(|| Error::InvalidKey(format!("not an arka agent key (expected a line starting {AGENT_KEY_PREFIX})")))?;
+        let hex = line.strip_prefix(AGENT_KEY_PREFIX).ok_or_else(|| {
+            Error::InvalidKey(format!("not an arka agent key (expected a line starting {AGENT_KEY_PREFIX})"))
+        })?;
         let raw: [u8; RAW_LEN + CHECK_LEN] = from_hex(hex)
             .ok_or_else(|| Error::InvalidKey("the agent key line is damaged (wrong length or not hex)".into()))?;
         let (raw, check) = raw.split_at(RAW_LEN);

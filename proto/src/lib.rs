@@ -17,7 +17,7 @@ pub mod snapshot;
 pub mod tree;
 
 pub use config::{ChunkerParams, RepoConfig};
-pub use crypto::{DataKey, RecoveryIdentities, Recipients};
+pub use crypto::{DataKey, Recipients, RecoveryIdentities};
 pub use error::Error;
 pub use id::{BlobId, ObjectId, RepoId};
 pub use index::{IndexSegment, PackIndex};

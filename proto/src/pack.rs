@@ -170,9 +170,11 @@ pub fn decode_table(meta_key: &[u8; 32], pack: &[u8]) -> Result<Vec<PackBlobEntr
         return Err(Error::Truncated { what: "pack", needed: TRAILER_LEN, have: pack.len() });
     }
     let tlen = table_len(&pack[pack.len() - TRAILER_LEN..])?;
-    let table_start = (pack.len() - TRAILER_LEN)
-        .checked_sub(tlen)
-        .ok_or(Error::Truncated { what: "pack table", needed: tlen + TRAILER_LEN, have: pack.len() })?;
+    let table_start = (pack.len() - TRAILER_LEN).checked_sub(tlen).ok_or(Error::Truncated {
+        what: "pack table",
+        needed: tlen + TRAILER_LEN,
+        have: pack.len(),
+    })?;
     let blobs_start = HEADER_PREFIX_LEN + header_len(pack)?;
     let plain = crate::crypto::open_meta(meta_key, TABLE_LABEL, &pack[table_start..pack.len() - TRAILER_LEN])?;
     let mut r = Reader::new(&plain, "pack table");

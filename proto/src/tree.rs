@@ -75,7 +75,10 @@ impl Tree {
                 || n.name.contains(&0)
                 || (cfg!(windows) && n.name.contains(&b'\\'));
             if bad_name {
-                return Err(Error::Malformed { what: "tree", reason: "an entry name is empty, `.`, `..` or contains a separator".into() });
+                return Err(Error::Malformed {
+                    what: "tree",
+                    reason: "an entry name is empty, `.`, `..` or contains a separator".into(),
+                });
             }
         }
         Ok(tree)
@@ -127,7 +130,8 @@ mod tests {
 
     fn node_strategy() -> impl Strategy<Value = Node> {
         (
-            proptest::collection::vec(1u8..=255, 1..40).prop_filter("valid name", |n| !n.contains(&b'/') && n != b"." && n != b".."),
+            proptest::collection::vec(1u8..=255, 1..40)
+                .prop_filter("valid name", |n| !n.contains(&b'/') && n != b"." && n != b".."),
             0u8..3,
             any::<Option<u32>>(),
             any::<i64>(),
@@ -175,7 +179,21 @@ mod tests {
     #[test]
     fn hostile_names_are_refused() {
         for name in [&b".."[..], b"a/b", b"", b"."] {
-            let t = Tree { nodes: vec![Node { name: name.to_vec(), kind: NodeKind::File, mode: None, mtime_ns: 0, uid: None, gid: None, attributes: None, size: 0, content: vec![], subtree: None, target: None }] };
+            let t = Tree {
+                nodes: vec![Node {
+                    name: name.to_vec(),
+                    kind: NodeKind::File,
+                    mode: None,
+                    mtime_ns: 0,
+                    uid: None,
+                    gid: None,
+                    attributes: None,
+                    size: 0,
+                    content: vec![],
+                    subtree: None,
+                    target: None,
+                }],
+            };
             assert!(Tree::decode(&t.encode()).is_err(), "{name:?}");
         }
     }

@@ -50,9 +50,14 @@ pub struct BlobJob {
 /// Something the backup could not include.
 #[derive(Debug, Clone)]
 pub enum Problem {
-    Unreadable { path: PathBuf, error: String },
+    Unreadable {
+        path: PathBuf,
+        error: String,
+    },
     /// Sockets, FIFOs, devices: not backed up by design.
-    Skipped { path: PathBuf },
+    Skipped {
+        path: PathBuf,
+    },
 }
 
 pub enum Source {
@@ -149,7 +154,11 @@ fn worker_count() -> usize {
 }
 
 /// What the snapshot says it backed up, and the files cache that goes with it.
-fn describe(repo: &Repository, source: &Source, cache_dir: Option<&std::path::Path>) -> (&'static str, Vec<String>, Option<PathBuf>) {
+fn describe(
+    repo: &Repository,
+    source: &Source,
+    cache_dir: Option<&std::path::Path>,
+) -> (&'static str, Vec<String>, Option<PathBuf>) {
     match source {
         Source::Paths(paths) => {
             let names: Vec<String> = paths.iter().map(|p| p.to_string_lossy().into_owned()).collect();
@@ -161,7 +170,11 @@ fn describe(repo: &Repository, source: &Source, cache_dir: Option<&std::path::Pa
 }
 
 /// A worker: compresses and seals blobs into its own pack, and hands full packs on.
-fn pack_worker(repo: &Repository, jobs: crossbeam_channel::Receiver<BlobJob>, packs: tokio::sync::mpsc::Sender<FinishedPack>) {
+fn pack_worker(
+    repo: &Repository,
+    jobs: crossbeam_channel::Receiver<BlobJob>,
+    packs: tokio::sync::mpsc::Sender<FinishedPack>,
+) {
     let target = repo.config.pack_size as usize;
     let new_packer = || Packer::new(&repo.recipients, *repo.key.meta_key(), target + (1 << 20));
     let mut compressor = Compressor::new(repo.config.zstd_level);

@@ -48,7 +48,13 @@ enum FileError {
 }
 
 impl Walker {
-    pub fn new(key: AgentKey, chunker: Chunker, index: Arc<Index>, jobs: Sender<BlobJob>, progress: Arc<Progress>) -> Self {
+    pub fn new(
+        key: AgentKey,
+        chunker: Chunker,
+        index: Arc<Index>,
+        jobs: Sender<BlobJob>,
+        progress: Arc<Progress>,
+    ) -> Self {
         Self {
             key,
             chunker: Arc::new(chunker),
@@ -155,7 +161,13 @@ impl Walker {
         self.store_tree(nodes, subtrees)
     }
 
-    fn entry(&mut self, path: &Path, name: Vec<u8>, meta: &Metadata, subtrees: &mut Vec<(BlobId, BlobId)>) -> Result<Option<Node>> {
+    fn entry(
+        &mut self,
+        path: &Path,
+        name: Vec<u8>,
+        meta: &Metadata,
+        subtrees: &mut Vec<(BlobId, BlobId)>,
+    ) -> Result<Option<Node>> {
         self.check_cancelled()?;
         let pm = platform_meta(meta);
         let mut node = Node {
@@ -246,7 +258,13 @@ impl Walker {
         self.store_tree(nodes, subtrees).map(Some)
     }
 
-    fn file(&mut self, path: &Path, meta: &Metadata, pm: &PlatformMeta, mtime_ns: i64) -> Result<(Vec<BlobId>, u64), FileError> {
+    fn file(
+        &mut self,
+        path: &Path,
+        meta: &Metadata,
+        pm: &PlatformMeta,
+        mtime_ns: i64,
+    ) -> Result<(Vec<BlobId>, u64), FileError> {
         let cache_key = self.key.path_hash(path.as_os_str().as_encoded_bytes());
         if let Some(hit) = self.old_cache.get(&cache_key) {
             let unchanged = hit.size == meta.len()
@@ -350,7 +368,11 @@ fn top_level_name(path: &Path) -> Vec<u8> {
         Some(n) => name_to_bytes(n),
         None => {
             let s: String = path.to_string_lossy().chars().filter(|c| c.is_alphanumeric()).collect();
-            if s.is_empty() { b"root".to_vec() } else { s.into_bytes() }
+            if s.is_empty() {
+                b"root".to_vec()
+            } else {
+                s.into_bytes()
+            }
         }
     }
 }
