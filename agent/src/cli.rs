@@ -306,12 +306,23 @@ async fn init(a: InitArgs, out: &Output) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn cancel_on_ctrl_c(progress: &Arc<Progress>) {
+/// Ctrl-C or SIGTERM stops the backup at the next safe point: what was uploaded is
+/// indexed for the next run, and no snapshot is written.
+fn cancel_on_signal(progress: &Arc<Progress>) {
     let p = progress.clone();
     tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            p.cancelled.store(true, std::sync::atomic::Ordering::Relaxed);
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            let Ok(mut term) = signal(SignalKind::terminate()) else { return };
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
         }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+        p.cancelled.store(true, std::sync::atomic::Ordering::Relaxed);
     });
 }
 
@@ -325,7 +336,7 @@ async fn backup(a: BackupArgs, out: &Output) -> Result<ExitCode> {
         ),
     };
     let progress = Arc::new(Progress::default());
-    cancel_on_ctrl_c(&progress);
+    cancel_on_signal(&progress);
     let opts = BackupOptions {
         hostname: a.host.unwrap_or_else(hostname),
         tags: a.tags,

@@ -17,9 +17,13 @@ use crate::platform::{apply_permissions, name_from_bytes, ns_to_time, symlink};
 use crate::progress::Progress;
 
 /// Files restored at once.
-const FILES_IN_FLIGHT: usize = 4;
+const FILES_IN_FLIGHT: usize = 16;
 /// Blobs of one file fetched ahead of the one being written.
 const BLOBS_AHEAD: usize = 4;
+/// Plaintext held in memory across all files being restored, in MiB. Permits are taken
+/// in order (the semaphore is fair), so a file's earlier blobs always get theirs first and
+/// the budget cannot deadlock.
+const BUFFER_BUDGET_MIB: u32 = 64;
 
 pub async fn load_tree(reader: &BlobReader, id: &BlobId) -> Result<Tree> {
     let bytes = reader.read(id).await?;
@@ -125,8 +129,9 @@ pub async fn restore(
         entries.iter().filter(|e| e.node.kind == NodeKind::File).map(|e| (local(e), &e.node)).collect();
     summary.files = files.len() as u64;
     summary.bytes = files.iter().map(|(_, n)| n.size).sum();
+    let budget = tokio::sync::Semaphore::new(BUFFER_BUDGET_MIB as usize);
     futures::stream::iter(files)
-        .map(|(path, node)| restore_file(&reader, path, node, &progress))
+        .map(|(path, node)| restore_file(&reader, path, node, &budget, &progress))
         .buffer_unordered(FILES_IN_FLIGHT)
         .try_collect::<()>()
         .await?;
@@ -158,10 +163,16 @@ fn set_dir_mtime(_path: &Path, _mtime_ns: i64) {
     // Opening a directory handle needs FILE_FLAG_BACKUP_SEMANTICS; not worth unsafe code yet.
 }
 
-async fn restore_file(reader: &BlobReader, path: PathBuf, node: &Node, progress: &Progress) -> Result<()> {
+async fn restore_file(
+    reader: &BlobReader,
+    path: PathBuf,
+    node: &Node,
+    budget: &tokio::sync::Semaphore,
+    progress: &Progress,
+) -> Result<()> {
     let dir = path.parent().expect("restored files live in a directory");
     let tmp = dir.join(format!(".arka-restore-{}", arka_proto::id::to_hex(&rand::random::<[u8; 8]>())));
-    let result = write_file(reader, &tmp, node, progress).await;
+    let result = write_file(reader, &tmp, node, budget, progress).await;
     match result {
         Ok(()) => std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e)),
         Err(e) => {
@@ -171,11 +182,23 @@ async fn restore_file(reader: &BlobReader, path: PathBuf, node: &Node, progress:
     }
 }
 
-async fn write_file(reader: &BlobReader, tmp: &Path, node: &Node, progress: &Progress) -> Result<()> {
+async fn write_file(
+    reader: &BlobReader,
+    tmp: &Path,
+    node: &Node,
+    budget: &tokio::sync::Semaphore,
+    progress: &Progress,
+) -> Result<()> {
     let mut file = std::fs::File::create(tmp).map_err(|e| Error::io(tmp, e))?;
-    let mut blobs = futures::stream::iter(&node.content).map(|id| reader.read(id)).buffered(BLOBS_AHEAD);
+    let mut blobs = futures::stream::iter(&node.content)
+        .map(|id| async move {
+            let mib = reader.location(id)?.raw_len.div_ceil(1 << 20).clamp(1, BUFFER_BUDGET_MIB);
+            let permit = budget.acquire_many(mib).await.map_err(|e| Error::Internal(e.to_string()))?;
+            Ok::<_, Error>((reader.read(id).await?, permit))
+        })
+        .buffered(BLOBS_AHEAD);
     let mut written = 0u64;
-    while let Some(data) = blobs.try_next().await? {
+    while let Some((data, _permit)) = blobs.try_next().await? {
         tokio::task::block_in_place(|| {
             // All-zero blobs become holes, so sparse files stay sparse.
             if data.iter().all(|&b| b == 0) {
