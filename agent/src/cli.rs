@@ -361,7 +361,7 @@ async fn backup(a: BackupArgs, out: &Output) -> Result<ExitCode> {
     if out.json {
         let v = serde_json::json!({
             "snapshot_id": outcome.id.to_hex(),
-            "time": outcome.snapshot.time,
+            "time": rfc3339(outcome.snapshot.time_ns),
             "partial": outcome.snapshot.partial,
             "stats": s,
             "throughput_mb_s": mb_s,
@@ -409,11 +409,18 @@ async fn list_snapshots(a: SnapshotsArgs, out: &Output) -> Result<ExitCode> {
         let list: Vec<_> = snaps
             .iter()
             .map(|(id, s)| {
-                let mut v = serde_json::to_value(s).expect("snapshot serializes");
-                v["id"] = id.to_hex().into();
-                v["tree"] = s.tree.to_hex().into();
-                v["refs"] = s.refs.to_hex().into();
-                v
+                serde_json::json!({
+                    "id": id.to_hex(),
+                    "time": rfc3339(s.time_ns),
+                    "time_unix_ns": s.time_ns,
+                    "hostname": s.hostname,
+                    "source_kind": s.source_kind,
+                    "source": s.source,
+                    "tags": s.tags,
+                    "partial": s.partial,
+                    "stats": s.stats,
+                    "program": s.program,
+                })
             })
             .collect();
         println!("{}", serde_json::Value::Array(list));
@@ -421,9 +428,9 @@ async fn list_snapshots(a: SnapshotsArgs, out: &Output) -> Result<ExitCode> {
     }
     println!("{:<8}  {:<19}  {:<16}  {:<7}  {:>8}  {:>10}  source", "ID", "time", "host", "kind", "files", "size");
     for (id, s) in &snaps {
-        let time = jiff::Timestamp::from_second(s.time)
+        let time = jiff::Timestamp::from_nanosecond(s.time_ns as i128)
             .map(|t| t.to_zoned(jiff::tz::TimeZone::system()).strftime("%Y-%m-%d %H:%M:%S").to_string())
-            .unwrap_or_else(|_| s.time.to_string());
+            .unwrap_or_else(|_| s.time_ns.to_string());
         println!(
             "{:<8}  {:<19}  {:<16}  {:<7}  {:>8}  {:>10}  {}{}",
             id.short(),
@@ -520,6 +527,11 @@ fn hostname() -> String {
         .map(|s| s.trim().to_string())
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| "unknown".into())
+}
+
+/// A snapshot time for machines: RFC 3339 in UTC with nanoseconds.
+fn rfc3339(time_ns: i64) -> String {
+    jiff::Timestamp::from_nanosecond(time_ns as i128).map(|t| t.to_string()).unwrap_or_else(|_| time_ns.to_string())
 }
 
 pub fn human_bytes(n: u64) -> String {

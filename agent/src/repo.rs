@@ -121,7 +121,7 @@ impl Repository {
             .buffer_unordered(LOAD_CONCURRENCY)
             .try_collect()
             .await?;
-        snaps.sort_by_key(|(id, s)| (s.time, *id));
+        snaps.sort_by_key(|(id, s)| (s.time_ns, s.written_ns, *id));
         Ok(snaps)
     }
 

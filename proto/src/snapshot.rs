@@ -18,10 +18,11 @@ const LABEL: &str = "arka snapshot v1";
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Snapshot {
-    /// When the backup started, Unix seconds (UTC).
-    pub time: i64,
-    /// When the snapshot was written, Unix seconds (UTC).
-    pub written: i64,
+    /// When the backup started, Unix nanoseconds (UTC). Nanoseconds, so that snapshots
+    /// taken within one second still have an order.
+    pub time_ns: i64,
+    /// When the snapshot was written, Unix nanoseconds (UTC).
+    pub written_ns: i64,
     pub hostname: String,
     /// "files" or "command".
     pub source_kind: String,
@@ -80,7 +81,7 @@ mod tests {
         #[test]
         fn snapshot_round_trips(time in any::<i64>(), host in ".*", src in proptest::collection::vec(".*", 0..3), partial in any::<bool>(), files in any::<u64>()) {
             let s = Snapshot {
-                time, written: time, hostname: host, source_kind: "files".into(), source: src, tags: vec![],
+                time_ns: time, written_ns: time, hostname: host, source_kind: "files".into(), source: src, tags: vec![],
                 tree: BlobId([1; 32]), refs: BlobId([2; 32]), partial,
                 stats: SnapshotStats { files, ..Default::default() }, program: "arka test".into(),
             };

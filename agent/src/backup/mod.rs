@@ -127,8 +127,8 @@ pub async fn run(repo: Arc<Repository>, source: Source, opts: BackupOptions) -> 
     stats.bytes_stored = bytes_stored;
     stats.duration_ms = started.elapsed().as_millis() as u64;
     let snapshot = Snapshot {
-        time: start_time.as_second(),
-        written: jiff::Timestamp::now().as_second(),
+        time_ns: start_time.as_nanosecond() as i64,
+        written_ns: jiff::Timestamp::now().as_nanosecond() as i64,
         hostname: opts.hostname,
         source_kind: source_kind.into(),
         source: source_names,
