@@ -6,11 +6,11 @@ use std::sync::{Arc, Mutex};
 
 use arka_proto::crypto::open_meta;
 use arka_proto::pack::{self, BlobKind, Compression};
+use arka_proto::tree::REFS_SEAL_LABEL;
 use arka_proto::{BlobId, DataKey, ObjectId};
 
 use crate::error::{Error, Result};
 use crate::index::{Index, Location};
-use crate::packer::REFS_LABEL;
 use crate::repo::Repository;
 use crate::store::ObjectKind;
 
@@ -22,6 +22,7 @@ const PROBE_LEN: usize = 64 << 10;
 pub struct Compressor {
     ctx: zstd::bulk::Compressor<'static>,
     probe: zstd::bulk::Compressor<'static>,
+    check: zstd::bulk::Decompressor<'static>,
 }
 
 impl Compressor {
@@ -29,11 +30,14 @@ impl Compressor {
         Self {
             ctx: zstd::bulk::Compressor::new(level).expect("valid zstd level"),
             probe: zstd::bulk::Compressor::new(1).expect("valid zstd level"),
+            check: zstd::bulk::Decompressor::new().expect("zstd decompressor"),
         }
     }
 
     /// Returns the encoding to store. Already-compressed data (JPEG, JPEG-2000 DICOM) is
-    /// detected with a cheap probe of its start and stored as is.
+    /// detected with a cheap probe of its start and stored as is. Compressed output is
+    /// decompressed and compared before it is used: a compressor bug (restic #4523) must
+    /// never reach the repository, so on any mismatch the blob is stored uncompressed.
     pub fn encode(&mut self, data: &[u8]) -> (Compression, Option<Vec<u8>>) {
         if data.len() > PROBE_THRESHOLD {
             let probe = &data[..PROBE_LEN];
@@ -43,8 +47,18 @@ impl Compressor {
             }
         }
         match self.ctx.compress(data) {
-            Ok(c) if c.len() < data.len() => (Compression::Zstd, Some(c)),
+            Ok(c) if c.len() < data.len() && self.round_trips(&c, data) => (Compression::Zstd, Some(c)),
             _ => (Compression::None, None),
+        }
+    }
+
+    fn round_trips(&mut self, compressed: &[u8], data: &[u8]) -> bool {
+        match self.check.decompress(compressed, data.len()) {
+            Ok(back) if back == data => true,
+            _ => {
+                tracing::error!("zstd output did not decompress to its input; storing the blob uncompressed");
+                false
+            }
         }
     }
 }
@@ -100,7 +114,7 @@ impl BlobReader {
             let corrupt =
                 |reason: String| Error::Corrupt { key: key.clone(), reason: format!("blob {}: {reason}", id.short()) };
             let opened = match &data_key {
-                None => open_meta(repo.key.meta_key(), REFS_LABEL, &sealed),
+                None => open_meta(repo.key.meta_key(), REFS_SEAL_LABEL, &sealed),
                 Some(k) => k.open_blob(loc.offset as u64, &id, loc.kind, &sealed),
             }
             .map_err(|e| corrupt(e.to_string()))?;

@@ -2,10 +2,8 @@
 
 use arka_proto::crypto::seal_meta;
 use arka_proto::pack::{self, BlobKind, Compression, PackBlobEntry};
+use arka_proto::tree::REFS_SEAL_LABEL;
 use arka_proto::{BlobId, DataKey, ObjectId, Recipients};
-
-/// Associated-data label of reference-list blobs (sealed under the metadata key).
-pub const REFS_LABEL: &str = "arka refs v1";
 
 pub struct Packer {
     data_key: DataKey,
@@ -41,7 +39,7 @@ impl Packer {
     pub fn add(&mut self, id: BlobId, kind: BlobKind, compression: Compression, raw_len: usize, encoded: &[u8]) {
         let offset = self.buf.len();
         let sealed = match kind {
-            BlobKind::Refs => seal_meta(&self.meta_key, REFS_LABEL, encoded),
+            BlobKind::Refs => seal_meta(&self.meta_key, REFS_SEAL_LABEL, encoded),
             BlobKind::Data | BlobKind::Tree => self.data_key.seal_blob(offset as u64, &id, kind, encoded),
         };
         self.buf.extend_from_slice(&sealed);

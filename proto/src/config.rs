@@ -37,7 +37,9 @@ impl ChunkerParams {
             && self.min <= self.avg
             && self.avg <= self.max
             && self.max <= 16 << 20
-            && self.avg.is_power_of_two();
+            && self.avg.is_power_of_two()
+            && self.min % 2 == 0
+            && self.max % 2 == 0;
         if ok {
             Ok(())
         } else {

@@ -85,6 +85,10 @@ impl Tree {
     }
 }
 
+/// Associated data of reference-list blobs, which are sealed under the metadata key
+/// (`crypto::seal_meta`) rather than a pack's data key.
+pub const REFS_SEAL_LABEL: &str = "arka refs v1";
+
 /// The blob IDs one tree reaches directly: its files' content blobs and, for each
 /// subdirectory, the subtree's ID and the subtree's own reference list.
 ///

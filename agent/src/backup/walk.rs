@@ -130,7 +130,15 @@ impl Walker {
         nodes.sort_by(|a, b| a.name.cmp(&b.name));
         let mut seen = HashSet::new();
         let data = nodes.iter().flat_map(|n| n.content.iter()).filter(|id| seen.insert(**id)).copied().collect();
-        let tree_id = self.store_blob(BlobKind::Tree, &Tree { nodes }.encode())?;
+        let tree = Tree { nodes }.encode();
+        if tree.len() > arka_proto::pack::MAX_BLOB_LEN as usize {
+            return Err(Error::Usage(format!(
+                "a directory has too many entries ({} bytes of listing, the format allows {}); split it",
+                tree.len(),
+                arka_proto::pack::MAX_BLOB_LEN
+            )));
+        }
+        let tree_id = self.store_blob(BlobKind::Tree, &tree)?;
         let refs_id = self.store_blob(BlobKind::Refs, &TreeRefs { data, subtrees }.encode())?;
         Ok((tree_id, refs_id))
     }
