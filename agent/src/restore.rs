@@ -171,14 +171,20 @@ async fn restore_file(
     progress: &Progress,
 ) -> Result<()> {
     let dir = path.parent().expect("restored files live in a directory");
-    let tmp = dir.join(format!(".arka-restore-{}", arka_proto::id::to_hex(&rand::random::<[u8; 8]>())));
-    let result = write_file(reader, &tmp, node, budget, progress).await;
-    match result {
-        Ok(()) => std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e)),
-        Err(e) => {
-            let _ = std::fs::remove_file(&tmp);
-            Err(e)
-        }
+    let tmp = TempFile(dir.join(format!(".arka-restore-{}", arka_proto::id::to_hex(&rand::random::<[u8; 8]>()))));
+    write_file(reader, &tmp.0, node, budget, progress).await?;
+    std::fs::rename(&tmp.0, &path).map_err(|e| Error::io(&path, e))?;
+    std::mem::forget(tmp);
+    Ok(())
+}
+
+/// A file being restored under a temporary name. It is removed if the restore of it does
+/// not finish, including when another file's failure cancels this one mid-way.
+struct TempFile(PathBuf);
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
     }
 }
 

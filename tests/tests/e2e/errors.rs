@@ -1,0 +1,150 @@
+//! Failures an IT contractor meets must be clear: which key is wrong, which path is not
+//! a repository, which object is damaged — and a damaged restore leaves no bad files.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use arka_tests::os_args;
+use arka_tests::{
+    assert_same_tree, flip_byte, pseudo_random, restore_temp_files, same_contents, scan_tree, walk_files, write_file,
+    EntryKind, Fixture,
+};
+
+fn small_backup(fx: &Fixture) -> PathBuf {
+    let src = fx.path("src");
+    write_file(&src.join("Kowalski_Jan_CBCT.dcm"), &pseudo_random(51, 100_000));
+    write_file(&src.join("notes.txt"), b"note\n");
+    fx.backup_ok(&[&src], &[]);
+    src
+}
+
+#[test]
+fn a_foreign_recovery_identity_is_named_as_such() {
+    let fx = Fixture::new();
+    small_backup(&fx);
+    let other = fx.path("other.key");
+    fx.keygen(&other, false);
+    let target = fx.path("restored");
+    fx.arka(os_args!["restore", "--repo", fx.repo, "--identity", other, "latest", "--target", target])
+        .expect_code(1)
+        .expect_stderr("not one of this repository's recipients");
+    fx.arka(os_args!["ls", "--repo", fx.repo, "--identity", other, "latest"])
+        .expect_code(1)
+        .expect_stderr("not one of this repository's recipients");
+    assert!(!target.join("src").exists());
+}
+
+#[test]
+fn a_path_that_is_not_a_repository_is_named_as_such() {
+    let fx = Fixture::new();
+    let empty = fx.path("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let missing = fx.path("missing");
+    for repo in [&empty, &missing] {
+        fx.arka(os_args!["snapshots", "--repo", repo, "--agent-key", fx.agent_key])
+            .expect_code(1)
+            .expect_stderr("not an arka repository");
+        fx.arka(os_args!["restore", "--repo", repo, "--identity", fx.identity, "latest", "--target", fx.path("t")])
+            .expect_code(1)
+            .expect_stderr("not an arka repository");
+        fx.arka(os_args!["backup", "--repo", repo, "--agent-key", fx.agent_key, fx.path("repo")])
+            .expect_code(1)
+            .expect_stderr("not an arka repository");
+    }
+    assert!(walk_files(&empty).is_empty(), "a failed command wrote into a directory that is not a repository");
+}
+
+#[test]
+fn a_damaged_pack_fails_the_restore_without_leaving_bad_files() {
+    let fx = Fixture::new();
+    let src = fx.path("src");
+    for i in 0..6u64 {
+        write_file(&src.join(format!("scan_{i}.dcm")), &pseudo_random(60 + i, 5 << 20));
+    }
+    write_file(&src.join("notes.txt"), b"small\n");
+    fx.backup_ok(&[&src], &[]);
+
+    let largest = walk_files(&fx.repo.join("packs"))
+        .into_iter()
+        .max_by_key(|p| std::fs::metadata(p).unwrap().len())
+        .expect("some pack");
+    let len = std::fs::metadata(&largest).unwrap().len();
+    assert!(len > 4 << 20, "the largest pack is only {len} bytes");
+    flip_byte(&largest, len / 2);
+
+    // Each file on its own: the damaged one fails, the others still dump.
+    let mut failed = 0;
+    for i in 0..6 {
+        let name = format!("src/scan_{i}.dcm");
+        let out = fx.dump("latest", &name);
+        if out.code == 0 {
+            assert!(
+                out.stdout == std::fs::read(src.join(format!("scan_{i}.dcm"))).unwrap(),
+                "{name} dumped wrong bytes"
+            );
+        } else {
+            out.expect_code(1).expect_stderr("damaged");
+            failed += 1;
+        }
+    }
+    assert!(failed >= 1, "no file was affected by the damaged pack");
+
+    let target = fx.path("restored");
+    let out = fx.restore("latest", &target, &[]);
+    assert_ne!(out.code, 0, "restoring from a damaged pack succeeded:\n{}", out.stderr);
+    let out = out.expect_stderr("damaged");
+    let pack_name = largest.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(out.stderr.contains(&pack_name), "stderr does not name the damaged pack {pack_name}:\n{}", out.stderr);
+
+    if target.exists() {
+        let leftovers = restore_temp_files(&target);
+        for (rel, meta) in scan_tree(&target) {
+            if matches!(meta.kind, EntryKind::File { .. }) && !leftovers.contains(&rel) {
+                let rel = rel.strip_prefix("src").unwrap();
+                assert!(
+                    same_contents(&src.join(rel), &target.join("src").join(rel)),
+                    "{rel:?} was restored with damaged content"
+                );
+            }
+        }
+        assert!(leftovers.is_empty(), "a failed restore left temporary files behind: {leftovers:?}");
+    }
+}
+
+#[test]
+fn a_damaged_snapshot_is_named_by_its_object_key() {
+    let fx = Fixture::new();
+    small_backup(&fx);
+    let snap = walk_files(&fx.repo.join("snapshots")).pop().expect("a snapshot object");
+    let len = std::fs::metadata(&snap).unwrap().len();
+    flip_byte(&snap, len / 2);
+    let key = format!("snapshots/{}", snap.file_name().unwrap().to_string_lossy());
+    let mut list: Vec<OsString> = vec!["snapshots".into()];
+    list.extend(fx.agent_args());
+    fx.arka(list).expect_code(1).expect_stderr(&key).expect_stderr("damaged");
+    fx.restore("latest", &fx.path("t"), &[]).expect_code(1).expect_stderr(&key);
+}
+
+#[test]
+fn a_passphrase_protected_identity_restores_only_with_its_passphrase() {
+    let fx = Fixture::with_passphrase("x");
+    let identity = std::fs::read(&fx.identity).unwrap();
+    assert!(identity.starts_with(b"age-encryption.org/v1\n"), "the identity file is not passphrase-protected");
+    assert!(!arka_tests::contains(&identity, b"AGE-SECRET-KEY"), "the identity is stored in the clear");
+    let src = small_backup(&fx);
+
+    let target = fx.path("restored");
+    fx.restore("latest", &target, &[]).ok();
+    assert_same_tree(&src, &target.join("src"));
+
+    let wrong_target = fx.path("wrong");
+    let mut cmd = fx.command();
+    cmd.env("ARKA_PASSPHRASE", "not x")
+        .args(["restore", "latest", "--target"])
+        .arg(&wrong_target)
+        .args(fx.reader_args());
+    let out = arka_tests::run(cmd);
+    assert!(out.code == 1 || out.code == 2, "exit {} with a wrong passphrase:\n{}", out.code, out.stderr);
+    out.expect_stderr("wrong passphrase");
+    assert!(!wrong_target.join("src").exists(), "restored with a wrong passphrase");
+}

@@ -1,0 +1,73 @@
+//! Picking what to restore: a snapshot ID prefix, `latest --at TIME`, and `--path` for
+//! one subtree.
+
+use std::time::Duration;
+
+use arka_tests::{pseudo_random, same_contents, write_file, Fixture};
+
+/// A snapshot's `time` from `snapshots --json`: RFC 3339.
+fn time_of(snapshot: &serde_json::Value) -> jiff::Timestamp {
+    let text = snapshot["time"].as_str().unwrap_or_else(|| panic!("no RFC 3339 `time` in {snapshot}"));
+    text.parse().unwrap_or_else(|e| panic!("`time` {text:?} is not RFC 3339: {e}"))
+}
+
+/// `t` shifted by `seconds`, as RFC 3339 for `--at`.
+fn shifted(t: jiff::Timestamp, seconds: i64) -> String {
+    (t + jiff::SignedDuration::from_secs(seconds)).to_string()
+}
+
+#[test]
+fn snapshots_are_selected_by_id_prefix_time_and_path() {
+    let fx = Fixture::new();
+    let src = fx.path("src");
+    write_file(&src.join("version.txt"), b"version 1\n");
+    write_file(&src.join("imaging").join("Kowalski_Jan_CBCT.dcm"), &pseudo_random(41, 600_000));
+    write_file(&src.join("imaging").join("2026").join("pano.jpg"), &pseudo_random(42, 100_000));
+    write_file(&src.join("notes").join("Kowalski.txt"), b"note\n");
+    let first = fx.backup_ok(&[&src], &[]);
+    // Snapshot times have one-second resolution.
+    std::thread::sleep(Duration::from_millis(1100));
+    write_file(&src.join("version.txt"), b"version 2, a little longer\n");
+    let second = fx.backup_ok(&[&src], &[]);
+
+    let snaps = fx.snapshots();
+    assert_eq!(snaps.len(), 2);
+    let (id1, id2) = (first["snapshot_id"].as_str().unwrap(), second["snapshot_id"].as_str().unwrap());
+    assert_eq!(snaps[0]["id"].as_str(), Some(id1), "snapshots are not listed oldest first");
+    let (t1, t2) = (time_of(&snaps[0]), time_of(&snaps[1]));
+    assert!(t2.as_second() > t1.as_second(), "times {t1} and {t2}");
+
+    let version_in = |target: &std::path::Path| std::fs::read_to_string(target.join("src/version.txt")).unwrap();
+
+    let by_id = fx.path("by_id");
+    fx.restore(&id1[..8], &by_id, &[]).ok();
+    assert_eq!(version_in(&by_id), "version 1\n");
+    let by_upper_id = fx.path("by_upper_id");
+    fx.restore(&id2[..6].to_ascii_uppercase(), &by_upper_id, &[]).ok();
+    assert_eq!(version_in(&by_upper_id), "version 2, a little longer\n");
+
+    // Between the two (at least 1.1 s apart): the older one.
+    let between = fx.path("between");
+    let out = fx.restore("latest", &between, &["--at", &shifted(t2, -1)]).ok();
+    assert_eq!(out.json()["snapshot_id"].as_str(), Some(id1));
+    assert_eq!(version_in(&between), "version 1\n");
+    let at_second = fx.path("at_second");
+    fx.restore("latest", &at_second, &["--at", &shifted(t2, 5)]).ok();
+    assert_eq!(version_in(&at_second), "version 2, a little longer\n");
+    fx.restore("latest", &fx.path("too_early"), &["--at", &shifted(t1, -1)])
+        .expect_code(1)
+        .expect_stderr("no snapshot matches");
+
+    // One subtree only, in its place within the snapshot.
+    let subtree = fx.path("subtree");
+    fx.restore(&id1[..8], &subtree, &["--path", "src/imaging"]).ok();
+    let scan = "src/imaging/Kowalski_Jan_CBCT.dcm";
+    assert!(same_contents(&src.join("imaging/Kowalski_Jan_CBCT.dcm"), &subtree.join(scan)));
+    assert!(same_contents(&src.join("imaging/2026/pano.jpg"), &subtree.join("src/imaging/2026/pano.jpg")));
+    assert!(!subtree.join("src/version.txt").exists(), "--path restored a file outside the subtree");
+    assert!(!subtree.join("src/notes").exists(), "--path restored a directory outside the subtree");
+
+    let dumped = fx.dump(&id1[..8], "src/version.txt").ok();
+    assert_eq!(dumped.stdout, b"version 1\n");
+    fx.dump("latest", "src/no_such_file.txt").expect_code(1).expect_stderr("not in the snapshot");
+}
