@@ -89,10 +89,6 @@ impl BlobReader {
         Self { repo, index, data_keys: Mutex::new(HashMap::new()) }
     }
 
-    pub fn index(&self) -> &Index {
-        &self.index
-    }
-
     pub fn location(&self, id: &BlobId) -> Result<Location> {
         self.index.get(id).copied().ok_or_else(|| Error::MissingBlob { blob: id.to_hex() })
     }

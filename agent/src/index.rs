@@ -64,12 +64,4 @@ impl Index {
     pub fn pack_of(&self, loc: &Location) -> (ObjectId, u64) {
         self.packs[loc.pack as usize]
     }
-
-    pub fn blob_count(&self) -> usize {
-        self.blobs.len()
-    }
-
-    pub fn blob_ids(&self) -> impl Iterator<Item = &BlobId> {
-        self.blobs.keys()
-    }
 }

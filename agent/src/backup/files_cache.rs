@@ -51,10 +51,6 @@ impl FilesCache {
         self.entries.insert(key, entry);
     }
 
-    pub fn len(&self) -> usize {
-        self.entries.len()
-    }
-
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
