@@ -49,6 +49,8 @@ enum Command {
     Restore(RestoreArgs),
     /// Write one file of a snapshot to standard output (recovery identity).
     Dump(DumpArgs),
+    /// Copy what another target lacks (no keys needed: objects are checked by hash).
+    Sync(SyncArgs),
 }
 
 #[derive(Args)]
@@ -163,6 +165,15 @@ struct RestoreArgs {
 }
 
 #[derive(Args)]
+struct SyncArgs {
+    #[command(flatten)]
+    repo: RepoArg,
+    /// The target to bring up to date: a path, file:///path or s3://bucket/prefix.
+    #[arg(long)]
+    to: String,
+}
+
+#[derive(Args)]
 struct DumpArgs {
     #[command(flatten)]
     repo: RepoArg,
@@ -201,6 +212,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Ls(a) => ls(a, &out).await,
         Command::Restore(a) => restore(a, &out).await,
         Command::Dump(a) => dump(a).await,
+        Command::Sync(a) => sync(a, &out).await,
     }
 }
 
@@ -516,6 +528,33 @@ async fn dump(a: DumpArgs) -> Result<ExitCode> {
     let entry = restore::find(&reader, &snap, &a.path).await?;
     let mut stdout = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout());
     restore::dump(&reader, &entry.node, &mut stdout).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn sync(a: SyncArgs, out: &Output) -> Result<ExitCode> {
+    let from = Store::open(&a.repo.repo, false)?;
+    let to = Store::open(&a.to, true)?;
+    let progress = Arc::new(Progress::default());
+    let started = std::time::Instant::now();
+    let guard = out.progress_bar(&progress, "copied");
+    let report = crate::sync::sync(&from, &to, &progress).await?;
+    drop(guard);
+    let secs = started.elapsed().as_secs_f64().max(0.001);
+    if out.json {
+        println!("{}", serde_json::json!({ "report": report, "seconds": secs }));
+    } else {
+        println!(
+            "synced {} to {}: {} packs, {} index segments, {} snapshots copied ({}, {:.0} MB/s); {} objects already there",
+            from.display,
+            to.display,
+            report.packs_copied,
+            report.index_copied,
+            report.snapshots_copied,
+            human_bytes(report.bytes_copied),
+            report.bytes_copied as f64 / 1e6 / secs,
+            report.already_present
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -10,8 +10,8 @@ use std::path::PathBuf;
 pub enum Error {
     #[error("{0}")]
     Format(#[from] arka_proto::Error),
-    #[error("storage: {op} {key}: {source}")]
-    Store { op: &'static str, key: String, source: object_store::Error },
+    #[error("storage: {op} {key}: {source}{}", advice.map(|a| format!("\n  hint: {a}")).unwrap_or_default())]
+    Store { op: &'static str, key: String, source: object_store::Error, advice: Option<&'static str> },
     #[error("{0} is not an arka repository (it has no config object); check --repo, or run `arka init`")]
     NotARepository(String),
     #[error("{0} already holds an arka repository; refusing to overwrite it")]
@@ -37,6 +37,11 @@ pub enum Error {
 }
 
 impl Error {
+    pub fn store(op: &'static str, key: impl Into<String>, source: object_store::Error) -> Self {
+        let advice = crate::store::advice(&source);
+        Self::Store { op, key: key.into(), source, advice }
+    }
+
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Self::Io { path: path.into(), source }
     }

@@ -17,6 +17,7 @@ pub mod repo;
 pub mod restore;
 pub mod snapshots;
 pub mod store;
+pub mod sync;
 
 pub use error::{Error, Result};
 pub use repo::Repository;

@@ -6,6 +6,8 @@
 //! - a put that returns `Ok` is durable (the local backend fsyncs file and directory);
 //! - a listing error is an error, never an empty listing.
 
+mod open;
+
 use std::ops::Range;
 use std::sync::Arc;
 
@@ -17,6 +19,8 @@ use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload}
 use arka_proto::ObjectId;
 
 use crate::error::{Error, Result};
+use open::open_backend;
+pub use open::{advice, Location};
 
 /// Kinds of objects and where they live under the repository root.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -58,23 +62,12 @@ impl Store {
         Self { inner, display }
     }
 
-    /// Opens a repository URL: a path or `file:///…` for now. `create` makes a missing
-    /// directory (for `init`); otherwise a missing one means the URL is wrong.
+    /// Opens a repository URL: a path, `file:///path` or `s3://bucket/prefix`. `create`
+    /// makes a missing local directory (for `init`); otherwise a missing one means the URL
+    /// is wrong.
     pub fn open(url: &str, create: bool) -> Result<Self> {
-        let path = url.strip_prefix("file://").unwrap_or(url);
-        if url.contains("://") && !url.starts_with("file://") {
-            return Err(Error::Usage(format!("unsupported repository URL {url:?}: use a local path or file:///path")));
-        }
-        if create {
-            std::fs::create_dir_all(path).map_err(|e| Error::io(path, e))?;
-        } else if !std::path::Path::new(path).is_dir() {
-            return Err(Error::NotARepository(path.into()));
-        }
-        let fs = object_store::local::LocalFileSystem::new_with_prefix(path)
-            .map_err(|e| Error::Store { op: "open", key: path.into(), source: e })?
-            .with_fsync(true)
-            .with_automatic_cleanup(true);
-        Ok(Self::new(Arc::new(fs), path.to_string()))
+        let location = Location::parse(url)?;
+        Ok(Self::new(open_backend(&location, create)?, url.to_string()))
     }
 
     /// Writes an object unless it exists. Returns whether it was written.
@@ -83,7 +76,7 @@ impl Store {
         match self.inner.put_opts(&Path::from(key), PutPayload::from(bytes), opts).await {
             Ok(_) => Ok(true),
             Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
-            Err(e) => Err(Error::Store { op: "write", key: key.into(), source: e }),
+            Err(e) => Err(Error::store("write", key, e)),
         }
     }
 
@@ -93,7 +86,7 @@ impl Store {
         match result {
             Ok(b) => Ok(Some(b)),
             Err(object_store::Error::NotFound { .. }) => Ok(None),
-            Err(e) => Err(Error::Store { op: "read", key: key.into(), source: e }),
+            Err(e) => Err(Error::store("read", key, e)),
         }
     }
 
@@ -110,7 +103,7 @@ impl Store {
             object_store::Error::NotFound { .. } => {
                 Error::Corrupt { key: key.into(), reason: "the object is missing".into() }
             }
-            e => Error::Store { op: "read", key: key.into(), source: e },
+            e => Error::store("read", key, e),
         })?;
         if b.len() as u64 != want {
             return Err(Error::Corrupt {
@@ -125,11 +118,8 @@ impl Store {
     /// backend's temporary files), but a listing failure is an error.
     pub async fn list(&self, kind: ObjectKind) -> Result<Vec<(ObjectId, u64)>> {
         let prefix = Path::from(kind.dir());
-        let metas: Vec<_> = self.inner.list(Some(&prefix)).try_collect().await.map_err(|e| Error::Store {
-            op: "list",
-            key: kind.dir().into(),
-            source: e,
-        })?;
+        let metas: Vec<_> =
+            self.inner.list(Some(&prefix)).try_collect().await.map_err(|e| Error::store("list", kind.dir(), e))?;
         Ok(metas
             .into_iter()
             .filter_map(|m| {
