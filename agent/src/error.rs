@@ -11,7 +11,7 @@ pub enum Error {
     #[error("{0}")]
     Format(#[from] arka_proto::Error),
     #[error("storage: {op} {key}: {source}{}", advice.map(|a| format!("\n  hint: {a}")).unwrap_or_default())]
-    Store { op: &'static str, key: String, source: object_store::Error, advice: Option<&'static str> },
+    Store { op: &'static str, key: String, source: Box<object_store::Error>, advice: Option<&'static str> },
     #[error("{0} is not an arka repository (it has no config object); check --repo, or run `arka init`")]
     NotARepository(String),
     #[error("{0} already holds an arka repository; refusing to overwrite it")]
@@ -39,7 +39,7 @@ pub enum Error {
 impl Error {
     pub fn store(op: &'static str, key: impl Into<String>, source: object_store::Error) -> Self {
         let advice = crate::store::advice(&source);
-        Self::Store { op, key: key.into(), source, advice }
+        Self::Store { op, key: key.into(), source: Box::new(source), advice }
     }
 
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
@@ -49,7 +49,7 @@ impl Error {
     /// Whether retrying the same operation may succeed (network blips, throttling).
     pub fn is_retryable(&self) -> bool {
         match self {
-            Self::Store { source, .. } => matches!(source, object_store::Error::Generic { .. }),
+            Self::Store { source, .. } => matches!(**source, object_store::Error::Generic { .. }),
             _ => false,
         }
     }
