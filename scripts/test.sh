@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The full test command: what CI runs (.ci/run) and what a developer runs before pushing.
 #   1. install missing test dependencies (idempotent, quiet on success)
-#   2. formatting, 3. clippy with warnings as errors, 4. the whole test suite in release
+#   2. formatting, 3. clippy with warnings as errors, 4. a 15 s fuzz smoke per proto
+#      decoder (scripts/fuzz.sh --smoke), 5. the whole test suite in release
 #      mode (the large-file tests are too slow unoptimised).
 # Exits non-zero on the first failure; ends with cargo test's own summary lines.
 set -euo pipefail
@@ -21,6 +22,9 @@ cargo fmt --all -- --check
 
 step "cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
+
+step "fuzz smoke (scripts/fuzz.sh --smoke)"
+bash scripts/fuzz.sh --smoke
 
 step "cargo test --release"
 cargo test --workspace --release

@@ -176,6 +176,9 @@ pub fn decode_table(meta_key: &[u8; 32], pack: &[u8]) -> Result<Vec<PackBlobEntr
         have: pack.len(),
     })?;
     let blobs_start = HEADER_PREFIX_LEN + header_len(pack)?;
+    if blobs_start > table_start {
+        return Err(Error::Malformed { what: "pack", reason: "the blob table overlaps the header".into() });
+    }
     let plain = crate::crypto::open_meta(meta_key, TABLE_LABEL, &pack[table_start..pack.len() - TRAILER_LEN])?;
     let mut r = Reader::new(&plain, "pack table");
     let n = r.count(ENTRY_LEN)?;
