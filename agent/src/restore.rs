@@ -119,7 +119,11 @@ pub async fn restore(
         }
         p
     };
-    // Directories first, so files have somewhere to go.
+    // Directories first, so files have somewhere to go; with --path, that includes the
+    // parents of the starting point, which are not entries themselves.
+    if let Some(parent) = entries.first().map(&local).as_deref().and_then(Path::parent) {
+        std::fs::create_dir_all(parent).map_err(|err| Error::io(parent, err))?;
+    }
     for e in entries.iter().filter(|e| e.node.kind == NodeKind::Dir) {
         let p = local(e);
         std::fs::create_dir_all(&p).map_err(|err| Error::io(&p, err))?;

@@ -67,6 +67,12 @@ fn snapshots_are_selected_by_id_prefix_time_and_path() {
     assert!(!subtree.join("src/version.txt").exists(), "--path restored a file outside the subtree");
     assert!(!subtree.join("src/notes").exists(), "--path restored a directory outside the subtree");
 
+    // A single file, with the directories above it created.
+    let one_file = fx.path("one_file");
+    fx.restore(&id1[..8], &one_file, &["--path", "src/imaging/2026/pano.jpg"]).ok();
+    assert!(same_contents(&src.join("imaging/2026/pano.jpg"), &one_file.join("src/imaging/2026/pano.jpg")));
+    assert!(!one_file.join("src/imaging/Kowalski_Jan_CBCT.dcm").exists(), "--path restored a sibling");
+
     let dumped = fx.dump(&id1[..8], "src/version.txt").ok();
     assert_eq!(dumped.stdout, b"version 1\n");
     fx.dump("latest", "src/no_such_file.txt").expect_code(1).expect_stderr("not in the snapshot");
