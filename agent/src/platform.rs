@@ -39,7 +39,8 @@ pub fn platform_meta(m: &Metadata) -> PlatformMeta {
         uid: None,
         gid: None,
         attributes: Some(m.file_attributes()),
-        ctime_ns: m.creation_time() as i64,
+        // Windows has no change time in std; creation time, as Unix-epoch ns like mtime_ns.
+        ctime_ns: m.created().map(time_to_ns).unwrap_or(0),
         inode: 0,
     }
 }

@@ -364,8 +364,11 @@ fn shell(command: &str) -> std::process::Command {
 
 #[cfg(windows)]
 fn shell(command: &str) -> std::process::Command {
+    use std::os::windows::process::CommandExt;
+    // Passed verbatim: `arg` would escape quotes MSVC-style (\"), which cmd does not
+    // understand. /S makes cmd strip exactly the outer pair of quotes we add.
     let mut c = std::process::Command::new("cmd");
-    c.arg("/C").arg(command);
+    c.raw_arg(format!("/S /C \"{command}\""));
     c
 }
 
