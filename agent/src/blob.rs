@@ -77,6 +77,32 @@ pub fn decode(compression: Compression, raw_len: u32, encoded: Vec<u8>) -> std::
     }
 }
 
+/// Opens one sealed blob read from `pack_key` and checks its content against its ID.
+/// `data_key` is needed for Data and Tree blobs (a recovery identity unwrapped it);
+/// Refs blobs open with the agent key alone.
+pub fn open_blob(
+    agent_key: &arka_proto::AgentKey,
+    data_key: Option<&DataKey>,
+    pack_key: &str,
+    id: &BlobId,
+    loc: &Location,
+    sealed: &[u8],
+) -> Result<Vec<u8>> {
+    let corrupt =
+        |reason: String| Error::Corrupt { key: pack_key.into(), reason: format!("blob {}: {reason}", id.short()) };
+    let opened = match (loc.kind, data_key) {
+        (BlobKind::Refs, _) => open_meta(agent_key.meta_key(), REFS_SEAL_LABEL, sealed),
+        (_, Some(k)) => k.open_blob(loc.offset as u64, id, loc.kind, sealed),
+        (_, None) => return Err(Error::Usage("reading file contents needs a recovery identity".into())),
+    }
+    .map_err(|e| corrupt(e.to_string()))?;
+    let plain = decode(loc.compression, loc.raw_len, opened).map_err(corrupt)?;
+    if agent_key.blob_id(loc.kind, &plain) != *id {
+        return Err(corrupt("content does not match its ID".into()));
+    }
+    Ok(plain)
+}
+
 /// Reads blobs for restore and verify. Pack data keys are unwrapped once per pack.
 pub struct BlobReader {
     repo: Arc<Repository>,
@@ -106,22 +132,14 @@ impl BlobReader {
             self.repo.store.get_range(&key, loc.offset as u64..loc.offset as u64 + loc.stored_len as u64).await?;
         let repo = self.repo.clone();
         let id = *id;
-        tokio::task::spawn_blocking(move || {
-            let corrupt =
-                |reason: String| Error::Corrupt { key: key.clone(), reason: format!("blob {}: {reason}", id.short()) };
-            let opened = match &data_key {
-                None => open_meta(repo.key.meta_key(), REFS_SEAL_LABEL, &sealed),
-                Some(k) => k.open_blob(loc.offset as u64, &id, loc.kind, &sealed),
-            }
-            .map_err(|e| corrupt(e.to_string()))?;
-            let plain = decode(loc.compression, loc.raw_len, opened).map_err(corrupt)?;
-            if repo.key.blob_id(loc.kind, &plain) != id {
-                return Err(corrupt("content does not match its ID".into()));
-            }
-            Ok(plain)
-        })
-        .await
-        .map_err(|e| Error::Internal(e.to_string()))?
+        tokio::task::spawn_blocking(move || open_blob(&repo.key, data_key.as_ref(), &key, &id, &loc, &sealed))
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))?
+    }
+
+    /// The data key of a pack, for callers that hold the pack's bytes already.
+    pub async fn pack_data_key(&self, pack_id: &ObjectId, pack_len: u64) -> Result<DataKey> {
+        self.data_key(pack_id, pack_len).await
     }
 
     async fn data_key(&self, pack_id: &ObjectId, pack_len: u64) -> Result<DataKey> {

@@ -11,6 +11,17 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use crate::backup::{self, BackupOptions, Problem, Source};
+
+/// Prints a line to stdout. A closed stdout (`arka ls … | head`) ends the process quietly
+/// with the status a SIGPIPE would give, instead of panicking.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if writeln!(std::io::stdout().lock(), $($arg)*).is_err() {
+            std::process::exit(141);
+        }
+    }};
+}
 use crate::blob::BlobReader;
 use crate::error::{Error, Result};
 use crate::keys::{load_agent_key, load_identities, write_secret_file};
@@ -51,6 +62,9 @@ enum Command {
     Dump(DumpArgs),
     /// Copy what another target lacks (no keys needed: objects are checked by hash).
     Sync(SyncArgs),
+    /// Check that every snapshot is restorable (agent key: structure and data hashes;
+    /// recovery identity: also decrypt every blob read).
+    Verify(VerifyArgs),
 }
 
 #[derive(Args)]
@@ -165,6 +179,23 @@ struct RestoreArgs {
 }
 
 #[derive(Args)]
+struct VerifyArgs {
+    #[command(flatten)]
+    repo: RepoArg,
+    #[arg(long, env = "ARKA_AGENT_KEY", required_unless_present = "identity")]
+    agent_key: Option<PathBuf>,
+    #[arg(long, env = "ARKA_IDENTITY")]
+    identity: Option<PathBuf>,
+    /// Also download packs and check their contents: all of them, or the given percentage,
+    /// least recently checked first (`--read-data=5` daily covers everything in 20 days).
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "100", value_name = "PERCENT")]
+    read_data: Option<f64>,
+    /// Where the rotation of partial --read-data runs is remembered.
+    #[arg(long, env = "ARKA_CACHE_DIR")]
+    cache_dir: Option<PathBuf>,
+}
+
+#[derive(Args)]
 struct SyncArgs {
     #[command(flatten)]
     repo: RepoArg,
@@ -213,6 +244,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Restore(a) => restore(a, &out).await,
         Command::Dump(a) => dump(a).await,
         Command::Sync(a) => sync(a, &out).await,
+        Command::Verify(a) => verify(a, &out).await,
     }
 }
 
@@ -268,12 +300,12 @@ fn keygen(a: KeygenArgs, out: &Output) -> Result<ExitCode> {
     match &a.output {
         Some(path) => write_secret_file(path, &text)?,
         None if a.passphrase => return Err(Error::Usage("--passphrase needs -o FILE: the result is binary".into())),
-        None => print!("{}", String::from_utf8_lossy(&text)),
+        None => say!("{}", String::from_utf8_lossy(&text).trim_end()),
     }
     if out.json {
-        println!("{}", serde_json::json!({ "recipient": recipient }));
+        say!("{}", serde_json::json!({ "recipient": recipient }));
     } else if a.output.is_some() {
-        println!("{recipient}");
+        say!("{recipient}");
     } else {
         eprintln!("public recipient: {recipient}");
     }
@@ -307,11 +339,11 @@ async fn init(a: InitArgs, out: &Output) -> Result<ExitCode> {
     let (repo, key) = Repository::init(store, &a.recipients, a.pack_size_mib.map(|m| m << 20)).await?;
     match &a.agent_key_out {
         Some(p) => write_secret_file(p, key.to_file_text().as_bytes())?,
-        None => print!("{}", key.to_file_text()),
+        None => say!("{}", key.to_file_text().trim_end()),
     }
     let id = repo.config.repo_id.to_hex();
     if out.json {
-        println!("{}", serde_json::json!({ "repo_id": id, "recipients": repo.config.recipients }));
+        say!("{}", serde_json::json!({ "repo_id": id, "recipients": repo.config.recipients }));
     } else {
         eprintln!("created repository {} at {}", &id[..8], repo.store.display);
     }
@@ -378,9 +410,9 @@ async fn backup(a: BackupArgs, out: &Output) -> Result<ExitCode> {
             "stats": s,
             "throughput_mb_s": mb_s,
         });
-        println!("{v}");
+        say!("{v}");
     } else {
-        println!(
+        say!(
             "snapshot {} saved{}: {} files, {} dirs, {} processed ({} read), {} new, {} stored, in {:.1} s ({:.0} MB/s)",
             outcome.id.short(),
             if outcome.snapshot.partial { " (PARTIAL: some files were unreadable)" } else { "" },
@@ -435,15 +467,15 @@ async fn list_snapshots(a: SnapshotsArgs, out: &Output) -> Result<ExitCode> {
                 })
             })
             .collect();
-        println!("{}", serde_json::Value::Array(list));
+        say!("{}", serde_json::Value::Array(list));
         return Ok(ExitCode::SUCCESS);
     }
-    println!("{:<8}  {:<19}  {:<16}  {:<7}  {:>8}  {:>10}  source", "ID", "time", "host", "kind", "files", "size");
+    say!("{:<8}  {:<19}  {:<16}  {:<7}  {:>8}  {:>10}  source", "ID", "time", "host", "kind", "files", "size");
     for (id, s) in &snaps {
         let time = jiff::Timestamp::from_nanosecond(s.time_ns as i128)
             .map(|t| t.to_zoned(jiff::tz::TimeZone::system()).strftime("%Y-%m-%d %H:%M:%S").to_string())
             .unwrap_or_else(|_| s.time_ns.to_string());
-        println!(
+        say!(
             "{:<8}  {:<19}  {:<16}  {:<7}  {:>8}  {:>10}  {}{}",
             id.short(),
             time,
@@ -480,14 +512,14 @@ async fn ls(a: LsArgs, out: &Output) -> Result<ExitCode> {
             let v = serde_json::json!({
                 "path": e.display_path(), "kind": n.kind, "size": n.size, "mode": n.mode, "mtime_ns": n.mtime_ns,
             });
-            println!("{v}");
+            say!("{v}");
         } else {
             let kind = match n.kind {
                 arka_proto::NodeKind::Dir => 'd',
                 arka_proto::NodeKind::Symlink => 'l',
                 arka_proto::NodeKind::File => '-',
             };
-            println!("{kind} {:04o} {:>12}  {}", n.mode.unwrap_or(0), n.size, e.display_path());
+            say!("{kind} {:04o} {:>12}  {}", n.mode.unwrap_or(0), n.size, e.display_path());
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -504,9 +536,9 @@ async fn restore(a: RestoreArgs, out: &Output) -> Result<ExitCode> {
     drop(guard);
     let secs = started.elapsed().as_secs_f64().max(0.001);
     if out.json {
-        println!("{}", serde_json::json!({ "snapshot_id": id.to_hex(), "summary": summary, "seconds": secs }));
+        say!("{}", serde_json::json!({ "snapshot_id": id.to_hex(), "summary": summary, "seconds": secs }));
     } else {
-        println!(
+        say!(
             "restored snapshot {} to {}: {} files, {} dirs, {} symlinks, {} in {:.1} s ({:.0} MB/s)",
             id.short(),
             a.target.display(),
@@ -531,6 +563,46 @@ async fn dump(a: DumpArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+async fn verify(a: VerifyArgs, out: &Output) -> Result<ExitCode> {
+    if let Some(p) = a.read_data.filter(|p| !(0.0..=100.0).contains(p)) {
+        return Err(Error::Usage(format!("--read-data={p}: give a percentage between 0 and 100")));
+    }
+    let repo = Arc::new(open_any(&a.repo.repo, a.agent_key.as_ref(), a.identity.as_ref()).await?);
+    let cache_dir = a.cache_dir.unwrap_or_else(backup::default_cache_dir);
+    let opts = crate::verify::VerifyOptions {
+        read_data_percent: a.read_data,
+        state_file: Some(cache_dir.join(repo.config.repo_id.to_hex()).join("verify-state.cbor")),
+    };
+    let report = crate::verify::verify(repo, &opts).await?;
+    if out.json {
+        say!("{}", serde_json::to_string(&report).expect("report serializes"));
+    } else {
+        say!(
+            "checked {} snapshots, {} index segments, {} packs, {} blobs; read {} packs ({}), decrypted {} blobs",
+            report.snapshots,
+            report.index_segments,
+            report.packs,
+            report.blobs,
+            report.packs_read,
+            human_bytes(report.bytes_read),
+            report.blobs_decrypted
+        );
+        for d in &report.damage {
+            say!("DAMAGED {}: {}", d.object, d.reason);
+        }
+        for s in &report.broken_snapshots {
+            say!("BROKEN snapshot {} ({}): cannot be restored in full", &s.id[..8], s.source.join(" "));
+            for f in &s.files {
+                say!("    damaged file: {f}");
+            }
+        }
+        if report.is_clean() {
+            say!("no problems found");
+        }
+    }
+    Ok(if report.is_clean() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
 async fn sync(a: SyncArgs, out: &Output) -> Result<ExitCode> {
     let from = Store::open(&a.repo.repo, false)?;
     let to = Store::open(&a.to, true)?;
@@ -541,9 +613,9 @@ async fn sync(a: SyncArgs, out: &Output) -> Result<ExitCode> {
     drop(guard);
     let secs = started.elapsed().as_secs_f64().max(0.001);
     if out.json {
-        println!("{}", serde_json::json!({ "report": report, "seconds": secs }));
+        say!("{}", serde_json::json!({ "report": report, "seconds": secs }));
     } else {
-        println!(
+        say!(
             "synced {} to {}: {} packs, {} index segments, {} snapshots copied ({}, {:.0} MB/s); {} objects already there",
             from.display,
             to.display,

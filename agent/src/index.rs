@@ -17,7 +17,21 @@ pub struct Location {
     pub raw_len: u32,
 }
 
-#[derive(Default)]
+impl From<&PackBlobEntry> for Location {
+    /// The location of an entry, for a caller that has the pack in hand (pack field unused).
+    fn from(e: &PackBlobEntry) -> Self {
+        Self {
+            pack: u32::MAX,
+            kind: e.kind,
+            compression: e.compression,
+            offset: e.offset,
+            stored_len: e.stored_len,
+            raw_len: e.raw_len,
+        }
+    }
+}
+
+#[derive(Default, Clone)]
 pub struct Index {
     packs: Vec<(ObjectId, u64)>,
     pack_pos: HashMap<ObjectId, u32>,
@@ -50,6 +64,19 @@ impl Index {
             stored_len: e.stored_len,
             raw_len: e.raw_len,
         });
+    }
+
+    pub fn len(&self) -> usize {
+        self.blobs.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.blobs.is_empty()
+    }
+
+    /// Every indexed pack with its recorded length.
+    pub fn packs(&self) -> impl Iterator<Item = (ObjectId, u64)> + '_ {
+        self.packs.iter().copied()
     }
 
     pub fn get(&self, id: &BlobId) -> Option<&Location> {

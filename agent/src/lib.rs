@@ -18,6 +18,7 @@ pub mod restore;
 pub mod snapshots;
 pub mod store;
 pub mod sync;
+pub mod verify;
 
 pub use error::{Error, Result};
 pub use repo::Repository;

@@ -87,14 +87,8 @@ impl Repository {
     /// index is what keeps dedup and restore honest.
     pub async fn load_index(&self) -> Result<Index> {
         let ids = self.store.list(ObjectKind::Index).await?;
-        let meta_key = *self.key.meta_key();
         let segments: Vec<IndexSegment> = futures::stream::iter(ids)
-            .map(|(id, _)| async move {
-                let key = ObjectKind::Index.key(&id);
-                let bytes = self.store.get(&key).await?;
-                check_object_id(&key, &id, &bytes)?;
-                IndexSegment::decode(&meta_key, &bytes).map_err(|e| Error::Corrupt { key, reason: e.to_string() })
-            })
+            .map(|(id, _)| self.load_segment(id))
             .buffer_unordered(LOAD_CONCURRENCY)
             .try_collect()
             .await?;
@@ -108,21 +102,29 @@ impl Repository {
     /// All snapshots, oldest first.
     pub async fn list_snapshots(&self) -> Result<Vec<(ObjectId, Snapshot)>> {
         let ids = self.store.list(ObjectKind::Snapshot).await?;
-        let meta_key = *self.key.meta_key();
         let mut snaps: Vec<(ObjectId, Snapshot)> = futures::stream::iter(ids)
-            .map(|(id, _)| async move {
-                let key = ObjectKind::Snapshot.key(&id);
-                let bytes = self.store.get(&key).await?;
-                check_object_id(&key, &id, &bytes)?;
-                let snap =
-                    Snapshot::decode(&meta_key, &bytes).map_err(|e| Error::Corrupt { key, reason: e.to_string() })?;
-                Ok::<_, Error>((id, snap))
-            })
+            .map(|(id, _)| async move { Ok::<_, Error>((id, self.load_snapshot(id).await?)) })
             .buffer_unordered(LOAD_CONCURRENCY)
             .try_collect()
             .await?;
         snaps.sort_by_key(|(id, s)| (s.time_ns, s.written_ns, *id));
         Ok(snaps)
+    }
+
+    /// Reads, checks and opens one index segment.
+    pub async fn load_segment(&self, id: ObjectId) -> Result<IndexSegment> {
+        let key = ObjectKind::Index.key(&id);
+        let bytes = self.store.get(&key).await?;
+        check_object_id(&key, &id, &bytes)?;
+        IndexSegment::decode(self.key.meta_key(), &bytes).map_err(|e| Error::Corrupt { key, reason: e.to_string() })
+    }
+
+    /// Reads, checks and opens one snapshot.
+    pub async fn load_snapshot(&self, id: ObjectId) -> Result<Snapshot> {
+        let key = ObjectKind::Snapshot.key(&id);
+        let bytes = self.store.get(&key).await?;
+        check_object_id(&key, &id, &bytes)?;
+        Snapshot::decode(self.key.meta_key(), &bytes).map_err(|e| Error::Corrupt { key, reason: e.to_string() })
     }
 
     /// Writes a content-addressed object of `kind`; returns its ID.
