@@ -65,6 +65,8 @@ enum Command {
     /// Check that every snapshot is restorable (agent key: structure and data hashes;
     /// recovery identity: also decrypt every blob read).
     Verify(VerifyArgs),
+    /// Remove snapshots a retention policy does not keep (default: the clinic policy).
+    Forget(ForgetArgs),
 }
 
 #[derive(Args)]
@@ -196,6 +198,34 @@ struct VerifyArgs {
 }
 
 #[derive(Args)]
+struct ForgetArgs {
+    #[command(flatten)]
+    repo: RepoArg,
+    #[arg(long, env = "ARKA_AGENT_KEY")]
+    agent_key: PathBuf,
+    /// Keep the N newest snapshots of each source.
+    #[arg(long)]
+    keep_last: Option<u32>,
+    /// Keep every snapshot within this time of now (48h, 7d, 6m, 2y).
+    #[arg(long, value_parser = crate::retention::parse_duration)]
+    keep_within: Option<i64>,
+    /// Newest snapshot of each hour: a count (24) or a time span (7d).
+    #[arg(long)]
+    keep_hourly: Option<crate::retention::Keep>,
+    #[arg(long)]
+    keep_daily: Option<crate::retention::Keep>,
+    #[arg(long)]
+    keep_weekly: Option<crate::retention::Keep>,
+    #[arg(long)]
+    keep_monthly: Option<crate::retention::Keep>,
+    #[arg(long)]
+    keep_yearly: Option<crate::retention::Keep>,
+    /// Show what would be kept and why, delete nothing.
+    #[arg(long)]
+    dry_run: bool,
+}
+
+#[derive(Args)]
 struct SyncArgs {
     #[command(flatten)]
     repo: RepoArg,
@@ -245,6 +275,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Dump(a) => dump(a).await,
         Command::Sync(a) => sync(a, &out).await,
         Command::Verify(a) => verify(a, &out).await,
+        Command::Forget(a) => forget(a, &out).await,
     }
 }
 
@@ -601,6 +632,68 @@ async fn verify(a: VerifyArgs, out: &Output) -> Result<ExitCode> {
         }
     }
     Ok(if report.is_clean() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+async fn forget(a: ForgetArgs, out: &Output) -> Result<ExitCode> {
+    use crate::retention::RetentionPolicy;
+    let repo = open_any(&a.repo.repo, Some(&a.agent_key), None).await?;
+    let mut policy = RetentionPolicy {
+        last: a.keep_last,
+        within: a.keep_within,
+        hourly: a.keep_hourly,
+        daily: a.keep_daily,
+        weekly: a.keep_weekly,
+        monthly: a.keep_monthly,
+        yearly: a.keep_yearly,
+    };
+    let default_policy = policy.is_empty();
+    if default_policy {
+        policy = RetentionPolicy::clinic_default();
+    }
+    let now = jiff::Timestamp::now().as_nanosecond() as i64;
+    let plan = crate::forget::plan(&repo, &policy, now).await?;
+    let deleted = if a.dry_run { 0 } else { crate::forget::execute(&repo, &plan).await? };
+    if out.json {
+        let decisions: Vec<_> = plan
+            .decisions
+            .iter()
+            .map(|(d, s)| {
+                serde_json::json!({
+                    "id": d.id.to_hex(), "time": rfc3339(s.time_ns), "effective_time": rfc3339(d.time_ns),
+                    "group": d.group, "keep": d.keep(), "reasons": d.reasons,
+                })
+            })
+            .collect();
+        let unreadable: Vec<_> =
+            plan.unreadable.iter().map(|(id, e)| serde_json::json!({"id": id.to_hex(), "error": e})).collect();
+        say!(
+            "{}",
+            serde_json::json!({ "policy": policy, "dry_run": a.dry_run, "deleted": deleted, "decisions": decisions, "unreadable": unreadable })
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    if default_policy {
+        say!("no --keep-* given: using the clinic default (all of 48 h, hourly 7 d, daily 6 months, monthly 2 years, yearly 10 years)");
+    }
+    let mut group = None;
+    for (d, s) in &plan.decisions {
+        if group != Some(&d.group) {
+            say!("{}:", d.group);
+            group = Some(&d.group);
+        }
+        let verdict = if d.keep() { format!("keep    ({})", d.reasons.join(", ")) } else { "forget".to_string() };
+        say!("  {}  {}  {}", d.id.short(), rfc3339(s.time_ns), verdict);
+    }
+    for (id, e) in &plan.unreadable {
+        say!("  {}  kept: cannot be read ({e})", id.short());
+    }
+    let forgotten = plan.forgotten().count();
+    if a.dry_run {
+        say!("dry run: would forget {forgotten} of {} snapshots", plan.decisions.len());
+    } else {
+        say!("forgot {deleted} of {} snapshots; the data only they used is freed by prune", plan.decisions.len());
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn sync(a: SyncArgs, out: &Output) -> Result<ExitCode> {

@@ -114,18 +114,41 @@ impl Store {
         Ok(b)
     }
 
-    /// Lists the IDs of all objects of a kind. Names that are not IDs are ignored (a
-    /// backend's temporary files), but a listing failure is an error.
+    /// Lists the IDs and sizes of all objects of a kind. Names that are not IDs are ignored
+    /// (a backend's temporary files), but a listing failure is an error.
     pub async fn list(&self, kind: ObjectKind) -> Result<Vec<(ObjectId, u64)>> {
+        Ok(self.list_detailed(kind).await?.into_iter().map(|o| (o.id, o.size)).collect())
+    }
+
+    /// Like `list`, with the time the store says each object was written.
+    pub async fn list_detailed(&self, kind: ObjectKind) -> Result<Vec<Listed>> {
         let prefix = Path::from(kind.dir());
         let metas: Vec<_> =
             self.inner.list(Some(&prefix)).try_collect().await.map_err(|e| Error::store("list", kind.dir(), e))?;
         Ok(metas
             .into_iter()
             .filter_map(|m| {
-                let name = m.location.filename()?;
-                ObjectId::from_hex(name).ok().map(|id| (id, m.size))
+                let id = ObjectId::from_hex(m.location.filename()?).ok()?;
+                let stored_at_ns = m.last_modified.timestamp_nanos_opt().unwrap_or(i64::MAX);
+                Some(Listed { id, size: m.size, stored_at_ns })
             })
             .collect())
     }
+
+    /// Deletes an object; deleting one that is already gone is not an error.
+    pub async fn delete(&self, key: &str) -> Result<()> {
+        match self.inner.delete(&Path::from(key)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(Error::store("delete", key, e)),
+        }
+    }
+}
+
+/// One object in a listing.
+#[derive(Clone, Copy, Debug)]
+pub struct Listed {
+    pub id: ObjectId,
+    pub size: u64,
+    /// When the store recorded the object (set by the storage, not by the writer).
+    pub stored_at_ns: i64,
 }

@@ -1,0 +1,314 @@
+//! Retention: which snapshots a policy keeps, and why.
+//!
+//! Snapshots are grouped by host and source; within a group, each rule keeps the newest
+//! snapshot of each hour/day/week/month/year bucket (in the clinic's time zone), either
+//! for the last N buckets or for buckets within a duration of now. The newest snapshot
+//! of every group is always kept.
+//!
+//! The time a rule sees is the snapshot's claimed time clamped to when the storage
+//! recorded it ([`effective_time`]): a compromised agent can write snapshots claiming any
+//! time, but not when the store received them, so a snapshot planted today that claims
+//! to be from last month competes with today's snapshots, not last month's.
+
+use std::collections::BTreeMap;
+
+use jiff::tz::TimeZone;
+use jiff::Timestamp;
+
+use arka_proto::ObjectId;
+
+const HOUR: i64 = 3600;
+const DAY: i64 = 24 * HOUR;
+const NS: i64 = 1_000_000_000;
+/// A snapshot may claim to be this much older than when it was stored (a long backup's
+/// start time is its claimed time).
+pub const MAX_BACKDATE_NS: i64 = DAY * NS;
+/// ...and this much newer (clock skew between agent and store).
+pub const MAX_SKEW_NS: i64 = 5 * 60 * NS;
+
+/// How long to keep one kind of bucket: a number of buckets, or buckets within a duration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub enum Keep {
+    Count(u32),
+    /// Seconds.
+    Within(i64),
+}
+
+impl std::str::FromStr for Keep {
+    type Err = String;
+    /// `24` keeps 24 buckets; `7d`, `48h`, `6m` (months), `2y` keep buckets within that time.
+    fn from_str(s: &str) -> Result<Self, String> {
+        if let Ok(n) = s.parse::<u32>() {
+            return Ok(Self::Count(n));
+        }
+        parse_duration(s).map(Self::Within)
+    }
+}
+
+/// Parses `48h`, `7d`, `2w`, `6m` (30-day months), `10y` (365-day years) into seconds.
+pub fn parse_duration(s: &str) -> Result<i64, String> {
+    let s = s.trim();
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: i64 = num.parse().map_err(|_| format!("{s:?}: expected a number and a unit, e.g. 48h, 7d, 6m, 2y"))?;
+    let unit = match unit {
+        "h" => HOUR,
+        "d" => DAY,
+        "w" => 7 * DAY,
+        "m" => 30 * DAY,
+        "y" => 365 * DAY,
+        _ => return Err(format!("{s:?}: unknown unit {unit:?}; use h, d, w, m or y")),
+    };
+    Ok(n * unit)
+}
+
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+pub struct RetentionPolicy {
+    pub last: Option<u32>,
+    /// Keep every snapshot within this many seconds of now.
+    pub within: Option<i64>,
+    pub hourly: Option<Keep>,
+    pub daily: Option<Keep>,
+    pub weekly: Option<Keep>,
+    pub monthly: Option<Keep>,
+    pub yearly: Option<Keep>,
+}
+
+impl RetentionPolicy {
+    /// The clinic default: every backup of the last 48 h, hourly for 7 days, daily for
+    /// 6 months, monthly for 2 years, yearly for 10.
+    pub fn clinic_default() -> Self {
+        Self {
+            last: None,
+            within: Some(48 * HOUR),
+            hourly: Some(Keep::Within(7 * DAY)),
+            daily: Some(Keep::Within(183 * DAY)),
+            weekly: None,
+            monthly: Some(Keep::Within(730 * DAY)),
+            yearly: Some(Keep::Within(3650 * DAY)),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+/// The time retention uses for a snapshot: what it claims, bounded by when it was stored.
+pub fn effective_time(claimed_ns: i64, stored_at_ns: i64) -> i64 {
+    claimed_ns.clamp(stored_at_ns.saturating_sub(MAX_BACKDATE_NS), stored_at_ns.saturating_add(MAX_SKEW_NS))
+}
+
+/// A snapshot as retention sees it.
+#[derive(Clone, Debug)]
+pub struct Candidate {
+    pub id: ObjectId,
+    /// Host and source: rules apply within a group.
+    pub group: String,
+    pub time_ns: i64,
+}
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Decision {
+    pub id: ObjectId,
+    pub group: String,
+    pub time_ns: i64,
+    /// Empty means the snapshot is forgotten.
+    pub reasons: Vec<&'static str>,
+}
+
+impl Decision {
+    pub fn keep(&self) -> bool {
+        !self.reasons.is_empty()
+    }
+}
+
+/// Applies `policy` at `now_ns`, bucketing in `tz`. Returns one decision per candidate,
+/// newest first within each group.
+pub fn apply(policy: &RetentionPolicy, candidates: &[Candidate], now_ns: i64, tz: &TimeZone) -> Vec<Decision> {
+    let mut groups: BTreeMap<&str, Vec<&Candidate>> = BTreeMap::new();
+    for c in candidates {
+        groups.entry(&c.group).or_default().push(c);
+    }
+    let mut out = Vec::new();
+    for (_, mut snaps) in groups {
+        snaps.sort_by(|a, b| b.time_ns.cmp(&a.time_ns).then(b.id.cmp(&a.id)));
+        let mut decisions: Vec<Decision> = snaps
+            .iter()
+            .map(|c| Decision { id: c.id, group: c.group.clone(), time_ns: c.time_ns, reasons: Vec::new() })
+            .collect();
+        decisions[0].reasons.push("latest");
+        if let Some(n) = policy.last {
+            decisions.iter_mut().take(n as usize).for_each(|d| d.reasons.push("last"));
+        }
+        if let Some(within) = policy.within {
+            for d in decisions.iter_mut().filter(|d| d.time_ns >= now_ns - within * NS) {
+                d.reasons.push("within");
+            }
+        }
+        let rules: [(Option<Keep>, &'static str, fn(&jiff::Zoned) -> (i32, i32)); 5] = [
+            (policy.hourly, "hourly", |z| (z.year() as i32 * 400 + z.day_of_year() as i32, z.hour() as i32)),
+            (policy.daily, "daily", |z| (z.year() as i32, z.day_of_year() as i32)),
+            (policy.weekly, "weekly", |z| {
+                let w = z.date().iso_week_date();
+                (w.year() as i32, w.week() as i32)
+            }),
+            (policy.monthly, "monthly", |z| (z.year() as i32, z.month() as i32)),
+            (policy.yearly, "yearly", |z| (z.year() as i32, 0)),
+        ];
+        for (keep, reason, bucket) in rules {
+            let Some(keep) = keep else { continue };
+            let mut last_bucket = None;
+            let mut kept = 0u32;
+            for d in decisions.iter_mut() {
+                let Ok(ts) = Timestamp::from_nanosecond(d.time_ns as i128) else { continue };
+                let b = bucket(&ts.to_zoned(tz.clone()));
+                if last_bucket == Some(b) {
+                    continue;
+                }
+                last_bucket = Some(b);
+                let take = match keep {
+                    Keep::Count(n) => kept < n,
+                    Keep::Within(secs) => d.time_ns >= now_ns - secs * NS,
+                };
+                if take {
+                    kept += 1;
+                    d.reasons.push(reason);
+                }
+            }
+        }
+        out.extend(decisions);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(s: &str) -> i64 {
+        s.parse::<Timestamp>().unwrap().as_nanosecond() as i64
+    }
+
+    fn snaps(times: &[&str]) -> Vec<Candidate> {
+        times
+            .iter()
+            .enumerate()
+            .map(|(i, t)| Candidate { id: ObjectId([i as u8; 32]), group: "h files /srv".into(), time_ns: at(t) })
+            .collect()
+    }
+
+    fn kept(policy: &RetentionPolicy, times: &[&str], now: &str) -> Vec<String> {
+        let c = snaps(times);
+        let mut k: Vec<String> = apply(policy, &c, at(now), &TimeZone::UTC)
+            .into_iter()
+            .filter(Decision::keep)
+            .map(|d| Timestamp::from_nanosecond(d.time_ns as i128).unwrap().to_string())
+            .collect();
+        k.sort();
+        k
+    }
+
+    #[test]
+    fn policies_against_a_table_of_snapshot_times() {
+        let times = [
+            "2026-01-01T10:00:00Z",
+            "2026-01-01T10:30:00Z",
+            "2026-01-01T11:00:00Z",
+            "2026-01-02T09:00:00Z",
+            "2026-01-09T09:00:00Z",
+            "2026-02-15T09:00:00Z",
+            "2026-03-01T09:00:00Z",
+            "2026-03-01T21:00:00Z",
+        ];
+        let now = "2026-03-02T00:00:00Z";
+        let p = |f: fn(&mut RetentionPolicy)| {
+            let mut p = RetentionPolicy::default();
+            f(&mut p);
+            p
+        };
+        // The newest is always kept.
+        assert_eq!(kept(&RetentionPolicy::default(), &times, now), ["2026-03-01T21:00:00Z"]);
+        assert_eq!(
+            kept(&p(|p| p.last = Some(3)), &times, now),
+            ["2026-02-15T09:00:00Z", "2026-03-01T09:00:00Z", "2026-03-01T21:00:00Z"]
+        );
+        assert_eq!(kept(&p(|p| p.within = Some(DAY)), &times, now), ["2026-03-01T09:00:00Z", "2026-03-01T21:00:00Z"]);
+        // Daily: the newest of each of the last 3 days that have snapshots.
+        assert_eq!(
+            kept(&p(|p| p.daily = Some(Keep::Count(3))), &times, now),
+            ["2026-01-09T09:00:00Z", "2026-02-15T09:00:00Z", "2026-03-01T21:00:00Z"]
+        );
+        // Hourly within a day: both of 1 March; on 1 January the newest of each hour.
+        assert_eq!(
+            kept(&p(|p| p.hourly = Some(Keep::Count(10))), &times, now),
+            [
+                "2026-01-01T10:30:00Z",
+                "2026-01-01T11:00:00Z",
+                "2026-01-02T09:00:00Z",
+                "2026-01-09T09:00:00Z",
+                "2026-02-15T09:00:00Z",
+                "2026-03-01T09:00:00Z",
+                "2026-03-01T21:00:00Z"
+            ]
+        );
+        assert_eq!(
+            kept(&p(|p| p.monthly = Some(Keep::Within(60 * DAY))), &times, now),
+            ["2026-01-09T09:00:00Z", "2026-02-15T09:00:00Z", "2026-03-01T21:00:00Z"]
+        );
+        assert_eq!(kept(&p(|p| p.yearly = Some(Keep::Count(5))), &times, now), ["2026-03-01T21:00:00Z"]);
+        // Weeks are ISO weeks: 1 and 2 Jan 2026 are in week 1, 9 Jan in week 2.
+        assert_eq!(
+            kept(&p(|p| p.weekly = Some(Keep::Count(4))), &times, now),
+            ["2026-01-02T09:00:00Z", "2026-01-09T09:00:00Z", "2026-02-15T09:00:00Z", "2026-03-01T21:00:00Z"]
+        );
+    }
+
+    #[test]
+    fn groups_are_independent() {
+        let mut c = snaps(&["2026-01-01T10:00:00Z", "2026-01-02T10:00:00Z"]);
+        c[0].group = "other host".into();
+        let d = apply(&RetentionPolicy::default(), &c, at("2026-03-01T00:00:00Z"), &TimeZone::UTC);
+        assert!(d.iter().all(Decision::keep), "each group keeps its latest");
+    }
+
+    #[test]
+    fn back_dated_plants_cannot_take_real_snapshots_slots() {
+        // Real weekly snapshots, each stored when taken.
+        let real: Vec<(i64, i64)> =
+            (0..6).map(|w| at("2026-01-05T12:00:00Z") + w * 7 * DAY * NS).map(|t| (t, t)).collect();
+        // Plants written today, claiming to be just after each real one.
+        let today = at("2026-02-16T12:00:00Z");
+        let planted: Vec<(i64, i64)> = real.iter().map(|(t, _)| (t + HOUR * NS, today)).collect();
+        let mut c = Vec::new();
+        for (i, (claimed, stored)) in real.iter().chain(&planted).enumerate() {
+            c.push(Candidate {
+                id: ObjectId([i as u8; 32]),
+                group: "g".into(),
+                time_ns: effective_time(*claimed, *stored),
+            });
+        }
+        let policy = RetentionPolicy { weekly: Some(Keep::Count(6)), ..Default::default() };
+        let d = apply(&policy, &c, today, &TimeZone::UTC);
+        let kept_real = d.iter().filter(|d| d.keep() && (d.id.0[0] as usize) < real.len()).count();
+        // Five weekly slots go to the real snapshots; the plants crowd into this week only.
+        assert!(kept_real >= 5, "plants displaced real snapshots: only {kept_real} of 6 kept");
+        // Without the clamp the plants would win every week.
+        let naive: Vec<Candidate> = real
+            .iter()
+            .chain(&planted)
+            .enumerate()
+            .map(|(i, (claimed, _))| Candidate { id: ObjectId([i as u8; 32]), group: "g".into(), time_ns: *claimed })
+            .collect();
+        let d = apply(&policy, &naive, today, &TimeZone::UTC);
+        assert_eq!(d.iter().filter(|d| d.keep() && (d.id.0[0] as usize) < real.len()).count(), 0);
+    }
+
+    #[test]
+    fn keep_values_parse() {
+        assert_eq!("24".parse::<Keep>().unwrap(), Keep::Count(24));
+        assert_eq!("7d".parse::<Keep>().unwrap(), Keep::Within(7 * DAY));
+        assert_eq!("48h".parse::<Keep>().unwrap(), Keep::Within(48 * HOUR));
+        assert!("7x".parse::<Keep>().is_err());
+        assert!("d".parse::<Keep>().is_err());
+    }
+}
