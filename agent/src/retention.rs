@@ -98,6 +98,9 @@ pub fn effective_time(claimed_ns: i64, stored_at_ns: i64) -> i64 {
     claimed_ns.clamp(stored_at_ns.saturating_sub(MAX_BACKDATE_NS), stored_at_ns.saturating_add(MAX_SKEW_NS))
 }
 
+/// Maps a local time to its bucket (hour, day, ISO week, month or year).
+type BucketOf = fn(&jiff::Zoned) -> (i32, i32);
+
 /// A snapshot as retention sees it.
 #[derive(Clone, Debug)]
 pub struct Candidate {
@@ -145,7 +148,7 @@ pub fn apply(policy: &RetentionPolicy, candidates: &[Candidate], now_ns: i64, tz
                 d.reasons.push("within");
             }
         }
-        let rules: [(Option<Keep>, &'static str, fn(&jiff::Zoned) -> (i32, i32)); 5] = [
+        let rules: [(Option<Keep>, &'static str, BucketOf); 5] = [
             (policy.hourly, "hourly", |z| (z.year() as i32 * 400 + z.day_of_year() as i32, z.hour() as i32)),
             (policy.daily, "daily", |z| (z.year() as i32, z.day_of_year() as i32)),
             (policy.weekly, "weekly", |z| {
