@@ -129,14 +129,21 @@ struct BackupArgs {
     no_cache: bool,
 }
 
+/// Either key: the agent key for what it may do, or a recovery identity, which can do all.
 #[derive(Args)]
-struct SnapshotsArgs {
-    #[command(flatten)]
-    repo: RepoArg,
+struct AnyKeyArgs {
     #[arg(long, env = "ARKA_AGENT_KEY", required_unless_present = "identity")]
     agent_key: Option<PathBuf>,
     #[arg(long, env = "ARKA_IDENTITY")]
     identity: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct SnapshotsArgs {
+    #[command(flatten)]
+    repo: RepoArg,
+    #[command(flatten)]
+    keys: AnyKeyArgs,
 }
 
 #[derive(Args)]
@@ -184,10 +191,8 @@ struct RestoreArgs {
 struct VerifyArgs {
     #[command(flatten)]
     repo: RepoArg,
-    #[arg(long, env = "ARKA_AGENT_KEY", required_unless_present = "identity")]
-    agent_key: Option<PathBuf>,
-    #[arg(long, env = "ARKA_IDENTITY")]
-    identity: Option<PathBuf>,
+    #[command(flatten)]
+    keys: AnyKeyArgs,
     /// Also download packs and check their contents: all of them, or the given percentage,
     /// least recently checked first (`--read-data=5` daily covers everything in 20 days).
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "100", value_name = "PERCENT")]
@@ -478,7 +483,7 @@ async fn open_for_reading(repo: &str, identity: &IdentityArg) -> Result<Arc<Repo
 }
 
 async fn list_snapshots(a: SnapshotsArgs, out: &Output) -> Result<ExitCode> {
-    let repo = open_any(&a.repo.repo, a.agent_key.as_ref(), a.identity.as_ref()).await?;
+    let repo = open_any(&a.repo.repo, a.keys.agent_key.as_ref(), a.keys.identity.as_ref()).await?;
     let snaps = repo.list_snapshots().await?;
     if out.json {
         let list: Vec<_> = snaps
@@ -598,7 +603,7 @@ async fn verify(a: VerifyArgs, out: &Output) -> Result<ExitCode> {
     if let Some(p) = a.read_data.filter(|p| !(0.0..=100.0).contains(p)) {
         return Err(Error::Usage(format!("--read-data={p}: give a percentage between 0 and 100")));
     }
-    let repo = Arc::new(open_any(&a.repo.repo, a.agent_key.as_ref(), a.identity.as_ref()).await?);
+    let repo = Arc::new(open_any(&a.repo.repo, a.keys.agent_key.as_ref(), a.keys.identity.as_ref()).await?);
     let cache_dir = a.cache_dir.unwrap_or_else(backup::default_cache_dir);
     let opts = crate::verify::VerifyOptions {
         read_data_percent: a.read_data,
