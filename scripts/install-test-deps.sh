@@ -4,9 +4,8 @@
 # Idempotent: checks each component first and installs only what is missing; runs
 # `apt-get update` only when something has to be installed. Quiet on success.
 #
-# To add a component: write a `need_<name>` check below and list it in COMPONENTS
-# (apt packages go in the APT_WANTED map; things built another way, e.g. Garage via
-# `cargo install`, get their own install_<name> function, see the placeholders).
+# To add a component: apt packages go in the APT_WANTED map; things built another way
+# (e.g. Garage via `cargo install`) get their own install_<name> function below.
 set -euo pipefail
 
 log() { echo "install-test-deps: $*" >&2; }
@@ -59,14 +58,31 @@ if [ "${#apt_missing[@]}" -gt 0 ]; then
 fi
 
 # --------------------------------------------------------------------------------------
-# Components not from apt (later work; keep each idempotent and quiet on success).
+# Components not from apt (keep each idempotent and quiet on success).
 # --------------------------------------------------------------------------------------
-# install_garage() {
-#     # S3-compatible store for tests: `cargo install garage --locked` (~12 min on 2 cores),
-#     # cached in ~/.cargo/bin afterwards.
-#     have garage || cargo install garage --locked --quiet
-# }
-# install_garage
+# Garage: the S3-compatible store the S3 suites start on loopback (tests/src/garage.rs) and
+# tests/perf/garage-compare.sh uses. Built from crates.io (~15 min on 2 cores, once), then
+# cached in ~/.cargo/bin. LMDB is the metadata engine the tests configure.
+CARGO_BIN_DIR="${CARGO_HOME:-$HOME/.cargo}/bin"
+have_garage() { have garage || [ -x "$CARGO_BIN_DIR/garage" ]; }
+install_garage() {
+    have_garage && return 0
+    if ! have cargo; then
+        log "cargo is needed to build garage (install Rust, then rerun)"
+        exit 1
+    fi
+    local garage_log
+    garage_log=$(mktemp)
+    log "installing garage with cargo install (about 15 minutes on 2 cores; log: $garage_log)"
+    if ! cargo install garage --locked --no-default-features --features bundled-libs,lmdb,sqlite \
+            >"$garage_log" 2>&1; then
+        tail -n 40 "$garage_log" >&2
+        log "cargo install garage failed (full log: $garage_log)"
+        exit 1
+    fi
+    rm -f "$garage_log"
+}
+install_garage
 
 # --------------------------------------------------------------------------------------
 # Final check: everything that must be there is there.
@@ -77,3 +93,7 @@ for probe in "${!APT_WANTED[@]}"; do
         exit 1
     fi
 done
+if ! have_garage; then
+    log "still missing after install: garage"
+    exit 1
+fi

@@ -17,6 +17,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
+pub mod garage;
+
 /// The uid/gid the suites drop to when they run as root and need unreadable files.
 pub const NOBODY: u32 = 65534;
 
@@ -210,9 +212,13 @@ pub struct Fixture {
     pub identity: PathBuf,
     /// Its public recipient (age1…).
     pub recipient: String,
+    /// The repository as given to `--repo`: a directory in the temp dir, or a URL such as
+    /// `s3://bucket/prefix` for a fixture made with [`Fixture::at`].
     pub repo: PathBuf,
     pub agent_key: PathBuf,
     pub cache: PathBuf,
+    /// Extra environment for every run (e.g. the `AWS_*` variables of an S3 target).
+    pub env: Vec<(String, String)>,
     passphrase: Option<String>,
 }
 
@@ -224,24 +230,31 @@ impl Default for Fixture {
 
 impl Fixture {
     pub fn new() -> Self {
-        Self::make(None)
+        Self::make(None, None, Vec::new())
+    }
+
+    /// A fixture whose repository is `repo` (e.g. `s3://bucket/prefix`), initialised with
+    /// `env` set; every later run gets `env` too.
+    pub fn at(repo: &str, env: Vec<(String, String)>) -> Self {
+        Self::make(None, Some(repo), env)
     }
 
     /// A fixture whose recovery identity is protected with `passphrase`; every run gets it
     /// in `ARKA_PASSPHRASE` unless the test overrides that.
     pub fn with_passphrase(passphrase: &str) -> Self {
-        Self::make(Some(passphrase.to_string()))
+        Self::make(Some(passphrase.to_string()), None, Vec::new())
     }
 
-    fn make(passphrase: Option<String>) -> Self {
+    fn make(passphrase: Option<String>, repo: Option<&str>, env: Vec<(String, String)>) -> Self {
         let dir = tempfile::Builder::new().prefix("arka-e2e-").tempdir().expect("temp dir");
         let root = dir.path().to_path_buf();
         let mut fx = Self {
             identity: root.join("recovery.key"),
             recipient: String::new(),
-            repo: root.join("repo"),
+            repo: repo.map(PathBuf::from).unwrap_or_else(|| root.join("repo")),
             agent_key: root.join("agent.key"),
             cache: root.join("cache"),
+            env,
             dir,
             passphrase,
         };
@@ -277,7 +290,8 @@ impl Fixture {
     }
 
     /// A `Command` for arka with a clean environment: only this fixture's cache dir (and
-    /// passphrase, if any) is set among arka's variables.
+    /// passphrase, if any) is set among arka's variables, and only the fixture's `env` among
+    /// the `AWS_*` ones.
     pub fn command(&self) -> Command {
         self.command_as(None)
     }
@@ -296,7 +310,14 @@ impl Fixture {
         for var in ["ARKA_REPO", "ARKA_AGENT_KEY", "ARKA_IDENTITY", "ARKA_PASSPHRASE", "ARKA_LOG"] {
             cmd.env_remove(var);
         }
+        // S3 settings come only from the fixture (object_store reads every AWS_* variable).
+        for (var, _) in std::env::vars_os() {
+            if var.as_encoded_bytes().starts_with(b"AWS_") {
+                cmd.env_remove(var);
+            }
+        }
         cmd.env("ARKA_CACHE_DIR", &self.cache);
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
         if let Some(p) = &self.passphrase {
             cmd.env("ARKA_PASSPHRASE", p);
         }

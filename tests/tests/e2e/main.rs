@@ -3,14 +3,21 @@
 //! messages are part of what is tested.
 //!
 //! Run with `cargo test -p arka-tests --release` (a 4.5 GiB sparse file is backed up).
+//! The S3 modules (`conformance`, `s3`, `cluster`) start Garage on loopback themselves; the
+//! `garage` binary must be installed (`scripts/install-test-deps.sh` does it).
 #![cfg(unix)]
 
 mod awkward;
+mod cluster;
+mod conformance;
 mod dedup;
 mod errors;
+mod forget;
 mod incremental;
 mod roundtrip;
+mod s3;
 mod selection;
 mod stream;
 mod unreadable;
+mod verify;
 mod write_only;
