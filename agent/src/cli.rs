@@ -71,7 +71,7 @@ enum Command {
 
 #[derive(Args)]
 struct RepoArg {
-    /// Repository: a path or file:///path.
+    /// Repository: a path, file:///path or s3://bucket/prefix (S3 settings from AWS_*).
     #[arg(long, env = "ARKA_REPO")]
     repo: String,
 }

@@ -85,6 +85,10 @@ impl Store {
         let result = async { self.inner.get(&Path::from(key)).await?.bytes().await }.await;
         match result {
             Ok(b) => Ok(Some(b)),
+            // S3 answers 404 for a missing bucket too: that is a wrong URL, not a missing object.
+            Err(e @ object_store::Error::NotFound { .. }) if format!("{e:?}").contains("NoSuchBucket") => {
+                Err(Error::store("read", key, e))
+            }
             Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(Error::store("read", key, e)),
         }
@@ -129,6 +133,11 @@ impl Store {
             .into_iter()
             .filter_map(|m| {
                 let id = ObjectId::from_hex(m.location.filename()?).ok()?;
+                // Only arka's own spelling of the key: a stray `PACKS/…`, upper-case hex or a
+                // pack outside its shard folder is not the object it seems to name.
+                if m.location.as_ref() != kind.key(&id) {
+                    return None;
+                }
                 let stored_at_ns = m.last_modified.timestamp_nanos_opt().unwrap_or(i64::MAX);
                 Some(Listed { id, size: m.size, stored_at_ns })
             })

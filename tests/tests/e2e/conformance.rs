@@ -203,7 +203,6 @@ async fn non_canonical_names_are_ignored(store: &Store) {
 }
 
 #[test]
-#[ignore = "agent bug (reported): Store::list accepts upper-case hex and misplaced names as IDs"]
 fn listings_ignore_non_canonical_names() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path().to_str().unwrap(), true).expect("open local store");

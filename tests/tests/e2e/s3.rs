@@ -266,8 +266,6 @@ fn s3_failures_come_with_advice() {
 
 /// Reads of a missing bucket should name the bucket, as writes do.
 #[test]
-#[ignore = "agent bug (reported): on reads a missing bucket looks like a missing object, so \
-            `snapshots` says \"not an arka repository\" and never mentions the bucket"]
 fn a_missing_bucket_is_named_on_reads() {
     let garage = Garage::single();
     let fx = Fixture::at(&garage.url("x"), garage.env());
