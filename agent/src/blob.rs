@@ -108,11 +108,67 @@ pub struct BlobReader {
     repo: Arc<Repository>,
     index: Arc<Index>,
     data_keys: Mutex<HashMap<ObjectId, DataKey>>,
+    windows: Mutex<WindowCache>,
+}
+
+/// Packs are read in aligned windows of this size, and the last few windows are kept:
+/// blobs written together are read together, so one GET serves many blobs. On S3 each
+/// request costs a round trip; one per blob made restores latency-bound.
+const WINDOW: u64 = 4 << 20;
+const WINDOWS_KEPT: usize = 4;
+
+type WindowKey = (ObjectId, u64);
+
+/// Recently read pack windows. A window being fetched is a cell that concurrent readers
+/// of the same window wait on, so it is fetched once.
+#[derive(Default)]
+struct WindowCache {
+    cells: HashMap<WindowKey, Arc<tokio::sync::OnceCell<(u64, bytes::Bytes)>>>,
+    order: std::collections::VecDeque<WindowKey>,
+}
+
+impl WindowCache {
+    fn cell(&mut self, key: WindowKey) -> Arc<tokio::sync::OnceCell<(u64, bytes::Bytes)>> {
+        if let Some(c) = self.cells.get(&key) {
+            return c.clone();
+        }
+        if self.order.len() >= WINDOWS_KEPT {
+            if let Some(old) = self.order.pop_front() {
+                self.cells.remove(&old);
+            }
+        }
+        self.order.push_back(key);
+        self.cells.entry(key).or_default().clone()
+    }
 }
 
 impl BlobReader {
     pub fn new(repo: Arc<Repository>, index: Arc<Index>) -> Self {
-        Self { repo, index, data_keys: Mutex::new(HashMap::new()) }
+        Self { repo, index, data_keys: Mutex::new(HashMap::new()), windows: Mutex::new(WindowCache::default()) }
+    }
+
+    /// The sealed bytes of a blob, from a cached window of its pack when possible.
+    async fn sealed_bytes(&self, pack_id: ObjectId, pack_len: u64, loc: &Location) -> Result<bytes::Bytes> {
+        let key = ObjectKind::Pack.key(&pack_id);
+        let (start, end) = (loc.offset as u64, loc.offset as u64 + loc.stored_len as u64);
+        let first = start / WINDOW * WINDOW;
+        let window_end = (first + WINDOW).max(end).min(pack_len);
+        if end > window_end {
+            // The index says the blob lies past the pack's end: let the store say so.
+            return self.repo.store.get_range(&key, start..end).await;
+        }
+        let cell = self.windows.lock().expect("no panics while locked").cell((pack_id, first));
+        let (at, bytes) = cell
+            .get_or_try_init(|| async {
+                Ok::<_, Error>((first, self.repo.store.get_range(&key, first..window_end).await?))
+            })
+            .await?;
+        if end <= at + bytes.len() as u64 {
+            Ok(bytes.slice((start - at) as usize..(end - at) as usize))
+        } else {
+            // The cached window was fetched for a blob ending earlier.
+            self.repo.store.get_range(&key, start..end).await
+        }
     }
 
     pub fn location(&self, id: &BlobId) -> Result<Location> {
@@ -128,8 +184,7 @@ impl BlobReader {
             BlobKind::Refs => None,
             _ => Some(self.data_key(&pack_id, pack_len).await?),
         };
-        let sealed =
-            self.repo.store.get_range(&key, loc.offset as u64..loc.offset as u64 + loc.stored_len as u64).await?;
+        let sealed = self.sealed_bytes(pack_id, pack_len, &loc).await?;
         let repo = self.repo.clone();
         let id = *id;
         tokio::task::spawn_blocking(move || open_blob(&repo.key, data_key.as_ref(), &key, &id, &loc, &sealed))

@@ -17,13 +17,13 @@ use crate::platform::{apply_permissions, name_from_bytes, ns_to_time, symlink};
 use crate::progress::Progress;
 
 /// Files restored at once.
-const FILES_IN_FLIGHT: usize = 16;
+const FILES_IN_FLIGHT: usize = 8;
 /// Blobs of one file fetched ahead of the one being written.
-const BLOBS_AHEAD: usize = 4;
+const BLOBS_AHEAD: usize = 2;
 /// Plaintext held in memory across all files being restored, in MiB. Permits are taken
 /// in order (the semaphore is fair), so a file's earlier blobs always get theirs first and
 /// the budget cannot deadlock.
-const BUFFER_BUDGET_MIB: u32 = 64;
+const BUFFER_BUDGET_MIB: u32 = 32;
 
 pub async fn load_tree(reader: &BlobReader, id: &BlobId) -> Result<Tree> {
     let bytes = reader.read(id).await?;
