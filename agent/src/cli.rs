@@ -592,6 +592,16 @@ async fn restore(a: RestoreArgs, out: &Output) -> Result<ExitCode> {
             summary.bytes as f64 / 1e6 / secs
         );
     }
+    for (path, reason) in &summary.damaged {
+        eprintln!("arka: not restored, its data is damaged: {path}: {reason}");
+    }
+    if !summary.damaged.is_empty() {
+        eprintln!(
+            "arka: {} files could not be restored; everything else was. Run `arka verify --read-data` to see the damage",
+            summary.damaged.len()
+        );
+        return Ok(ExitCode::from(1));
+    }
     Ok(ExitCode::SUCCESS)
 }
 

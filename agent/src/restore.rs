@@ -98,10 +98,14 @@ pub struct RestoreSummary {
     pub dirs: u64,
     pub symlinks: u64,
     pub bytes: u64,
+    /// Files not restored because their data in the repository is damaged or missing,
+    /// with the reason. Everything else was restored.
+    pub damaged: Vec<(String, String)>,
 }
 
 /// Restores the snapshot (or `start` within it) under `target`, keeping the snapshot's
-/// directory structure.
+/// directory structure. A file whose data is damaged is left out and reported, and the
+/// restore goes on with the rest; any other failure (the target disk, the store) stops it.
 pub async fn restore(
     reader: Arc<BlobReader>,
     snapshot: &Snapshot,
@@ -134,11 +138,24 @@ pub async fn restore(
     summary.files = files.len() as u64;
     summary.bytes = files.iter().map(|(_, n)| n.size).sum();
     let budget = tokio::sync::Semaphore::new(BUFFER_BUDGET_MIB as usize);
-    futures::stream::iter(files)
-        .map(|(path, node)| restore_file(&reader, path, node, &budget, &progress))
-        .buffer_unordered(FILES_IN_FLIGHT)
-        .try_collect::<()>()
-        .await?;
+    let mut results = futures::stream::iter(files)
+        .map(|(path, node)| async {
+            let result = restore_file(&reader, path.clone(), node, &budget, &progress).await;
+            (path, node.size, result)
+        })
+        .buffer_unordered(FILES_IN_FLIGHT);
+    while let Some((path, size, result)) = results.next().await {
+        match result {
+            Ok(()) => {}
+            Err(e @ (Error::Corrupt { .. } | Error::MissingBlob { .. })) => {
+                summary.files -= 1;
+                summary.bytes -= size;
+                summary.damaged.push((path.display().to_string(), e.to_string()));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    drop(results);
     for e in entries.iter().filter(|e| e.node.kind == NodeKind::Symlink) {
         let p = local(e);
         let _ = std::fs::remove_file(&p);

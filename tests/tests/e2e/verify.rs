@@ -82,6 +82,24 @@ fn bit_rot_is_found_and_traced_to_files_and_unaffected_files_still_restore() {
         .collect();
     assert_eq!(files.len(), 1, "one flipped byte damages one blob of one file: {files:?}");
 
+    // A full restore skips the damaged file, names it, restores the rest and exits 1.
+    let whole = fx.path("whole");
+    fx.restore(&fx.snapshots()[0]["id"].as_str().unwrap().to_string(), &whole, &[])
+        .expect_code(1)
+        .expect_stderr(&files[0]);
+    for entry in std::fs::read_dir(&src).unwrap() {
+        let name = entry.unwrap().file_name().into_string().unwrap();
+        let path = format!("src/{name}");
+        assert_eq!(
+            whole.join(&path).exists(),
+            !files.contains(&path),
+            "{path}: a damaged file must be left out, every other one restored"
+        );
+        if !files.contains(&path) {
+            assert!(same_contents(&src.join(&name), &whole.join(&path)), "{path} did not restore intact");
+        }
+    }
+
     // Every other file still restores, byte for byte.
     let snapshot = fx.snapshots()[0]["id"].as_str().unwrap().to_string();
     for entry in std::fs::read_dir(&src).unwrap() {
