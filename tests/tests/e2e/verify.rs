@@ -84,9 +84,7 @@ fn bit_rot_is_found_and_traced_to_files_and_unaffected_files_still_restore() {
 
     // A full restore skips the damaged file, names it, restores the rest and exits 1.
     let whole = fx.path("whole");
-    fx.restore(fx.snapshots()[0]["id"].as_str().unwrap(), &whole, &[])
-        .expect_code(1)
-        .expect_stderr(&files[0]);
+    fx.restore(fx.snapshots()[0]["id"].as_str().unwrap(), &whole, &[]).expect_code(1).expect_stderr(&files[0]);
     for entry in std::fs::read_dir(&src).unwrap() {
         let name = entry.unwrap().file_name().into_string().unwrap();
         let path = format!("src/{name}");
