@@ -181,6 +181,21 @@ fn a_killed_sync_leaves_no_dangling_snapshot_and_resumes() {
     let garage = Garage::single();
     let mut fx = Fixture::new();
     fx.env = garage.env();
+    // 1 MiB packs: when a kill lands, some packs are complete and others in flight.
+    fx.repo = fx.path("small-packs");
+    fx.agent_key = fx.path("small-packs.key");
+    fx.arka(os_args![
+        "init",
+        "--repo",
+        fx.repo,
+        "--recipient",
+        fx.recipient,
+        "--agent-key-out",
+        fx.agent_key,
+        "--pack-size-mib",
+        "1"
+    ])
+    .ok();
     let offsite = garage.url("offsite");
     let src = fx.path("src");
     for i in 0..8u64 {
@@ -189,7 +204,7 @@ fn a_killed_sync_leaves_no_dangling_snapshot_and_resumes() {
     small_tree(&src.join("small"), 4);
     fx.backup_ok(&[&src], &[]);
 
-    // kill -9 the sync once some packs have arrived.
+    // kill -9 the sync once a good part of the data has arrived.
     let mut cmd = fx.command();
     cmd.args(os_args!["--json", "sync", "--repo", fx.repo, "--to", offsite])
         .stdout(Stdio::null())
@@ -197,7 +212,7 @@ fn a_killed_sync_leaves_no_dangling_snapshot_and_resumes() {
     let mut child = cmd.spawn().expect("start sync");
     let base = garage.data_bytes(0);
     let started = Instant::now();
-    while garage.data_bytes(0) - base < 16 << 20 && started.elapsed() < Duration::from_secs(30) {
+    while garage.data_bytes(0) - base < 24 << 20 && started.elapsed() < Duration::from_secs(30) {
         if child.try_wait().expect("poll sync").is_some() {
             panic!("the sync finished before it could be killed");
         }
