@@ -171,6 +171,10 @@ impl BlobReader {
         }
     }
 
+    pub fn index(&self) -> &Index {
+        &self.index
+    }
+
     pub fn location(&self, id: &BlobId) -> Result<Location> {
         self.index.get(id).copied().ok_or_else(|| Error::MissingBlob { blob: id.to_hex() })
     }

@@ -31,7 +31,7 @@ impl From<&PackBlobEntry> for Location {
     }
 }
 
-#[derive(Default, Clone)]
+#[derive(Default)]
 pub struct Index {
     packs: Vec<(ObjectId, u64)>,
     pack_pos: HashMap<ObjectId, u32>,

@@ -11,6 +11,7 @@ pub mod error;
 pub mod forget;
 pub mod index;
 pub mod keys;
+pub mod local_state;
 pub mod packer;
 pub mod platform;
 pub mod progress;

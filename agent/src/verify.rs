@@ -114,17 +114,18 @@ pub async fn verify(repo: std::sync::Arc<Repository>, opts: &VerifyOptions) -> R
         }
     }
 
+    let reader = BlobReader::new(repo.clone(), std::sync::Arc::new(index));
+    let decrypt = repo.identities.is_some();
     let mut bad_blobs: HashSet<BlobId> = HashSet::new();
     if let Some(percent) = opts.read_data_percent {
         let mut state = ReadState::load(opts.state_file.as_deref());
-        let candidates: Vec<ObjectId> = index.packs().map(|(id, _)| id).filter(|id| !bad_packs.contains(id)).collect();
+        let candidates: Vec<ObjectId> =
+            reader.index().packs().map(|(id, _)| id).filter(|id| !bad_packs.contains(id)).collect();
         let chosen = state.choose(candidates, percent);
-        let reader =
-            repo.identities.is_some().then(|| BlobReader::new(repo.clone(), std::sync::Arc::new(Index::default())));
         let mut results = futures::stream::iter(chosen)
             .map(|pack_id| {
                 let entries = entries_by_pack.get(&pack_id).cloned().unwrap_or_default();
-                read_pack(&repo, reader.as_ref(), pack_id, listed[&pack_id], entries)
+                read_pack(&repo, decrypt.then_some(&reader), pack_id, listed[&pack_id], entries)
             })
             .buffer_unordered(PACKS_IN_FLIGHT);
         let now = jiff::Timestamp::now().as_second();
@@ -143,16 +144,13 @@ pub async fn verify(repo: std::sync::Arc<Repository>, opts: &VerifyOptions) -> R
     }
 
     // Which snapshots can no longer be restored in full, and (with an identity) which files.
-    let reach = Reachability { repo: &repo, index: &index, bad_packs: &bad_packs, bad_blobs: &bad_blobs };
+    let reach = Reachability { reader: &reader, bad_packs: &bad_packs, bad_blobs: &bad_blobs };
     let mut memo: HashMap<BlobId, bool> = HashMap::new();
     for (id, snap) in &snapshots {
         let mut missing = Vec::new();
         if !reach.subtree_ok(snap.tree, snap.refs, &mut memo, &mut missing).await {
             report.damage.extend(missing);
-            let files = match repo.identities.is_some() {
-                true => damaged_files(&repo, &index, snap, &bad_packs, &bad_blobs).await,
-                false => Vec::new(),
-            };
+            let files = if decrypt { reach.damaged_files(snap).await } else { Vec::new() };
             report.broken_snapshots.push(BrokenSnapshot {
                 id: id.to_hex(),
                 time_unix_ns: snap.time_ns,
@@ -260,24 +258,29 @@ async fn read_pack(
 }
 
 struct Reachability<'a> {
-    repo: &'a Repository,
-    index: &'a Index,
+    reader: &'a BlobReader,
     bad_packs: &'a HashSet<ObjectId>,
     bad_blobs: &'a HashSet<BlobId>,
 }
 
 impl Reachability<'_> {
-    fn blob_ok(&self, id: &BlobId, missing: &mut Vec<Damage>) -> bool {
-        match self.index.get(id) {
-            None => {
-                missing.push(Damage {
-                    object: format!("blob {}", id.short()),
-                    reason: "referenced but not in the index".into(),
-                });
-                false
-            }
-            Some(loc) => !self.bad_blobs.contains(id) && !self.bad_packs.contains(&self.index.pack_of(loc).0),
+    /// Whether a blob cannot be read intact: not indexed, found damaged, or in a bad pack.
+    fn damaged(&self, id: &BlobId) -> bool {
+        let index = self.reader.index();
+        match index.get(id) {
+            None => true,
+            Some(loc) => self.bad_blobs.contains(id) || self.bad_packs.contains(&index.pack_of(loc).0),
         }
+    }
+
+    fn blob_ok(&self, id: &BlobId, missing: &mut Vec<Damage>) -> bool {
+        if self.reader.index().get(id).is_none() {
+            missing.push(Damage {
+                object: format!("blob {}", id.short()),
+                reason: "referenced but not in the index".into(),
+            });
+        }
+        !self.damaged(id)
     }
 
     /// Whether a tree and everything below it is intact, walking reference lists only.
@@ -317,36 +320,23 @@ impl Reachability<'_> {
     }
 
     async fn read_refs(&self, id: &BlobId) -> Result<TreeRefs> {
-        let loc = *self.index.get(id).ok_or_else(|| Error::MissingBlob { blob: id.to_hex() })?;
-        let (pack_id, _) = self.index.pack_of(&loc);
-        let key = ObjectKind::Pack.key(&pack_id);
-        let sealed =
-            self.repo.store.get_range(&key, loc.offset as u64..loc.offset as u64 + loc.stored_len as u64).await?;
-        let plain = open_blob(&self.repo.key, None, &key, id, &loc, &sealed)?;
-        TreeRefs::decode(&plain).map_err(|e| Error::Corrupt { key, reason: e.to_string() })
+        let plain = self.reader.read(id).await?;
+        TreeRefs::decode(&plain)
+            .map_err(|e| Error::Corrupt { key: format!("reference list {}", id.short()), reason: e.to_string() })
     }
-}
 
-/// With a recovery identity: the paths of a broken snapshot's files whose data is damaged.
-async fn damaged_files(
-    repo: &std::sync::Arc<Repository>,
-    index: &Index,
-    snap: &Snapshot,
-    bad_packs: &HashSet<ObjectId>,
-    bad_blobs: &HashSet<BlobId>,
-) -> Vec<String> {
-    let reader = BlobReader::new(repo.clone(), std::sync::Arc::new(index.clone()));
-    let broken = |id: &BlobId| match index.get(id) {
-        None => true,
-        Some(loc) => bad_blobs.contains(id) || bad_packs.contains(&index.pack_of(loc).0),
-    };
-    match crate::restore::walk(&reader, snap, None).await {
-        Ok(entries) => entries
-            .iter()
-            .filter(|e| e.node.kind == arka_proto::NodeKind::File && e.node.content.iter().any(broken))
-            .map(|e| e.display_path())
-            .collect(),
-        Err(e) => vec![format!("(the directory tree itself is damaged: {e})")],
+    /// With a recovery identity: the paths of a broken snapshot's files whose data is damaged.
+    async fn damaged_files(&self, snap: &Snapshot) -> Vec<String> {
+        match crate::restore::walk(self.reader, snap, None).await {
+            Ok(entries) => entries
+                .iter()
+                .filter(|e| {
+                    e.node.kind == arka_proto::NodeKind::File && e.node.content.iter().any(|id| self.damaged(id))
+                })
+                .map(|e| e.display_path())
+                .collect(),
+            Err(e) => vec![format!("(the directory tree itself is damaged: {e})")],
+        }
     }
 }
 
@@ -358,19 +348,14 @@ struct ReadState {
 
 impl ReadState {
     fn load(path: Option<&std::path::Path>) -> Self {
-        path.and_then(|p| std::fs::read(p).ok())
-            .and_then(|b| arka_proto::codec::from_cbor(&b, "verify state").ok())
-            .unwrap_or_default()
+        path.map(crate::local_state::load).unwrap_or_default()
     }
 
     fn save(&self, path: Option<&std::path::Path>) {
-        let Some(path) = path else { return };
-        if let Some(dir) = path.parent() {
-            let _ = std::fs::create_dir_all(dir);
-        }
-        let tmp = path.with_extension("tmp");
-        if std::fs::write(&tmp, arka_proto::codec::to_cbor(self)).and_then(|_| std::fs::rename(&tmp, path)).is_err() {
-            tracing::warn!("could not save the verify rotation state");
+        if let Some(path) = path {
+            if crate::local_state::save(path, self).is_err() {
+                tracing::warn!("could not save the verify rotation state");
+            }
         }
     }
 

@@ -10,7 +10,6 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use arka_proto::codec::{from_cbor, to_cbor};
 use arka_proto::BlobId;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -30,17 +29,12 @@ pub struct FilesCache {
 impl FilesCache {
     /// Loads a cache file; a missing or unreadable one is an empty cache.
     pub fn load(path: &Path) -> Self {
-        std::fs::read(path).ok().and_then(|b| from_cbor(&b, "files cache").ok()).unwrap_or_default()
+        crate::local_state::load(path)
     }
 
     /// Writes the cache atomically (temp file, then rename).
     pub fn save(&self, path: &Path) -> std::io::Result<()> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        let tmp = path.with_extension("tmp");
-        std::fs::write(&tmp, to_cbor(self))?;
-        std::fs::rename(&tmp, path)
+        crate::local_state::save(path, self)
     }
 
     pub fn get(&self, key: &[u8; 16]) -> Option<&CacheEntry> {
