@@ -92,7 +92,7 @@ pub fn open_blob(
         |reason: String| Error::Corrupt { key: pack_key.into(), reason: format!("blob {}: {reason}", id.short()) };
     let opened = match (loc.kind, data_key) {
         (BlobKind::Refs, _) => open_meta(agent_key.meta_key(), REFS_SEAL_LABEL, sealed),
-        (_, Some(k)) => k.open_blob(loc.offset as u64, id, loc.kind, sealed),
+        (_, Some(k)) => k.open_blob(id, loc.kind, sealed),
         (_, None) => return Err(Error::Usage("reading file contents needs a recovery identity".into())),
     }
     .map_err(|e| corrupt(e.to_string()))?;
@@ -103,11 +103,11 @@ pub fn open_blob(
     Ok(plain)
 }
 
-/// Reads blobs for restore and verify. Pack data keys are unwrapped once per pack.
+/// Reads blobs for restore and verify. A pack's data keys are unwrapped once.
 pub struct BlobReader {
     repo: Arc<Repository>,
     index: Arc<Index>,
-    data_keys: Mutex<HashMap<ObjectId, DataKey>>,
+    data_keys: Mutex<HashMap<ObjectId, Arc<Vec<DataKey>>>>,
     windows: Mutex<WindowCache>,
 }
 
@@ -186,7 +186,7 @@ impl BlobReader {
         let key = ObjectKind::Pack.key(&pack_id);
         let data_key = match loc.kind {
             BlobKind::Refs => None,
-            _ => Some(self.data_key(&pack_id, pack_len).await?),
+            _ => Some(self.pack_data_key(&pack_id, pack_len, loc.key).await?),
         };
         let sealed = self.sealed_bytes(pack_id, pack_len, &loc).await?;
         let repo = self.repo.clone();
@@ -196,12 +196,17 @@ impl BlobReader {
             .map_err(|e| Error::Internal(e.to_string()))?
     }
 
-    /// The data key of a pack, for callers that hold the pack's bytes already.
-    pub async fn pack_data_key(&self, pack_id: &ObjectId, pack_len: u64) -> Result<DataKey> {
-        self.data_key(pack_id, pack_len).await
+    /// Data key `key` of a pack.
+    pub async fn pack_data_key(&self, pack_id: &ObjectId, pack_len: u64, key: u16) -> Result<DataKey> {
+        let keys = self.pack_data_keys(pack_id, pack_len).await?;
+        keys.get(key as usize).cloned().ok_or_else(|| Error::Corrupt {
+            key: ObjectKind::Pack.key(pack_id),
+            reason: format!("a blob names data key {key}, but the pack has {}", keys.len()),
+        })
     }
 
-    async fn data_key(&self, pack_id: &ObjectId, pack_len: u64) -> Result<DataKey> {
+    /// All data keys of a pack, unwrapped with the recovery identity.
+    pub async fn pack_data_keys(&self, pack_id: &ObjectId, pack_len: u64) -> Result<Arc<Vec<DataKey>>> {
         if let Some(k) = self.data_keys.lock().expect("no panics while locked").get(pack_id) {
             return Ok(k.clone());
         }
@@ -209,15 +214,20 @@ impl BlobReader {
         let key = ObjectKind::Pack.key(pack_id);
         let corrupt = |e: arka_proto::Error| Error::Corrupt { key: key.clone(), reason: e.to_string() };
         let mut head = self.repo.store.get_range(&key, 0..pack_len.min(4096)).await?;
-        let sealed_len = pack::header_len(&head).map_err(corrupt)?;
-        let need = (pack::HEADER_PREFIX_LEN + sealed_len) as u64;
+        let need = (pack::HEADER_PREFIX_LEN + pack::header_len(&head).map_err(corrupt)?) as u64;
         if need > head.len() as u64 {
             head = self.repo.store.get_range(&key, 0..need.min(pack_len)).await?;
         }
-        let sealed = pack::decode_header(&head).map_err(corrupt)?;
-        let raw = zeroize::Zeroizing::new(identities.open(sealed).map_err(corrupt)?);
-        let dk = DataKey::from_bytes(&raw).map_err(corrupt)?;
-        self.data_keys.lock().expect("no panics while locked").insert(*pack_id, dk.clone());
-        Ok(dk)
+        let keys = pack::decode_header(&head)
+            .map_err(corrupt)?
+            .into_iter()
+            .map(|sealed| {
+                let raw = zeroize::Zeroizing::new(identities.open(sealed).map_err(corrupt)?);
+                DataKey::from_bytes(&raw).map_err(corrupt)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let keys = Arc::new(keys);
+        self.data_keys.lock().expect("no panics while locked").insert(*pack_id, keys.clone());
+        Ok(keys)
     }
 }

@@ -1,4 +1,6 @@
 //! Builds one pack: seals blobs into a buffer and closes it with the sealed blob table.
+//! Backups seal new blobs under a fresh data key; prune copies blobs that are already
+//! sealed, together with the sealed data keys that open them.
 
 use arka_proto::crypto::seal_meta;
 use arka_proto::pack::{self, BlobKind, Compression, PackBlobEntry};
@@ -6,8 +8,15 @@ use arka_proto::tree::REFS_SEAL_LABEL;
 use arka_proto::{BlobId, DataKey, ObjectId, Recipients};
 
 pub struct Packer {
-    data_key: DataKey,
+    /// The key new blobs are sealed with (key 0); `None` for a pack of copied blobs.
+    data_key: Option<DataKey>,
+    /// The data keys, sealed to the recipients, that the header will carry.
+    sealed_keys: Vec<Vec<u8>>,
     meta_key: [u8; 32],
+    /// A backup's pack knows its one key up front, so its header starts `buf` and offsets
+    /// are final; a pack of copies learns its keys as it goes, so its header is put in
+    /// front of the blobs when it is finished.
+    header_in_buf: bool,
     buf: Vec<u8>,
     entries: Vec<PackBlobEntry>,
 }
@@ -20,42 +29,91 @@ pub struct FinishedPack {
 }
 
 impl Packer {
+    /// A pack for new blobs, sealed under a fresh data key.
     pub fn new(recipients: &Recipients, meta_key: [u8; 32], capacity: usize) -> Self {
         let data_key = DataKey::random();
+        let sealed_keys = vec![recipients.seal(data_key.as_bytes())];
         let mut buf = Vec::with_capacity(capacity);
-        buf.extend(pack::encode_header(&recipients.seal(data_key.as_bytes())));
-        Self { data_key, meta_key, buf, entries: Vec::new() }
+        buf.extend(pack::encode_header(&sealed_keys));
+        Self { data_key: Some(data_key), sealed_keys, meta_key, header_in_buf: true, buf, entries: Vec::new() }
+    }
+
+    /// A pack for blobs copied from other packs, which keep their seals.
+    pub fn for_copies(meta_key: [u8; 32], capacity: usize) -> Self {
+        Self {
+            data_key: None,
+            sealed_keys: Vec::new(),
+            meta_key,
+            header_in_buf: false,
+            buf: Vec::with_capacity(capacity),
+            entries: Vec::new(),
+        }
     }
 
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
 
+    /// Bytes so far, without the blob table (and for a pack of copies, without the header).
     pub fn len(&self) -> usize {
         self.buf.len()
     }
 
+    pub fn key_count(&self) -> usize {
+        self.sealed_keys.len()
+    }
+
     /// Seals `encoded` (the plaintext after compression) and appends it.
     pub fn add(&mut self, id: BlobId, kind: BlobKind, compression: Compression, raw_len: usize, encoded: &[u8]) {
-        let offset = self.buf.len();
-        let sealed = match kind {
-            BlobKind::Refs => seal_meta(&self.meta_key, REFS_SEAL_LABEL, encoded),
-            BlobKind::Data | BlobKind::Tree => self.data_key.seal_blob(offset as u64, &id, kind, encoded),
+        let sealed = match (kind, &self.data_key) {
+            (BlobKind::Refs, _) => seal_meta(&self.meta_key, REFS_SEAL_LABEL, encoded),
+            (BlobKind::Data | BlobKind::Tree, Some(k)) => k.seal_blob(&id, kind, encoded),
+            (_, None) => unreachable!("a pack of copies is never given plaintext"),
         };
-        self.buf.extend_from_slice(&sealed);
-        self.entries.push(PackBlobEntry {
+        self.push(PackBlobEntry {
             id,
             kind,
             compression,
-            offset: offset as u32,
+            key: 0,
+            offset: 0,
             stored_len: sealed.len() as u32,
             raw_len: raw_len as u32,
-        });
+        }, &sealed);
+    }
+
+    /// Adds a sealed data key this pack's copied blobs refer to; returns its index.
+    pub fn add_sealed_key(&mut self, sealed_key: &[u8]) -> u16 {
+        assert!(self.data_key.is_none(), "only a pack of copies carries other packs' keys");
+        self.sealed_keys.push(sealed_key.to_vec());
+        (self.sealed_keys.len() - 1) as u16
+    }
+
+    /// Appends a blob exactly as it was sealed in another pack. `entry.key` must be the
+    /// index `add_sealed_key` returned for the key that sealed it.
+    pub fn add_sealed(&mut self, entry: PackBlobEntry, sealed: &[u8]) {
+        self.push(entry, sealed);
+    }
+
+    fn push(&mut self, mut entry: PackBlobEntry, sealed: &[u8]) {
+        entry.offset = self.buf.len() as u32;
+        self.buf.extend_from_slice(sealed);
+        self.entries.push(entry);
     }
 
     pub fn finish(mut self) -> FinishedPack {
-        self.buf.extend(pack::encode_table(&self.meta_key, &self.entries));
-        let bytes = std::mem::take(&mut self.buf);
+        let mut bytes = if self.header_in_buf {
+            std::mem::take(&mut self.buf)
+        } else {
+            let mut bytes = pack::encode_header(&self.sealed_keys);
+            let header_len = bytes.len() as u32;
+            bytes.reserve(self.buf.len() + self.entries.len() * pack::ENTRY_LEN + 64);
+            bytes.extend_from_slice(&self.buf);
+            for e in &mut self.entries {
+                e.offset += header_len;
+            }
+            bytes
+        };
+        bytes.extend(pack::encode_table(&self.meta_key, &self.entries));
         FinishedPack { id: ObjectId::of(&bytes), bytes, entries: std::mem::take(&mut self.entries) }
     }
 }

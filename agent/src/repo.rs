@@ -4,12 +4,12 @@ use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 
 use arka_proto::{
-    AgentKey, ChunkerParams, IndexSegment, ObjectId, Recipients, RecoveryIdentities, RepoConfig, Snapshot,
+    AgentKey, ChunkerParams, IndexSegment, ObjectId, PrunePlan, Recipients, RecoveryIdentities, RepoConfig, Snapshot,
 };
 
 use crate::error::{Error, Result};
 use crate::index::Index;
-use crate::store::{ObjectKind, Store, CONFIG_KEY};
+use crate::store::{Listed, ObjectKind, Store, CONFIG_KEY};
 
 /// Default pack size: large enough to keep object counts and S3 PUT costs low, small
 /// enough that a handful in flight keeps memory modest.
@@ -83,20 +83,42 @@ impl Repository {
             .ok_or_else(|| Error::Usage("this operation needs a recovery identity (--identity)".into()))
     }
 
-    /// Loads every index segment. A segment that fails to authenticate is an error: the
-    /// index is what keeps dedup and restore honest.
+    /// Loads every index segment, and the prune plans that condemn packs. A segment or
+    /// plan that fails to authenticate is an error: the index keeps dedup and restore honest.
     pub async fn load_index(&self) -> Result<Index> {
-        let ids = self.store.list(ObjectKind::Index).await?;
-        let segments: Vec<IndexSegment> = futures::stream::iter(ids)
-            .map(|(id, _)| self.load_segment(id))
-            .buffer_unordered(LOAD_CONCURRENCY)
-            .try_collect()
-            .await?;
-        let mut index = Index::default();
-        for s in &segments {
-            index.add_segment(s);
+        let condemned = self.load_plans().await?.iter().flat_map(|(_, _, p)| p.packs.iter().copied()).collect();
+        let mut index = Index::with_condemned(condemned);
+        for (_, s) in self.load_segments().await? {
+            index.add_segment(&s);
         }
         Ok(index)
+    }
+
+    /// Every index segment with its ID.
+    pub async fn load_segments(&self) -> Result<Vec<(ObjectId, IndexSegment)>> {
+        let ids = self.store.list(ObjectKind::Index).await?;
+        futures::stream::iter(ids)
+            .map(|(id, _)| async move { Ok::<_, Error>((id, self.load_segment(id).await?)) })
+            .buffer_unordered(LOAD_CONCURRENCY)
+            .try_collect()
+            .await
+    }
+
+    /// Every pending prune plan, with its ID and the time the store recorded it.
+    pub async fn load_plans(&self) -> Result<Vec<(ObjectId, Listed, PrunePlan)>> {
+        let listed = self.store.list_detailed(ObjectKind::PrunePlan).await?;
+        futures::stream::iter(listed)
+            .map(|l| async move {
+                let key = ObjectKind::PrunePlan.key(&l.id);
+                let bytes = self.store.get(&key).await?;
+                check_object_id(&key, &l.id, &bytes)?;
+                let plan = PrunePlan::decode(self.key.meta_key(), &bytes)
+                    .map_err(|e| Error::Corrupt { key, reason: e.to_string() })?;
+                Ok::<_, Error>((l.id, l, plan))
+            })
+            .buffer_unordered(LOAD_CONCURRENCY)
+            .try_collect()
+            .await
     }
 
     /// All snapshots, oldest first.

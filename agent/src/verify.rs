@@ -221,8 +221,8 @@ async fn read_pack(
         }
     } else {
         let table = pack::decode_table(repo.key.meta_key(), &bytes);
-        let listed: HashSet<_> = table.iter().flatten().map(|e| (e.id, e.offset, e.stored_len)).collect();
-        if let Some(e) = indexed.iter().find(|e| !listed.contains(&(e.id, e.offset, e.stored_len))) {
+        let listed: HashSet<_> = table.iter().flatten().map(|e| (e.id, e.key, e.offset, e.stored_len)).collect();
+        if let Some(e) = indexed.iter().find(|e| !listed.contains(&(e.id, e.key, e.offset, e.stored_len))) {
             all_bad(
                 &mut check,
                 format!("its blob table does not list blob {} that the index places in it", e.id.short()),
@@ -231,7 +231,7 @@ async fn read_pack(
         }
     }
     let Some(reader) = reader else { return check };
-    let data_key = match reader.pack_data_key(&pack_id, len).await {
+    let data_keys = match reader.pack_data_keys(&pack_id, len).await {
         Ok(k) => k,
         Err(e) => {
             all_bad(&mut check, reason_of(e));
@@ -240,11 +240,15 @@ async fn read_pack(
     };
     for e in &indexed {
         let loc = Location::from(e);
-        let opened = match bytes.get(e.offset as usize..e.end() as usize) {
-            Some(sealed) => open_blob(&repo.key, Some(&data_key), &key, &e.id, &loc, sealed),
-            None => {
+        let opened = match (bytes.get(e.offset as usize..e.end() as usize), data_keys.get(e.key as usize)) {
+            (Some(sealed), Some(data_key)) => open_blob(&repo.key, Some(data_key), &key, &e.id, &loc, sealed),
+            (None, _) => {
                 Err(Error::Corrupt { key: key.clone(), reason: format!("blob {} lies past the end", e.id.short()) })
             }
+            (_, None) => Err(Error::Corrupt {
+                key: key.clone(),
+                reason: format!("blob {} names data key {} the pack lacks", e.id.short(), e.key),
+            }),
         };
         match opened {
             Ok(_) => check.decrypted += 1,

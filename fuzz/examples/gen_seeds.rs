@@ -37,7 +37,7 @@ fn framed(magic: &[u8; 4], label: &str, plain: &[u8]) -> Vec<u8> {
 
 fn entry(i: u8, kind: BlobKind, offset: u32, stored_len: u32) -> PackBlobEntry {
     let compression = if i % 2 == 0 { Compression::Zstd } else { Compression::None };
-    PackBlobEntry { id: BlobId([i; 32]), kind, compression, offset, stored_len, raw_len: stored_len * 2 }
+    PackBlobEntry { id: BlobId([i; 32]), kind, compression, key: 0, offset, stored_len, raw_len: stored_len * 2 }
 }
 
 /// Raw pack bytes (header, blob area, fixed-nonce table) and the structured input for the

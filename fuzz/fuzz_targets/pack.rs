@@ -10,9 +10,10 @@ use libfuzzer_sys::fuzz_target;
 fuzz_target!(|data: &[u8]| {
     // Raw bytes, as read from storage.
     let hlen = pack::header_len(data);
-    if let Ok(key) = pack::decode_header(data) {
-        assert_eq!(Some(key.len()), hlen.as_ref().ok().copied());
-        assert_eq!(&data[pack::HEADER_PREFIX_LEN..pack::HEADER_PREFIX_LEN + key.len()], key);
+    if let Ok(keys) = pack::decode_header(data) {
+        let table_len = 2 + keys.iter().map(|k| 4 + k.len()).sum::<usize>();
+        assert_eq!(Some(table_len), hlen.as_ref().ok().copied());
+        assert!(keys.len() <= pack::MAX_PACK_KEYS);
     }
     let _ = pack::table_len(data);
     if data.len() >= pack::TRAILER_LEN {
@@ -25,13 +26,16 @@ fuzz_target!(|data: &[u8]| {
     // Structured: the input is `key_len:u8 pad:u16le table_plaintext`.
     let Some((layout, plain)) = PackLayout::split(data) else { return };
     let packed = layout.pack_with_plaintext(plain);
-    assert_eq!(pack::header_len(&packed).unwrap(), layout.key_len);
-    assert_eq!(pack::decode_header(&packed).unwrap().len(), layout.key_len);
+    assert_eq!(pack::header_len(&packed).unwrap(), layout.key_table_len());
+    let keys = pack::decode_header(&packed).unwrap();
+    assert_eq!(keys.len(), layout.key_count());
+    assert!(keys.iter().all(|k| k.len() == layout.key_len));
     match pack::decode_table(&KEY, &packed) {
         Ok(entries) => {
             check_entries(&packed, &entries);
             for e in &entries {
                 assert!(e.offset as usize >= layout.blobs_start() && e.end() <= layout.table_start() as u64);
+                assert!((e.key as usize) < layout.key_count());
             }
             // The plaintext layout is canonical: anything accepted re-encodes to itself.
             assert_eq!(table_plaintext(&entries), plain, "accepted a non-canonical table");

@@ -26,9 +26,10 @@ pub fn sealed_object(magic: &[u8; 4], label: &str, plain: &[u8]) -> Vec<u8> {
 }
 
 /// How a structured pack input is laid out: `key_len:u8 pad:u16le table_plaintext...`.
+/// The header carries `1 + key_len % 3` dummy sealed keys of `key_len` bytes each.
 #[derive(Clone, Copy, Debug)]
 pub struct PackLayout {
-    /// Length of the (dummy) sealed data key in the header.
+    /// Length of each (dummy) sealed data key in the header.
     pub key_len: usize,
     /// Bytes of blob area between the header and the table.
     pub pad: usize,
@@ -49,9 +50,22 @@ impl PackLayout {
         [self.key_len as u8, pad[0], pad[1]]
     }
 
+    pub fn key_count(&self) -> usize {
+        1 + self.key_len % 3
+    }
+
+    fn keys(&self) -> Vec<Vec<u8>> {
+        (0..self.key_count()).map(|i| vec![0xa5 ^ i as u8; self.key_len]).collect()
+    }
+
+    /// Length of the header's key table (what `pack::header_len` reports).
+    pub fn key_table_len(&self) -> usize {
+        2 + self.key_count() * (4 + self.key_len)
+    }
+
     /// Offset of the first blob byte (just after the header).
     pub fn blobs_start(&self) -> usize {
-        pack::HEADER_PREFIX_LEN + self.key_len
+        pack::HEADER_PREFIX_LEN + self.key_table_len()
     }
 
     /// Offset of the sealed table (just after the blob area).
@@ -62,7 +76,7 @@ impl PackLayout {
     /// Header, zeroed blob area, then `table` (a sealed table followed by its trailer, as
     /// `pack::encode_table` returns it).
     pub fn pack_with_table(&self, table: &[u8]) -> Vec<u8> {
-        let mut out = pack::encode_header(&vec![0xa5; self.key_len]);
+        let mut out = pack::encode_header(&self.keys());
         out.resize(self.table_start(), 0);
         out.extend_from_slice(table);
         out

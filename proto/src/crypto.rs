@@ -169,29 +169,30 @@ impl DataKey {
         &self.0
     }
 
-    /// Seals a blob stored at `offset` in its pack. The key is fresh per pack and offsets
-    /// never repeat within a pack, so the nonce is unique by construction.
-    pub fn seal_blob(&self, offset: u64, id: &BlobId, kind: BlobKind, plaintext: &[u8]) -> Vec<u8> {
+    /// Seals a blob. The nonce is the first 12 bytes of the blob's ID: a data key is fresh
+    /// per pack and a pack holds each ID once, so nonces do not repeat under a key (and if
+    /// an ID did repeat, so would the plaintext: the same message under the same nonce
+    /// reveals only that it is the same). Because the nonce does not depend on where the
+    /// blob lies, prune can copy sealed blobs into a new pack without a recovery identity.
+    pub fn seal_blob(&self, id: &BlobId, kind: BlobKind, plaintext: &[u8]) -> Vec<u8> {
         let cipher = ChaCha20Poly1305::new((&self.0).into());
         let aad = blob_aad(id, kind);
         cipher
-            .encrypt(&blob_nonce(offset).into(), Payload { msg: plaintext, aad: &aad })
+            .encrypt(&blob_nonce(id).into(), Payload { msg: plaintext, aad: &aad })
             .expect("ChaCha20Poly1305 encryption of a bounded buffer cannot fail")
     }
 
-    pub fn open_blob(&self, offset: u64, id: &BlobId, kind: BlobKind, sealed: &[u8]) -> Result<Vec<u8>> {
+    pub fn open_blob(&self, id: &BlobId, kind: BlobKind, sealed: &[u8]) -> Result<Vec<u8>> {
         let cipher = ChaCha20Poly1305::new((&self.0).into());
         let aad = blob_aad(id, kind);
         cipher
-            .decrypt(&blob_nonce(offset).into(), Payload { msg: sealed, aad: &aad })
+            .decrypt(&blob_nonce(id).into(), Payload { msg: sealed, aad: &aad })
             .map_err(|_| Error::Authentication { what: "blob" })
     }
 }
 
-fn blob_nonce(offset: u64) -> [u8; 12] {
-    let mut n = [0u8; 12];
-    n[..8].copy_from_slice(&offset.to_le_bytes());
-    n
+fn blob_nonce(id: &BlobId) -> [u8; 12] {
+    id.0[..12].try_into().expect("a blob ID is 32 bytes")
 }
 
 fn blob_aad(id: &BlobId, kind: BlobKind) -> [u8; 45] {
@@ -235,15 +236,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn blob_seal_binds_offset_id_and_kind() {
+    fn blob_seal_binds_id_and_kind() {
         let k = DataKey::random();
         let id = BlobId([7; 32]);
-        let sealed = k.seal_blob(100, &id, BlobKind::Data, b"hello");
-        assert_eq!(k.open_blob(100, &id, BlobKind::Data, &sealed).unwrap(), b"hello");
-        assert!(k.open_blob(101, &id, BlobKind::Data, &sealed).is_err());
-        assert!(k.open_blob(100, &BlobId([8; 32]), BlobKind::Data, &sealed).is_err());
-        assert!(k.open_blob(100, &id, BlobKind::Tree, &sealed).is_err());
-        assert!(DataKey::random().open_blob(100, &id, BlobKind::Data, &sealed).is_err());
+        let sealed = k.seal_blob(&id, BlobKind::Data, b"hello");
+        assert_eq!(k.open_blob(&id, BlobKind::Data, &sealed).unwrap(), b"hello");
+        let mut other = id;
+        other.0[31] ^= 1; // same nonce, different AAD
+        assert!(k.open_blob(&other, BlobKind::Data, &sealed).is_err());
+        assert!(k.open_blob(&BlobId([8; 32]), BlobKind::Data, &sealed).is_err());
+        assert!(k.open_blob(&id, BlobKind::Tree, &sealed).is_err());
+        assert!(DataKey::random().open_blob(&id, BlobKind::Data, &sealed).is_err());
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! "ARKI" version:u8 sealed(meta_key, "arka index segment v1", plaintext)
-//! plaintext = pack_count:u32 { pack_id[32] pack_len:u64 blob_count:u32 entry[46]* }*
+//! plaintext = pack_count:u32 { pack_id[32] pack_len:u64 blob_count:u32 entry[48]* }*
 //! ```
 
 use crate::codec::{self, Reader};
@@ -91,7 +91,7 @@ mod tests {
                 pack_id: ObjectId(id),
                 pack_len: 10_000,
                 blobs: (0..n).map(|i| PackBlobEntry {
-                    id: BlobId([i as u8; 32]), kind: BlobKind::Data, compression: Compression::Zstd,
+                    id: BlobId([i as u8; 32]), kind: BlobKind::Data, compression: Compression::Zstd, key: 0,
                     offset: 100 * i as u32, stored_len: 50, raw_len: 70,
                 }).collect(),
             }).collect() };

@@ -1,12 +1,15 @@
 //! Packs: the objects that hold sealed blobs.
 //!
 //! ```text
-//! "ARKP" version:u8 header_len:u32 header[header_len]   header = age file of the 32-byte data key
+//! "ARKP" version:u8 header_len:u32 header[header_len]
+//!     header = key_count:u16 { key_len:u32 sealed_key[key_len] }*   each an age file of a 32-byte data key
 //! blob bytes...                                          each sealed (see crypto.rs)
 //! table[table_len]                                       blob table sealed under the metadata key
 //! table_len:u32 "PEND"
 //! ```
-//! The pack's object ID is the BLAKE3 of all its bytes.
+//! The pack's object ID is the BLAKE3 of all its bytes. A pack written by a backup has one
+//! data key; a pack written by prune holds the sealed blobs it copied from older packs
+//! unchanged, so it carries their packs' sealed data keys, and each entry names its key.
 
 use crate::codec::{self, Reader};
 use crate::error::{Error, Result};
@@ -19,6 +22,8 @@ pub const TRAILER_LEN: usize = 8;
 pub const MAX_BLOB_LEN: u32 = 64 << 20;
 /// Upper bound on a pack's size, so offsets fit in u32 with room to spare.
 pub const MAX_PACK_LEN: u64 = 1 << 31;
+/// Upper bound on the data keys one pack carries (prune starts a new pack before this).
+pub const MAX_PACK_KEYS: usize = 1024;
 const TABLE_LABEL: &str = "arka pack blob table v1";
 
 /// What a blob holds; the kind is bound into its seal.
@@ -69,6 +74,9 @@ pub struct PackBlobEntry {
     pub id: BlobId,
     pub kind: BlobKind,
     pub compression: Compression,
+    /// Which of the pack's data keys sealed the blob (always 0 for Refs blobs, which are
+    /// sealed under the metadata key).
+    pub key: u16,
     /// Offset of the sealed bytes from the start of the pack.
     pub offset: u32,
     /// Length of the sealed bytes (including the AEAD tag and, for Refs, the nonce).
@@ -77,13 +85,14 @@ pub struct PackBlobEntry {
     pub raw_len: u32,
 }
 
-pub const ENTRY_LEN: usize = 32 + 1 + 1 + 4 + 4 + 4;
+pub const ENTRY_LEN: usize = 32 + 1 + 1 + 2 + 4 + 4 + 4;
 
 impl PackBlobEntry {
     pub fn encode(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(&self.id.0);
         out.push(self.kind as u8);
         out.push(self.compression as u8);
+        out.extend_from_slice(&self.key.to_le_bytes());
         out.extend_from_slice(&self.offset.to_le_bytes());
         out.extend_from_slice(&self.stored_len.to_le_bytes());
         out.extend_from_slice(&self.raw_len.to_le_bytes());
@@ -94,6 +103,7 @@ impl PackBlobEntry {
             id: BlobId(r.array()?),
             kind: BlobKind::from_u8(r.u8()?)?,
             compression: Compression::from_u8(r.u8()?)?,
+            key: r.u16()?,
             offset: r.u32()?,
             stored_len: r.u32()?,
             raw_len: r.u32()?,
@@ -109,35 +119,52 @@ impl PackBlobEntry {
     }
 }
 
-/// The start of a pack: magic, version and the data key sealed to the recipients.
-pub fn encode_header(sealed_data_key: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(codec::FRAME_LEN + 4 + sealed_data_key.len());
+/// The start of a pack: magic, version and the data keys sealed to the recipients.
+pub fn encode_header<K: AsRef<[u8]>>(sealed_keys: &[K]) -> Vec<u8> {
+    assert!(sealed_keys.len() <= MAX_PACK_KEYS, "a pack carries at most MAX_PACK_KEYS keys");
+    let body_len: usize = 2 + sealed_keys.iter().map(|k| 4 + k.as_ref().len()).sum::<usize>();
+    let mut out = Vec::with_capacity(HEADER_PREFIX_LEN + body_len);
     codec::write_frame(&mut out, MAGIC, crate::FORMAT_VERSION);
-    out.extend_from_slice(&(sealed_data_key.len() as u32).to_le_bytes());
-    out.extend_from_slice(sealed_data_key);
+    out.extend_from_slice(&(body_len as u32).to_le_bytes());
+    out.extend_from_slice(&(sealed_keys.len() as u16).to_le_bytes());
+    for k in sealed_keys {
+        out.extend_from_slice(&(k.as_ref().len() as u32).to_le_bytes());
+        out.extend_from_slice(k.as_ref());
+    }
     out
 }
 
-/// Length of the fixed prefix before the sealed data key.
+/// Length of the fixed prefix before the header's key table.
 pub const HEADER_PREFIX_LEN: usize = codec::FRAME_LEN + 4;
-const MAX_HEADER_LEN: usize = 64 * 1024;
+const MAX_HEADER_LEN: usize = 1 << 20;
 
-/// Reads the prefix of a pack; returns the sealed data key's length (to fetch more if a
-/// ranged read got only part of it).
+/// Reads the prefix of a pack; returns the length of the key table that follows it (to
+/// fetch more if a ranged read got only part of it).
 pub fn header_len(prefix: &[u8]) -> Result<usize> {
     let (_, rest) = codec::read_frame(prefix, MAGIC, "pack header")?;
     let len = Reader::new(rest, "pack header").u32()? as usize;
     if len > MAX_HEADER_LEN {
-        return Err(Error::Malformed { what: "pack header", reason: format!("sealed key of {len} bytes") });
+        return Err(Error::Malformed { what: "pack header", reason: format!("key table of {len} bytes") });
     }
     Ok(len)
 }
 
-/// Returns the sealed data key from the start of a pack.
-pub fn decode_header(bytes: &[u8]) -> Result<&[u8]> {
+/// Returns the sealed data keys from the start of a pack.
+pub fn decode_header(bytes: &[u8]) -> Result<Vec<&[u8]>> {
     let len = header_len(bytes)?;
-    let mut r = Reader::new(&bytes[HEADER_PREFIX_LEN.min(bytes.len())..], "pack header");
-    r.take(len)
+    let mut outer = Reader::new(&bytes[HEADER_PREFIX_LEN.min(bytes.len())..], "pack header");
+    let mut r = Reader::new(outer.take(len)?, "pack header");
+    let n = r.u16()? as usize;
+    if n > MAX_PACK_KEYS {
+        return Err(Error::Malformed { what: "pack header", reason: format!("{n} data keys") });
+    }
+    let mut keys = Vec::with_capacity(n);
+    for _ in 0..n {
+        let klen = r.u32()? as usize;
+        keys.push(r.take(klen)?);
+    }
+    r.finish()?;
+    Ok(keys)
 }
 
 /// The sealed blob table and trailer that close a pack.
@@ -179,6 +206,7 @@ pub fn decode_table(meta_key: &[u8; 32], pack: &[u8]) -> Result<Vec<PackBlobEntr
     if blobs_start > table_start {
         return Err(Error::Malformed { what: "pack", reason: "the blob table overlaps the header".into() });
     }
+    let key_count = decode_header(pack)?.len();
     let plain = crate::crypto::open_meta(meta_key, TABLE_LABEL, &pack[table_start..pack.len() - TRAILER_LEN])?;
     let mut r = Reader::new(&plain, "pack table");
     let n = r.count(ENTRY_LEN)?;
@@ -187,6 +215,13 @@ pub fn decode_table(meta_key: &[u8; 32], pack: &[u8]) -> Result<Vec<PackBlobEntr
         let e = PackBlobEntry::decode(&mut r)?;
         if (e.offset as usize) < blobs_start || e.end() > table_start as u64 {
             return Err(Error::Malformed { what: "pack table", reason: "blob outside the pack's blob area".into() });
+        }
+        let key_ok = match e.kind {
+            BlobKind::Refs => e.key == 0, // sealed under the metadata key, not a data key
+            BlobKind::Data | BlobKind::Tree => (e.key as usize) < key_count,
+        };
+        if !key_ok {
+            return Err(Error::Malformed { what: "pack table", reason: format!("blob sealed with key {}", e.key) });
         }
         entries.push(e);
     }
@@ -200,11 +235,12 @@ mod tests {
     use proptest::prelude::*;
 
     fn entry_strategy() -> impl Strategy<Value = PackBlobEntry> {
-        (any::<[u8; 32]>(), 1u8..=3, 0u8..=1, 0u32..1000, 0u32..1000, 0u32..MAX_BLOB_LEN).prop_map(
-            |(id, k, c, off, len, raw)| PackBlobEntry {
+        (any::<[u8; 32]>(), 1u8..=3, 0u8..=1, 0u16..3, 0u32..1000, 0u32..1000, 0u32..MAX_BLOB_LEN).prop_map(
+            |(id, k, c, key, off, len, raw)| PackBlobEntry {
                 id: BlobId(id),
                 kind: BlobKind::from_u8(k).unwrap(),
                 compression: Compression::from_u8(c).unwrap(),
+                key: if k == BlobKind::Refs as u8 { 0 } else { key },
                 offset: 200 + off,
                 stored_len: len,
                 raw_len: raw,
@@ -216,18 +252,19 @@ mod tests {
         #[test]
         fn pack_table_round_trips(entries in proptest::collection::vec(entry_strategy(), 0..20)) {
             let key = [9u8; 32];
-            let mut pack = encode_header(&[1u8; 100]);
+            let keys = [vec![1u8; 100], vec![2u8; 30], vec![3u8; 1]];
+            let mut pack = encode_header(&keys);
             pack.resize(2300, 0);
             pack.extend(encode_table(&key, &entries));
             prop_assert_eq!(decode_table(&key, &pack).unwrap(), entries);
-            prop_assert_eq!(decode_header(&pack).unwrap(), &[1u8; 100][..]);
+            prop_assert_eq!(decode_header(&pack).unwrap(), keys.iter().map(|k| &k[..]).collect::<Vec<_>>());
         }
 
         #[test]
         fn truncated_or_flipped_packs_are_errors(cut in 0usize..400, flip in 0usize..400) {
             let key = [9u8; 32];
-            let e = PackBlobEntry { id: BlobId([1; 32]), kind: BlobKind::Data, compression: Compression::None, offset: 200, stored_len: 10, raw_len: 10 };
-            let mut pack = encode_header(&[1u8; 100]);
+            let e = PackBlobEntry { id: BlobId([1; 32]), kind: BlobKind::Data, compression: Compression::None, key: 0, offset: 200, stored_len: 10, raw_len: 10 };
+            let mut pack = encode_header(&[[1u8; 100]]);
             pack.resize(300, 0);
             pack.extend(encode_table(&key, &[e]));
             let truncated = &pack[..cut.min(pack.len() - 1)];
@@ -237,5 +274,23 @@ mod tests {
             flipped[at] ^= 1;
             prop_assert!(decode_table(&key, &flipped).is_err());
         }
+    }
+
+    #[test]
+    fn entries_naming_a_missing_key_are_refused() {
+        let meta = [9u8; 32];
+        let e = PackBlobEntry {
+            id: BlobId([1; 32]),
+            kind: BlobKind::Data,
+            compression: Compression::None,
+            key: 1,
+            offset: 200,
+            stored_len: 10,
+            raw_len: 10,
+        };
+        let mut pack = encode_header(&[[1u8; 100]]);
+        pack.resize(300, 0);
+        pack.extend(encode_table(&meta, &[e]));
+        assert!(decode_table(&meta, &pack).is_err());
     }
 }

@@ -28,6 +28,10 @@ pub enum ObjectKind {
     Pack,
     Index,
     Snapshot,
+    /// Hash-chained audit records.
+    Audit,
+    /// Prune's deletion plans: what a finished prune may delete once its grace period ends.
+    PrunePlan,
 }
 
 impl ObjectKind {
@@ -36,6 +40,8 @@ impl ObjectKind {
             Self::Pack => "packs",
             Self::Index => "index",
             Self::Snapshot => "snapshots",
+            Self::Audit => "audit",
+            Self::PrunePlan => "prune",
         }
     }
 

@@ -1,0 +1,128 @@
+//! `arka prune`: free the space of unreferenced data (agent key, delete rights on storage).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Args;
+
+use super::{human_bytes, open_any, rfc3339, AuditEntry, Operation, Output, RepoArg};
+use crate::error::Result;
+use crate::prune::{PruneOptions, PruneReport, SAFE_GRACE};
+
+#[derive(Args)]
+pub(super) struct PruneArgs {
+    #[command(flatten)]
+    repo: RepoArg,
+    #[arg(long, env = "ARKA_AGENT_KEY")]
+    agent_key: PathBuf,
+    /// How long unreferenced data waits before it is deleted, so that backups running now
+    /// can finish (90s, 30min, 2h, 1d). `0` deletes at once: only when no backup can run.
+    #[arg(long, default_value = "1d", value_parser = parse_grace)]
+    grace: Duration,
+    /// Repack a pack when more than this percentage of it is unreferenced.
+    #[arg(long, default_value_t = 10.0)]
+    max_unused: f64,
+    /// Report what would be deleted and repacked; change nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Where the audit trail's local memory lives.
+    #[arg(long, env = "ARKA_CACHE_DIR")]
+    cache_dir: Option<PathBuf>,
+}
+
+pub(super) async fn prune(a: PruneArgs, out: &Output) -> Result<ExitCode> {
+    if a.grace < SAFE_GRACE {
+        eprintln!(
+            "arka: warning: a grace period under {}h is safe only while no backup writes to this repository",
+            SAFE_GRACE.as_secs() / 3600
+        );
+    }
+    let repo = Arc::new(open_any(&a.repo.repo, Some(&a.agent_key), None).await?);
+    let opts = PruneOptions { grace: a.grace, max_unused_percent: a.max_unused, dry_run: a.dry_run };
+    let report = crate::prune::prune(&repo, &opts).await?;
+    if !a.dry_run {
+        let entry = AuditEntry::new(Operation::Prune)
+            .count("packs_deleted", report.packs_deleted as u64)
+            .count("bytes_freed", report.bytes_freed)
+            .count("packs_condemned", report.packs_condemned as u64)
+            .count("packs_repacked", report.packs_repacked as u64)
+            .count("delete_refused", report.delete_refused.len() as u64)
+            .cache_dir(a.cache_dir.unwrap_or_else(crate::backup::default_cache_dir));
+        entry.record(&repo).await;
+    }
+    if out.json {
+        say!("{}", serde_json::to_string(&report).expect("report serializes"));
+    } else {
+        print_report(&report, a.dry_run);
+    }
+    Ok(if report.delete_refused.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+pub(super) fn print_report(r: &PruneReport, dry_run: bool) {
+    let would = if dry_run { "would be " } else { "" };
+    say!("{} snapshots reference {} blobs", r.snapshots, r.blobs_reachable);
+    if r.plans_swept > 0 || r.packs_deleted > 0 {
+        say!(
+            "{}deleted {} packs and {} index segments, freeing {}",
+            would,
+            r.packs_deleted,
+            r.index_deleted,
+            human_bytes(r.bytes_freed)
+        );
+    }
+    if r.packs_spared > 0 {
+        say!("kept {} packs that snapshots written since the last prune need", r.packs_spared);
+    }
+    if r.packs_condemned > 0 {
+        say!(
+            "{}scheduled for deletion: {} packs ({} repacked, copying {}; {} left by interrupted backups), {} to free",
+            would,
+            r.packs_condemned,
+            r.packs_repacked,
+            human_bytes(r.bytes_repacked),
+            r.packs_orphaned,
+            human_bytes(r.bytes_to_free)
+        );
+    } else if r.packs_deleted == 0 {
+        say!("nothing to prune");
+    }
+    for (id, after) in &r.plans_pending {
+        say!("pending deletion {} from {} (run prune again after then)", &id[..8], rfc3339(*after));
+    }
+    for key in &r.delete_refused {
+        say!("NOT DELETED {key}: the storage refused (append-only or object lock); a prune with delete rights will remove it");
+    }
+}
+
+/// `0`, or a number with a unit: s, min, h, d.
+fn parse_grace(s: &str) -> std::result::Result<Duration, String> {
+    let s = s.trim();
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = num.parse().map_err(|_| format!("{s:?}: expected a number and a unit, e.g. 90s, 30min, 2h, 1d"))?;
+    let secs = match unit {
+        "" if n == 0 => 0,
+        "s" => 1,
+        "min" => 60,
+        "h" => 3600,
+        "d" => 86400,
+        _ => return Err(format!("{s:?}: unknown unit {unit:?}; use s, min, h or d")),
+    };
+    Ok(Duration::from_secs(n * secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grace_periods_parse() {
+        assert_eq!(parse_grace("0").unwrap(), Duration::ZERO);
+        assert_eq!(parse_grace("90s").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_grace("30min").unwrap(), Duration::from_secs(1800));
+        assert_eq!(parse_grace("1d").unwrap(), Duration::from_secs(86400));
+        assert!(parse_grace("5").is_err());
+        assert!(parse_grace("2m").is_err());
+    }
+}

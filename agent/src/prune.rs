@@ -1,0 +1,334 @@
+//! Prune: free the space of data no snapshot references, with the agent key alone.
+//!
+//! Two phases, so that a backup running at the same time (on this machine or another)
+//! never loses a blob it deduplicated against (the "dedup-then-delete" race):
+//!
+//! 1. **Mark.** Walk reachability from every snapshot through the reference lists. Packs
+//!    with nothing live are condemned; packs with more garbage than `max_unused_percent`
+//!    have their live blobs copied, still sealed, into new packs, and are condemned too;
+//!    packs no index mentions (left by a killed backup) are condemned once older than the
+//!    grace period. New packs and rewritten index segments are written first, then a
+//!    *prune plan* naming what may be deleted. Nothing is deleted in this phase.
+//! 2. **Sweep**, in a later run once a plan is older than its grace period: walk
+//!    reachability again from the snapshots that exist *now*, spare any condemned pack that
+//!    a new snapshot came to need, delete the rest, then the superseded index segments,
+//!    then the plan.
+//!
+//! A backup that starts after a plan exists never deduplicates against condemned packs
+//! (`Index::contains`). A backup that loaded the index before the plan existed writes its
+//! snapshot before the grace period ends (backups that run longer check, see
+//! `backup::check_against_new_plans`), so the sweep sees its snapshot and spares what it
+//! needs. A failed listing is an error, and an empty snapshot listing deletes nothing.
+//! Killed at any point, the repository stays restorable: new objects are written before
+//! the plan, deletions happen in an order readers tolerate, and the plan is removed last,
+//! so the next prune finishes the job.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use arka_proto::pack::{self, MAX_PACK_KEYS};
+use arka_proto::{BlobId, IndexSegment, ObjectId, PackIndex, PrunePlan};
+
+use crate::blob::BlobReader;
+use crate::error::{Error, Result};
+use crate::index::Index;
+use crate::packer::Packer;
+use crate::repo::{check_object_id, Repository};
+use crate::store::{Listed, ObjectKind};
+
+/// Below this grace period a backup running during the prune could lose data it
+/// deduplicated against; shorter periods are for repositories no backup writes to.
+pub const SAFE_GRACE: Duration = Duration::from_secs(2 * 3600);
+/// Packs per rewritten index segment.
+const PACKS_PER_SEGMENT: usize = 2000;
+
+pub struct PruneOptions {
+    /// How long condemned objects wait before they are deleted.
+    pub grace: Duration,
+    /// Repack a pack when more than this share of its bytes is garbage.
+    pub max_unused_percent: f64,
+    /// Report what would be done; write and delete nothing.
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Default, serde::Serialize)]
+pub struct PruneReport {
+    pub snapshots: usize,
+    pub blobs_reachable: usize,
+    /// Plans whose grace period had ended, and what deleting them freed.
+    pub plans_swept: usize,
+    pub packs_deleted: usize,
+    pub index_deleted: usize,
+    pub bytes_freed: u64,
+    /// Condemned packs a snapshot written since the plan came to need.
+    pub packs_spared: usize,
+    /// What this run condemned (deleted once the grace period has passed).
+    pub packs_condemned: usize,
+    pub packs_repacked: usize,
+    pub bytes_repacked: u64,
+    pub packs_orphaned: usize,
+    pub bytes_to_free: u64,
+    /// Plans still waiting: (plan ID, earliest deletion, Unix ns).
+    pub plans_pending: Vec<(String, i64)>,
+    /// Objects the storage refused to delete (append-only or object-locked storage).
+    pub delete_refused: Vec<String>,
+}
+
+pub async fn prune(repo: &Arc<Repository>, opts: &PruneOptions) -> Result<PruneReport> {
+    let mut report = PruneReport::default();
+    sweep_due_plans(repo, opts, &mut report).await?;
+    mark(repo, opts, &mut report).await?;
+    if opts.grace.is_zero() && !opts.dry_run {
+        // No grace: the plan just written is due at once.
+        sweep_due_plans(repo, opts, &mut report).await?;
+    }
+    report.plans_pending =
+        repo.load_plans().await?.into_iter().map(|(id, _, p)| (id.to_hex(), p.delete_after_ns)).collect();
+    report.plans_pending.sort_by_key(|(_, after)| *after);
+    Ok(report)
+}
+
+/// What every phase needs: the snapshots, the index built with the plans' condemned packs,
+/// the raw segments, and every blob a snapshot reaches.
+struct State {
+    plans: Vec<(ObjectId, Listed, PrunePlan)>,
+    segments: Vec<(ObjectId, IndexSegment)>,
+    index: Arc<Index>,
+    reachable: HashSet<BlobId>,
+}
+
+async fn load_state(repo: &Arc<Repository>, report: &mut PruneReport) -> Result<State> {
+    let plans = repo.load_plans().await?;
+    let snapshots = repo.list_snapshots().await?;
+    if snapshots.is_empty() {
+        return Err(Error::Usage(
+            "the repository lists no snapshots; prune refuses to delete anything on an empty listing".into(),
+        ));
+    }
+    let segments = repo.load_segments().await?;
+    let mut index = Index::with_condemned(plans.iter().flat_map(|(_, _, p)| p.packs.iter().copied()).collect());
+    for (_, s) in &segments {
+        index.add_segment(s);
+    }
+    let index = Arc::new(index);
+    let reader = BlobReader::new(repo.clone(), index.clone());
+    let reachable = crate::reach::reachable(&reader, snapshots.iter().map(|(_, s)| s)).await?;
+    report.snapshots = snapshots.len();
+    report.blobs_reachable = reachable.len();
+    Ok(State { plans, segments, index, reachable })
+}
+
+fn now_ns() -> i64 {
+    jiff::Timestamp::now().as_nanosecond() as i64
+}
+
+/// Deletes what plans past their grace period condemned, sparing what snapshots need now.
+async fn sweep_due_plans(repo: &Arc<Repository>, opts: &PruneOptions, report: &mut PruneReport) -> Result<()> {
+    let probe = repo.load_plans().await?;
+    if !probe.iter().any(|(_, _, p)| p.delete_after_ns <= now_ns()) {
+        return Ok(());
+    }
+    let state = load_state(repo, report).await?;
+    let entries = pack_entries(&state.segments);
+    for (plan_id, _, plan) in &state.plans {
+        if plan.delete_after_ns > now_ns() {
+            continue;
+        }
+        let condemned: HashSet<&ObjectId> = plan.packs.iter().collect();
+        // A reachable blob whose chosen copy is condemned has no live copy: keep its pack.
+        let spared: HashSet<ObjectId> = state
+            .reachable
+            .iter()
+            .filter_map(|id| state.index.get(id))
+            .filter(|loc| state.index.is_condemned(loc.pack))
+            .map(|loc| state.index.pack_of(loc).0)
+            .filter(|p| condemned.contains(p))
+            .collect();
+        report.packs_spared += spared.len();
+        if opts.dry_run {
+            report.packs_deleted += plan.packs.len() - spared.len();
+            continue;
+        }
+        if !spared.is_empty() {
+            // Their entries may live only in segments this plan deletes: index them anew.
+            let seg = IndexSegment { packs: spared.iter().filter_map(|p| entries.get(p).cloned()).collect() };
+            repo.put_object(ObjectKind::Index, seg.encode(repo.key.meta_key())).await?;
+        }
+        let mut refused = false;
+        for pack in plan.packs.iter().filter(|p| !spared.contains(p)) {
+            let key = ObjectKind::Pack.key(pack);
+            let len = entries.get(pack).map_or(0, |p| p.pack_len);
+            match repo.store.delete(&key).await {
+                Ok(()) => {
+                    report.packs_deleted += 1;
+                    report.bytes_freed += len;
+                }
+                Err(e) => {
+                    tracing::warn!("could not delete {key}: {e}");
+                    report.delete_refused.push(key);
+                    refused = true;
+                }
+            }
+        }
+        if refused {
+            continue; // keep the index and the plan: the packs are still there
+        }
+        for seg in &plan.index {
+            repo.store.delete(&ObjectKind::Index.key(seg)).await?;
+            report.index_deleted += 1;
+        }
+        repo.store.delete(&ObjectKind::PrunePlan.key(plan_id)).await?;
+        report.plans_swept += 1;
+    }
+    Ok(())
+}
+
+/// Every indexed pack's entries, by pack ID (a pack listed in several segments once).
+fn pack_entries(segments: &[(ObjectId, IndexSegment)]) -> HashMap<ObjectId, PackIndex> {
+    let mut out = HashMap::new();
+    for (_, seg) in segments {
+        for p in &seg.packs {
+            out.entry(p.pack_id).or_insert_with(|| p.clone());
+        }
+    }
+    out
+}
+
+/// Decides what to condemn, writes the repacked packs and index, then the plan.
+async fn mark(repo: &Arc<Repository>, opts: &PruneOptions, report: &mut PruneReport) -> Result<()> {
+    let state = load_state(repo, report).await?;
+    let listed: HashMap<ObjectId, Listed> =
+        repo.store.list_detailed(ObjectKind::Pack).await?.into_iter().map(|l| (l.id, l)).collect();
+    let entries = pack_entries(&state.segments);
+    if listed.is_empty() && !entries.is_empty() {
+        return Err(Error::Usage(
+            "the storage lists no packs although the index names some; prune deletes nothing on an empty listing"
+                .into(),
+        ));
+    }
+    let already: HashSet<ObjectId> = state.plans.iter().flat_map(|(_, _, p)| p.packs.iter().copied()).collect();
+
+    let mut condemned = HashSet::new();
+    let mut to_repack = Vec::new();
+    for (id, p) in &entries {
+        if already.contains(id) {
+            continue;
+        }
+        if !listed.contains_key(id) {
+            tracing::warn!("indexed pack {} is missing from storage; run `arka verify`", id.short());
+            continue;
+        }
+        let pos = state.index.position(id).expect("indexed");
+        // Live: reachable, and this pack holds the copy readers use (other copies are garbage).
+        let live: Vec<_> = p
+            .blobs
+            .iter()
+            .filter(|e| state.reachable.contains(&e.id) && state.index.get(&e.id).is_some_and(|l| l.pack == pos))
+            .copied()
+            .collect();
+        let live_bytes: u64 = live.iter().map(|e| e.stored_len as u64).sum();
+        let unused = p.pack_len.saturating_sub(live_bytes);
+        if live.is_empty() {
+            condemned.insert(*id);
+            report.bytes_to_free += p.pack_len;
+        } else if unused as f64 * 100.0 > opts.max_unused_percent * p.pack_len as f64 {
+            condemned.insert(*id);
+            report.packs_repacked += 1;
+            report.bytes_to_free += unused;
+            report.bytes_repacked += live_bytes;
+            to_repack.push((*id, p.pack_len, live));
+        }
+    }
+    let grace_ns = opts.grace.as_nanos() as i64;
+    for (id, l) in &listed {
+        // Packs no index names: a killed backup's, or one still uploading. Only old ones go.
+        if !entries.contains_key(id) && !already.contains(id) && l.stored_at_ns.saturating_add(grace_ns) <= now_ns() {
+            condemned.insert(*id);
+            report.packs_orphaned += 1;
+            report.bytes_to_free += l.size;
+        }
+    }
+    report.packs_condemned = condemned.len();
+    if condemned.is_empty() || opts.dry_run {
+        return Ok(());
+    }
+
+    let new_packs = repack(repo, to_repack).await?;
+    // Segments naming a condemned pack are rewritten without it; packs condemned by older
+    // plans stay in (their plan's sweep may spare them and must find their entries).
+    let obsolete: Vec<ObjectId> = state
+        .segments
+        .iter()
+        .filter(|(_, s)| s.packs.iter().any(|p| condemned.contains(&p.pack_id)))
+        .map(|(id, _)| *id)
+        .collect();
+    let mut survivors: HashMap<ObjectId, PackIndex> = HashMap::new();
+    for (_, seg) in state.segments.iter().filter(|(id, _)| obsolete.contains(id)) {
+        for p in seg.packs.iter().filter(|p| !condemned.contains(&p.pack_id)) {
+            survivors.entry(p.pack_id).or_insert_with(|| p.clone());
+        }
+    }
+    let mut rewritten: Vec<PackIndex> = new_packs;
+    rewritten.extend(survivors.into_values());
+    for chunk in rewritten.chunks(PACKS_PER_SEGMENT) {
+        let seg = IndexSegment { packs: chunk.to_vec() };
+        repo.put_object(ObjectKind::Index, seg.encode(repo.key.meta_key())).await?;
+    }
+    let created_ns = now_ns();
+    let mut packs: Vec<ObjectId> = condemned.into_iter().collect();
+    packs.sort();
+    let plan = PrunePlan { created_ns, delete_after_ns: created_ns.saturating_add(grace_ns), packs, index: obsolete };
+    repo.put_object(ObjectKind::PrunePlan, plan.encode(repo.key.meta_key())).await?;
+    Ok(())
+}
+
+/// Copies live blobs, still sealed, into new packs that carry the sealed data keys that
+/// open them. Each source pack is checked against its content hash first, so corruption
+/// is never copied. Returns the new packs' index entries, after they are stored.
+async fn repack(
+    repo: &Repository,
+    sources: Vec<(ObjectId, u64, Vec<arka_proto::PackBlobEntry>)>,
+) -> Result<Vec<PackIndex>> {
+    let target = repo.config.pack_size as usize;
+    let new_packer = || Packer::for_copies(*repo.key.meta_key(), target + (1 << 20));
+    let mut packer = new_packer();
+    let mut written = Vec::new();
+    for (pack_id, _, live) in sources {
+        let key = ObjectKind::Pack.key(&pack_id);
+        let bytes = repo.store.get(&key).await?;
+        check_object_id(&key, &pack_id, &bytes)?;
+        let corrupt = |e: arka_proto::Error| Error::Corrupt { key: key.clone(), reason: e.to_string() };
+        let sealed_keys = pack::decode_header(&bytes).map_err(corrupt)?;
+        if packer.key_count() + sealed_keys.len() > MAX_PACK_KEYS || packer.len() >= target {
+            written.push(store_pack(repo, std::mem::replace(&mut packer, new_packer())).await?);
+        }
+        // This source's keys, renumbered in the new pack, added only if a live blob uses them.
+        let mut renumbered: HashMap<u16, u16> = HashMap::new();
+        for mut e in live {
+            let sealed = bytes.get(e.offset as usize..e.end() as usize).ok_or_else(|| Error::Corrupt {
+                key: key.clone(),
+                reason: format!("blob {} lies past the end", e.id.short()),
+            })?;
+            if e.kind != arka_proto::BlobKind::Refs {
+                let sealed_key = sealed_keys.get(e.key as usize).ok_or_else(|| Error::Corrupt {
+                    key: key.clone(),
+                    reason: format!("blob {} names a data key the pack lacks", e.id.short()),
+                })?;
+                e.key = *renumbered.entry(e.key).or_insert_with(|| packer.add_sealed_key(sealed_key));
+            }
+            packer.add_sealed(e, sealed);
+        }
+    }
+    if !packer.is_empty() {
+        written.push(store_pack(repo, packer).await?);
+    }
+    Ok(written)
+}
+
+async fn store_pack(repo: &Repository, packer: Packer) -> Result<PackIndex> {
+    let done = packer.finish();
+    let len = done.bytes.len() as u64;
+    repo.store.put_new(&ObjectKind::Pack.key(&done.id), done.bytes.into()).await?;
+    Ok(PackIndex { pack_id: done.id, pack_len: len, blobs: done.entries })
+}
