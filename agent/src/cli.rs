@@ -22,6 +22,9 @@ macro_rules! say {
         }
     }};
 }
+
+mod audit_cmd;
+
 use crate::blob::BlobReader;
 use crate::error::{Error, Result};
 use crate::keys::{load_agent_key, load_identities, write_secret_file};
@@ -67,6 +70,8 @@ enum Command {
     Verify(VerifyArgs),
     /// Remove snapshots a retention policy does not keep (default: the clinic policy).
     Forget(ForgetArgs),
+    /// List the audit trail of every operation on the repository, or `audit verify` its chain.
+    Audit(audit_cmd::AuditArgs),
 }
 
 #[derive(Args)]
@@ -287,6 +292,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Sync(a) => sync(a, &out).await,
         Command::Verify(a) => verify(a, &out).await,
         Command::Forget(a) => forget(a, &out).await,
+        Command::Audit(a) => audit_cmd::run(a, &out).await,
     }
 }
 
@@ -383,6 +389,7 @@ async fn init(a: InitArgs, out: &Output) -> Result<ExitCode> {
         Some(p) => write_secret_file(p, key.to_file_text().as_bytes())?,
         None => say!("{}", key.to_file_text().trim_end()),
     }
+    audit_cmd::initialised(&repo).await;
     let id = repo.config.repo_id.to_hex();
     if out.json {
         say!("{}", serde_json::json!({ "repo_id": id, "recipients": repo.config.recipients }));
@@ -423,15 +430,18 @@ async fn backup(a: BackupArgs, out: &Output) -> Result<ExitCode> {
     };
     let progress = Arc::new(Progress::default());
     cancel_on_signal(&progress);
+    let cache_dir = a.cache_dir.unwrap_or_else(backup::default_cache_dir);
     let opts = BackupOptions {
-        hostname: a.host.unwrap_or_else(hostname),
+        hostname: a.host.unwrap_or_else(crate::platform::hostname),
         tags: a.tags,
-        cache_dir: (!a.no_cache).then(|| a.cache_dir.unwrap_or_else(backup::default_cache_dir)),
+        cache_dir: (!a.no_cache).then(|| cache_dir.clone()),
         progress: progress.clone(),
     };
     let guard = out.progress_bar(&progress, "backed up");
-    let outcome = backup::run(repo, source, opts).await?;
+    let outcome = backup::run(repo.clone(), source, opts).await?;
     drop(guard);
+    audit_cmd::backed_up(&repo, &outcome, cache_dir).await;
+    let s = &outcome.snapshot.stats;
     // File names go to the operator's own terminal only, never to logs.
     for p in &outcome.problems {
         match p {
@@ -441,7 +451,6 @@ async fn backup(a: BackupArgs, out: &Output) -> Result<ExitCode> {
             Problem::Skipped { path } => eprintln!("arka: special file skipped: {}", path.display()),
         }
     }
-    let s = &outcome.snapshot.stats;
     let secs = (s.duration_ms as f64 / 1000.0).max(0.001);
     let mb_s = s.bytes as f64 / 1e6 / secs;
     if out.json {
@@ -570,12 +579,13 @@ async fn ls(a: LsArgs, out: &Output) -> Result<ExitCode> {
 async fn restore(a: RestoreArgs, out: &Output) -> Result<ExitCode> {
     let repo = open_for_reading(&a.repo.repo, &a.identity).await?;
     let (id, snap) = pick(&repo, &a.snapshot, a.at.as_deref()).await?;
-    let reader = reader_for(repo).await?;
+    let reader = reader_for(repo.clone()).await?;
     let progress = Arc::new(Progress::default());
     let started = std::time::Instant::now();
     let guard = out.progress_bar(&progress, "restored");
     let summary = restore::restore(reader, &snap, a.path.as_deref(), &a.target, progress).await?;
     drop(guard);
+    audit_cmd::restored(&repo, id, &summary, a.path.is_some()).await;
     let secs = started.elapsed().as_secs_f64().max(0.001);
     if out.json {
         say!("{}", serde_json::json!({ "snapshot_id": id.to_hex(), "summary": summary, "seconds": secs }));
@@ -607,11 +617,12 @@ async fn restore(a: RestoreArgs, out: &Output) -> Result<ExitCode> {
 
 async fn dump(a: DumpArgs) -> Result<ExitCode> {
     let repo = open_for_reading(&a.repo.repo, &a.identity).await?;
-    let (_, snap) = pick(&repo, &a.snapshot, a.at.as_deref()).await?;
-    let reader = reader_for(repo).await?;
+    let (id, snap) = pick(&repo, &a.snapshot, a.at.as_deref()).await?;
+    let reader = reader_for(repo.clone()).await?;
     let entry = restore::find(&reader, &snap, &a.path).await?;
     let mut stdout = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout());
-    restore::dump(&reader, &entry.node, &mut stdout).await?;
+    let bytes = restore::dump(&reader, &entry.node, &mut stdout).await?;
+    audit_cmd::dumped(&repo, id, bytes).await;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -625,7 +636,8 @@ async fn verify(a: VerifyArgs, out: &Output) -> Result<ExitCode> {
         read_data_percent: a.read_data,
         state_file: Some(cache_dir.join(repo.config.repo_id.to_hex()).join("verify-state.cbor")),
     };
-    let report = crate::verify::verify(repo, &opts).await?;
+    let report = crate::verify::verify(repo.clone(), &opts).await?;
+    audit_cmd::verified(&repo, &report, a.read_data, cache_dir).await;
     if out.json {
         say!("{}", serde_json::to_string(&report).expect("report serializes"));
     } else {
@@ -674,6 +686,9 @@ async fn forget(a: ForgetArgs, out: &Output) -> Result<ExitCode> {
     let now = jiff::Timestamp::now().as_nanosecond() as i64;
     let plan = crate::forget::plan(&repo, &policy, now).await?;
     let deleted = if a.dry_run { 0 } else { crate::forget::execute(&repo, &plan).await? };
+    if !a.dry_run {
+        audit_cmd::forgot(&repo, &plan, deleted, &policy).await;
+    }
     if out.json {
         let decisions: Vec<_> = plan
             .decisions
@@ -730,28 +745,19 @@ async fn sync(a: SyncArgs, out: &Output) -> Result<ExitCode> {
         say!("{}", serde_json::json!({ "report": report, "seconds": secs }));
     } else {
         say!(
-            "synced {} to {}: {} packs, {} index segments, {} snapshots copied ({}, {:.0} MB/s); {} objects already there",
+            "synced {} to {}: {} packs, {} index segments, {} snapshots, {} audit records copied ({}, {:.0} MB/s); {} objects already there",
             from.display,
             to.display,
             report.packs_copied,
             report.index_copied,
             report.snapshots_copied,
+            report.audit_copied,
             human_bytes(report.bytes_copied),
             report.bytes_copied as f64 / 1e6 / secs,
             report.already_present
         );
     }
     Ok(ExitCode::SUCCESS)
-}
-
-fn hostname() -> String {
-    let from_env = std::env::var("COMPUTERNAME").or_else(|_| std::env::var("HOSTNAME")).ok();
-    from_env
-        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
-        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "unknown".into())
 }
 
 /// A snapshot time for machines: RFC 3339 in UTC with nanoseconds.

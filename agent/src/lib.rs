@@ -3,6 +3,7 @@
 //! Layers, with dependencies flowing one way: `store` (objects in any backend) →
 //! `repo` (keys, config, index, snapshots) → engine (`backup`, `restore`) → `cli`.
 
+pub mod audit;
 pub mod backup;
 pub mod blob;
 pub mod chunker;

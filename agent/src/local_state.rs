@@ -10,12 +10,15 @@ pub fn load<T: serde::de::DeserializeOwned + Default>(path: &Path) -> T {
     std::fs::read(path).ok().and_then(|b| from_cbor(&b, "local state").ok()).unwrap_or_default()
 }
 
-/// Writes `value` to a temporary file beside `path`, then renames it into place.
+/// Writes `value` to a temporary file beside `path`, then renames it into place. The
+/// temporary name is unique, so two processes saving at once never mix their bytes.
 pub fn save<T: serde::Serialize>(path: &Path, value: &T) -> std::io::Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    let tmp = path.with_extension("tmp");
+    let tmp = path.with_extension(format!("{}-{:08x}.tmp", std::process::id(), rand::random::<u32>()));
     std::fs::write(&tmp, to_cbor(value))?;
-    std::fs::rename(&tmp, path)
+    std::fs::rename(&tmp, path).inspect_err(|_| {
+        let _ = std::fs::remove_file(&tmp);
+    })
 }

@@ -45,6 +45,46 @@ pub fn platform_meta(m: &Metadata) -> PlatformMeta {
     }
 }
 
+/// This machine's name, for snapshots and audit records.
+pub fn hostname() -> String {
+    let from_env = std::env::var("COMPUTERNAME").or_else(|_| std::env::var("HOSTNAME")).ok();
+    from_env
+        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// The account running arka, for audit records: `USER`, `LOGNAME` or `USERNAME`, else
+/// (services often have none of them) the account of the process's uid.
+pub fn username() -> String {
+    ["USER", "LOGNAME", "USERNAME"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok().map(|s| s.trim().to_string()).filter(|s| !s.is_empty()))
+        .or_else(account_of_uid)
+        .unwrap_or_else(|| "unknown".into())
+}
+
+#[cfg(unix)]
+fn account_of_uid() -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    // The owner of /proc/self is our effective uid.
+    let uid = std::fs::metadata("/proc/self").ok()?.uid();
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    let name = passwd.lines().find_map(|l| {
+        let mut f = l.split(':');
+        let name = f.next()?;
+        (f.nth(1)?.parse::<u32>().ok()? == uid).then(|| name.to_string())
+    });
+    Some(name.unwrap_or_else(|| format!("uid {uid}")))
+}
+
+#[cfg(not(unix))]
+fn account_of_uid() -> Option<String> {
+    None
+}
+
 pub fn time_to_ns(t: SystemTime) -> i64 {
     match t.duration_since(UNIX_EPOCH) {
         Ok(d) => i64::try_from(d.as_nanos()).unwrap_or(i64::MAX),

@@ -4,9 +4,10 @@
 //! Both listings of the source are taken before anything is copied, snapshots and index
 //! first, packs last: a backup writes packs before index before snapshot, so every
 //! snapshot listed has its packs in the later pack listing, even with backups running
-//! during the sync. Objects then go packs → index → snapshots, so the destination never
-//! lists a snapshot whose data it lacks, whenever the sync is interrupted. Writes are
-//! create-only, so a rerun after a kill simply copies what is still missing.
+//! during the sync. Objects then go packs → index → snapshots → audit records, so the
+//! destination never lists a snapshot whose data it lacks, nor an audit record of a
+//! snapshot it lacks, whenever the sync is interrupted. Writes are create-only, so a rerun
+//! after a kill simply copies what is still missing.
 
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
@@ -27,6 +28,7 @@ pub struct SyncReport {
     pub packs_copied: u64,
     pub index_copied: u64,
     pub snapshots_copied: u64,
+    pub audit_copied: u64,
     pub bytes_copied: u64,
     /// Objects the destination already had.
     pub already_present: u64,
@@ -34,11 +36,18 @@ pub struct SyncReport {
 
 pub async fn sync(from: &Store, to: &Store, progress: &Progress) -> Result<SyncReport> {
     sync_config(from, to).await?;
+    let audit = from.list(ObjectKind::Audit).await?;
     let snapshots = from.list(ObjectKind::Snapshot).await?;
     let index = from.list(ObjectKind::Index).await?;
     let packs = from.list(ObjectKind::Pack).await?;
     let mut report = SyncReport::default();
-    for (kind, objects) in [(ObjectKind::Pack, packs), (ObjectKind::Index, index), (ObjectKind::Snapshot, snapshots)] {
+    let kinds = [
+        (ObjectKind::Pack, packs),
+        (ObjectKind::Index, index),
+        (ObjectKind::Snapshot, snapshots),
+        (ObjectKind::Audit, audit),
+    ];
+    for (kind, objects) in kinds {
         let present: HashSet<ObjectId> = to.list(kind).await?.into_iter().map(|(id, _)| id).collect();
         let missing: Vec<_> = objects.into_iter().filter(|(id, _)| !present.contains(id)).collect();
         report.already_present += present.len() as u64;
@@ -53,6 +62,9 @@ pub async fn sync(from: &Store, to: &Store, progress: &Progress) -> Result<SyncR
             ObjectKind::Pack => report.packs_copied = n,
             ObjectKind::Index => report.index_copied = n,
             ObjectKind::Snapshot => report.snapshots_copied = n,
+            ObjectKind::Audit => report.audit_copied = n,
+            // Not in the list above: prune plans belong to the repository they were made for.
+            ObjectKind::PrunePlan => {}
         }
     }
     Ok(report)

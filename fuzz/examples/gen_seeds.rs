@@ -10,11 +10,11 @@
 
 use std::path::{Path, PathBuf};
 
-use arka_fuzz::{table_plaintext, PackLayout, INDEX_LABEL, KEY, PACK_TABLE_LABEL, SNAPSHOT_LABEL};
+use arka_fuzz::{table_plaintext, PackLayout, AUDIT_LABEL, INDEX_LABEL, KEY, PACK_TABLE_LABEL, SNAPSHOT_LABEL};
 use arka_proto::{
-    codec, index, pack, snapshot, AgentKey, BlobId, BlobKind, ChunkerParams, Compression, IndexSegment, Node, NodeKind,
-    ObjectId, PackBlobEntry, PackIndex, RecoveryIdentities, RepoConfig, RepoId, Snapshot, SnapshotStats, Tree,
-    TreeRefs,
+    audit, codec, index, pack, snapshot, AgentKey, BlobId, BlobKind, ChunkerParams, Compression, IndexSegment, Node,
+    NodeKind, ObjectId, PackBlobEntry, PackIndex, RecoveryIdentities, RepoConfig, RepoId, Snapshot, SnapshotStats,
+    Tree, TreeRefs,
 };
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::XChaCha20Poly1305;
@@ -171,6 +171,36 @@ fn main() {
         TreeRefs { data: vec![BlobId([3; 32]), BlobId([4; 32])], subtrees: vec![(BlobId([5; 32]), BlobId([6; 32]))] };
     assert_eq!(TreeRefs::decode(&refs.encode()).unwrap(), refs);
     s.put("tree", "refs", &refs.encode());
+
+    // audit: a first record and a later one, sealed and plaintext CBOR.
+    let first = arka_proto::AuditRecord {
+        seq: 0,
+        prev: None,
+        time_ns: 1_767_225_600_000_000_000,
+        host: "clinic-pc".into(),
+        user: "arka".into(),
+        operation: arka_proto::Operation::Init,
+        snapshots: vec![],
+        counts: [("recipients".to_string(), 2)].into(),
+        detail: Some("repository created, agent key created".into()),
+        program: "arka 0.1.0".into(),
+    };
+    let later = arka_proto::AuditRecord {
+        seq: 41,
+        prev: Some(ObjectId([7; 32])),
+        operation: arka_proto::Operation::Forget,
+        snapshots: vec![ObjectId([1; 32]), ObjectId([2; 32])],
+        counts: [("forgotten".to_string(), 2), ("kept".to_string(), 30)].into(),
+        detail: None,
+        ..first.clone()
+    };
+    for (name, record) in [("first", &first), ("later", &later)] {
+        let plain = codec::to_cbor(record);
+        let raw = framed(audit::MAGIC, AUDIT_LABEL, &plain);
+        assert_eq!(&arka_proto::AuditRecord::decode(&KEY, &raw).unwrap(), record);
+        s.put("audit", &format!("raw-{name}"), &raw);
+        s.put("audit", &format!("plain-{name}"), &plain);
+    }
 
     // config, MAC'd under a fixed agent key.
     let ids = RecoveryIdentities::parse(&identity_text()).unwrap();

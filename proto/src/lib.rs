@@ -5,6 +5,7 @@
 //! so every decoder checks lengths and offsets and returns an [`Error`], never panics.
 //! The byte layouts are documented in `docs/FORMAT.md`.
 
+pub mod audit;
 pub mod codec;
 pub mod config;
 pub mod crypto;
@@ -13,9 +14,11 @@ pub mod id;
 pub mod index;
 pub mod keys;
 pub mod pack;
+pub mod plan;
 pub mod snapshot;
 pub mod tree;
 
+pub use audit::{AuditRecord, Operation};
 pub use config::{ChunkerParams, RepoConfig};
 pub use crypto::{DataKey, Recipients, RecoveryIdentities};
 pub use error::Error;
@@ -23,6 +26,7 @@ pub use id::{BlobId, ObjectId, RepoId};
 pub use index::{IndexSegment, PackIndex};
 pub use keys::AgentKey;
 pub use pack::{BlobKind, Compression, PackBlobEntry};
+pub use plan::PrunePlan;
 pub use snapshot::{Snapshot, SnapshotStats};
 pub use tree::{Node, NodeKind, Tree, TreeRefs};
 
