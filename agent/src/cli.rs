@@ -24,7 +24,9 @@ macro_rules! say {
 }
 
 mod audit_cmd;
+mod prune_cmd;
 
+use crate::audit::{Entry as AuditEntry, Operation};
 use crate::blob::BlobReader;
 use crate::error::{Error, Result};
 use crate::keys::{load_agent_key, load_identities, write_secret_file};
@@ -70,6 +72,8 @@ enum Command {
     Verify(VerifyArgs),
     /// Remove snapshots a retention policy does not keep (default: the clinic policy).
     Forget(ForgetArgs),
+    /// Delete data no snapshot references, after a grace period that protects running backups.
+    Prune(prune_cmd::PruneArgs),
     /// List the audit trail of every operation on the repository, or `audit verify` its chain.
     Audit(audit_cmd::AuditArgs),
 }
@@ -292,6 +296,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Sync(a) => sync(a, &out).await,
         Command::Verify(a) => verify(a, &out).await,
         Command::Forget(a) => forget(a, &out).await,
+        Command::Prune(a) => prune_cmd::prune(a, &out).await,
         Command::Audit(a) => audit_cmd::run(a, &out).await,
     }
 }

@@ -30,6 +30,9 @@ pub enum Error {
     NoSuchPath(String),
     #[error("{0}")]
     Usage(String),
+    /// A safety rule stopped the operation before it changed anything.
+    #[error("{0}")]
+    Refused(String),
     #[error("interrupted; no snapshot was written")]
     Interrupted,
     #[error("internal: {0}")]

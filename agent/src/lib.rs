@@ -16,6 +16,8 @@ pub mod local_state;
 pub mod packer;
 pub mod platform;
 pub mod progress;
+pub mod prune;
+pub mod reach;
 pub mod repo;
 pub mod restore;
 pub mod retention;

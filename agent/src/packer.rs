@@ -70,15 +70,18 @@ impl Packer {
             (BlobKind::Data | BlobKind::Tree, Some(k)) => k.seal_blob(&id, kind, encoded),
             (_, None) => unreachable!("a pack of copies is never given plaintext"),
         };
-        self.push(PackBlobEntry {
-            id,
-            kind,
-            compression,
-            key: 0,
-            offset: 0,
-            stored_len: sealed.len() as u32,
-            raw_len: raw_len as u32,
-        }, &sealed);
+        self.push(
+            PackBlobEntry {
+                id,
+                kind,
+                compression,
+                key: 0,
+                offset: 0,
+                stored_len: sealed.len() as u32,
+                raw_len: raw_len as u32,
+            },
+            &sealed,
+        );
     }
 
     /// Adds a sealed data key this pack's copied blobs refer to; returns its index.

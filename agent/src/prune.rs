@@ -102,7 +102,7 @@ async fn load_state(repo: &Arc<Repository>, report: &mut PruneReport) -> Result<
     let plans = repo.load_plans().await?;
     let snapshots = repo.list_snapshots().await?;
     if snapshots.is_empty() {
-        return Err(Error::Usage(
+        return Err(Error::Refused(
             "the repository lists no snapshots; prune refuses to delete anything on an empty listing".into(),
         ));
     }
@@ -202,7 +202,7 @@ async fn mark(repo: &Arc<Repository>, opts: &PruneOptions, report: &mut PruneRep
         repo.store.list_detailed(ObjectKind::Pack).await?.into_iter().map(|l| (l.id, l)).collect();
     let entries = pack_entries(&state.segments);
     if listed.is_empty() && !entries.is_empty() {
-        return Err(Error::Usage(
+        return Err(Error::Refused(
             "the storage lists no packs although the index names some; prune deletes nothing on an empty listing"
                 .into(),
         ));
@@ -228,7 +228,10 @@ async fn mark(repo: &Arc<Repository>, opts: &PruneOptions, report: &mut PruneRep
             .copied()
             .collect();
         let live_bytes: u64 = live.iter().map(|e| e.stored_len as u64).sum();
-        let unused = p.pack_len.saturating_sub(live_bytes);
+        // Garbage is blob bytes only: a small pack's header and table are mostly overhead,
+        // and counting them would repack it again on every run.
+        let all_blobs: u64 = p.blobs.iter().map(|e| e.stored_len as u64).sum();
+        let unused = all_blobs.saturating_sub(live_bytes);
         if live.is_empty() {
             condemned.insert(*id);
             report.bytes_to_free += p.pack_len;

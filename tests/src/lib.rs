@@ -233,6 +233,28 @@ impl Fixture {
         Self::make(None, None, Vec::new())
     }
 
+    /// A fixture whose repository packs hold about `mib` MiB, so that a test can damage,
+    /// forget or prune part of a small repository.
+    pub fn with_pack_size_mib(mib: u32) -> Self {
+        let fx = Self::new();
+        // Re-init: the fixture's repository is replaced by a fresh one.
+        fs::remove_dir_all(&fx.repo).expect("remove the fixture's repository");
+        fs::remove_file(&fx.agent_key).expect("remove the fixture's agent key");
+        fx.arka([
+            OsString::from("init"),
+            "--repo".into(),
+            fx.repo.clone().into(),
+            "--recipient".into(),
+            fx.recipient.clone().into(),
+            "--agent-key-out".into(),
+            fx.agent_key.clone().into(),
+            "--pack-size-mib".into(),
+            mib.to_string().into(),
+        ])
+        .ok();
+        fx
+    }
+
     /// A fixture whose repository is `repo` (e.g. `s3://bucket/prefix`), initialised with
     /// `env` set; every later run gets `env` too.
     pub fn at(repo: &str, env: Vec<(String, String)>) -> Self {

@@ -83,6 +83,7 @@ pub async fn run(repo: Arc<Repository>, source: Source, opts: BackupOptions) -> 
     let started = Instant::now();
     let start_time = jiff::Timestamp::now();
     let index = Arc::new(repo.load_index().await?);
+    let index_loaded = Instant::now();
 
     let (job_tx, job_rx) = crossbeam_channel::bounded::<BlobJob>(BLOB_QUEUE);
     let (pack_tx, pack_rx) = tokio::sync::mpsc::channel::<FinishedPack>(PACK_QUEUE);
@@ -125,6 +126,9 @@ pub async fn run(repo: Arc<Repository>, source: Source, opts: BackupOptions) -> 
     let bytes_stored = uploaded?;
     let (tree, refs) = root?;
     stats.bytes_stored = bytes_stored;
+    if index_loaded.elapsed() > crate::prune::SAFE_GRACE / 2 {
+        check_against_new_plans(&repo, tree, refs).await?;
+    }
     stats.duration_ms = started.elapsed().as_millis() as u64;
     let snapshot = Snapshot {
         time_ns: start_time.as_nanosecond() as i64,
@@ -147,6 +151,24 @@ pub async fn run(repo: Arc<Repository>, source: Source, opts: BackupOptions) -> 
         }
     }
     Ok(BackupOutcome { id, snapshot, problems })
+}
+
+/// A backup that ran for longer than half the safe prune grace period may have deduplicated
+/// against packs a prune has since condemned, or even deleted. Before its snapshot is
+/// written, everything it references must still have a live copy; otherwise it fails
+/// without a snapshot and the next run stores the data again (see `prune`).
+async fn check_against_new_plans(repo: &Arc<Repository>, tree: BlobId, refs: BlobId) -> Result<()> {
+    let fresh = Arc::new(repo.load_index().await?);
+    let reader = crate::blob::BlobReader::new(repo.clone(), fresh.clone());
+    let used = crate::reach::reachable_from(&reader, [(tree, refs)]).await?;
+    let gone = used.iter().filter(|id| !fresh.contains(id)).count();
+    if gone > 0 {
+        return Err(Error::Refused(format!(
+            "a prune removed or scheduled for deletion {gone} blobs this long backup reused; \
+             no snapshot was written: run the backup again (it stores them anew)"
+        )));
+    }
+    Ok(())
 }
 
 fn worker_count() -> usize {

@@ -15,6 +15,7 @@ mod dedup;
 mod errors;
 mod forget;
 mod incremental;
+mod prune;
 mod roundtrip;
 mod s3;
 mod selection;

@@ -16,22 +16,7 @@ fn verify(fx: &Fixture, extra: &[&str], with_identity: bool) -> arka_tests::Run 
 
 /// A repository with small packs so damage hits only part of it.
 fn small_pack_fixture() -> (Fixture, PathBuf) {
-    let fx = Fixture::new();
-    // Re-init with 1 MiB packs: the fixture's repository is replaced by a fresh one.
-    std::fs::remove_dir_all(&fx.repo).unwrap();
-    std::fs::remove_file(&fx.agent_key).unwrap();
-    fx.arka([
-        OsString::from("init"),
-        "--repo".into(),
-        fx.repo.clone().into(),
-        "--recipient".into(),
-        fx.recipient.clone().into(),
-        "--agent-key-out".into(),
-        fx.agent_key.clone().into(),
-        "--pack-size-mib".into(),
-        "1".into(),
-    ])
-    .ok();
+    let fx = Fixture::with_pack_size_mib(1);
     let src = fx.path("src");
     for i in 0..8u64 {
         write_file(&src.join(format!("scan_{i}.dcm")), &pseudo_random(100 + i, 700_000));
