@@ -24,6 +24,7 @@ macro_rules! say {
 }
 
 mod audit_cmd;
+mod erase_cmd;
 mod prune_cmd;
 
 use crate::audit::{Entry as AuditEntry, Operation};
@@ -74,6 +75,8 @@ enum Command {
     Forget(ForgetArgs),
     /// Delete data no snapshot references, after a grace period that protects running backups.
     Prune(prune_cmd::PruneArgs),
+    /// Remove paths from every snapshot and delete their data (recovery identity).
+    Erase(erase_cmd::EraseArgs),
     /// List the audit trail of every operation on the repository, or `audit verify` its chain.
     Audit(audit_cmd::AuditArgs),
 }
@@ -297,6 +300,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Verify(a) => verify(a, &out).await,
         Command::Forget(a) => forget(a, &out).await,
         Command::Prune(a) => prune_cmd::prune(a, &out).await,
+        Command::Erase(a) => erase_cmd::erase(a, &out).await,
         Command::Audit(a) => audit_cmd::run(a, &out).await,
     }
 }

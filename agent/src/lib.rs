@@ -8,6 +8,7 @@ pub mod backup;
 pub mod blob;
 pub mod chunker;
 pub mod cli;
+pub mod erase;
 pub mod error;
 pub mod forget;
 pub mod index;

@@ -97,7 +97,7 @@ pub(super) fn print_report(r: &PruneReport, dry_run: bool) {
 }
 
 /// `0`, or a number with a unit: s, min, h, d.
-fn parse_grace(s: &str) -> std::result::Result<Duration, String> {
+pub(super) fn parse_grace(s: &str) -> std::result::Result<Duration, String> {
     let s = s.trim();
     let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
     let n: u64 = num.parse().map_err(|_| format!("{s:?}: expected a number and a unit, e.g. 90s, 30min, 2h, 1d"))?;

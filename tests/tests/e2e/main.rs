@@ -12,6 +12,7 @@ mod awkward;
 mod cluster;
 mod conformance;
 mod dedup;
+mod erase;
 mod errors;
 mod forget;
 mod incremental;
