@@ -240,6 +240,9 @@ struct ForgetArgs {
     /// Show what would be kept and why, delete nothing.
     #[arg(long)]
     dry_run: bool,
+    /// Then prune with its defaults (1 day grace period, repack above 10% unused).
+    #[arg(long)]
+    prune: bool,
 }
 
 #[derive(Args)]
@@ -678,7 +681,7 @@ async fn verify(a: VerifyArgs, out: &Output) -> Result<ExitCode> {
 
 async fn forget(a: ForgetArgs, out: &Output) -> Result<ExitCode> {
     use crate::retention::RetentionPolicy;
-    let repo = open_any(&a.repo.repo, Some(&a.agent_key), None).await?;
+    let repo = Arc::new(open_any(&a.repo.repo, Some(&a.agent_key), None).await?);
     let mut policy = RetentionPolicy {
         last: a.keep_last,
         within: a.keep_within,
@@ -698,6 +701,10 @@ async fn forget(a: ForgetArgs, out: &Output) -> Result<ExitCode> {
     if !a.dry_run {
         audit_cmd::forgot(&repo, &plan, deleted, &policy).await;
     }
+    let pruned = match a.prune && !a.dry_run {
+        true => Some(prune_cmd::prune_with_defaults(&repo).await?),
+        false => None,
+    };
     if out.json {
         let decisions: Vec<_> = plan
             .decisions
@@ -713,7 +720,7 @@ async fn forget(a: ForgetArgs, out: &Output) -> Result<ExitCode> {
             plan.unreadable.iter().map(|(id, e)| serde_json::json!({"id": id.to_hex(), "error": e})).collect();
         say!(
             "{}",
-            serde_json::json!({ "policy": policy, "dry_run": a.dry_run, "deleted": deleted, "decisions": decisions, "unreadable": unreadable })
+            serde_json::json!({ "policy": policy, "dry_run": a.dry_run, "deleted": deleted, "decisions": decisions, "unreadable": unreadable, "prune": pruned })
         );
         return Ok(ExitCode::SUCCESS);
     }
@@ -737,6 +744,9 @@ async fn forget(a: ForgetArgs, out: &Output) -> Result<ExitCode> {
         say!("dry run: would forget {forgotten} of {} snapshots", plan.decisions.len());
     } else {
         say!("forgot {deleted} of {} snapshots; the data only they used is freed by prune", plan.decisions.len());
+    }
+    if let Some(report) = &pruned {
+        prune_cmd::print_report(report, false);
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -247,3 +247,24 @@ fn an_empty_snapshot_listing_deletes_nothing() {
         assert!(p.exists(), "{} was deleted", p.display());
     }
 }
+
+#[test]
+fn forget_with_prune_schedules_the_deletion_a_day_ahead() {
+    let fx = Fixture::with_pack_size_mib(1);
+    let src = fx.path("src");
+    scans(&fx, &src, 0..3);
+    fx.backup_ok(&[&src], &[]);
+    std::fs::remove_file(src.join("scan_0.dcm")).unwrap();
+    fx.backup_ok(&[&src], &[]);
+    let mut args: Vec<OsString> = vec!["--json".into(), "forget".into()];
+    args.extend(fx.agent_args());
+    args.extend(["--keep-last".into(), "1".into(), "--prune".into()]);
+    let report = fx.arka(args).ok().json();
+    assert_eq!(report["deleted"], 1, "{report}");
+    let prune = &report["prune"];
+    assert!(prune["packs_condemned"].as_u64().unwrap() > 0, "{report}");
+    assert_eq!(prune["packs_deleted"], 0, "{report}");
+    let after_ns = prune["plans_pending"][0][1].as_i64().unwrap();
+    let hours = (after_ns - jiff::Timestamp::now().as_nanosecond() as i64) as f64 / 3.6e12;
+    assert!((23.9..=24.0).contains(&hours), "deletion due in {hours:.2} h, expected a day");
+}
