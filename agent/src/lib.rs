@@ -7,6 +7,7 @@ pub mod audit;
 pub mod backup;
 pub mod blob;
 pub mod chunker;
+pub mod daemon;
 pub mod cli;
 pub mod erase;
 pub mod error;

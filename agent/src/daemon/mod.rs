@@ -1,0 +1,8 @@
+//! The agent service (`arka agent run --config FILE`): scheduled and watched sources,
+//! replication to secondary targets, maintenance, the status endpoint and notifications.
+
+pub mod config;
+pub mod notify;
+pub mod schedule;
+pub mod status;
+pub mod watch;
