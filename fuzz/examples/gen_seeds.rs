@@ -10,10 +10,10 @@
 
 use std::path::{Path, PathBuf};
 
-use arka_fuzz::{table_plaintext, PackLayout, AUDIT_LABEL, INDEX_LABEL, KEY, PACK_TABLE_LABEL, SNAPSHOT_LABEL};
+use arka_fuzz::{table_plaintext, PackLayout, AUDIT_LABEL, INDEX_LABEL, KEY, PACK_TABLE_LABEL, PLAN_LABEL, SNAPSHOT_LABEL};
 use arka_proto::{
-    audit, codec, index, pack, snapshot, AgentKey, BlobId, BlobKind, ChunkerParams, Compression, IndexSegment, Node,
-    NodeKind, ObjectId, PackBlobEntry, PackIndex, RecoveryIdentities, RepoConfig, RepoId, Snapshot, SnapshotStats,
+    audit, codec, index, pack, plan, snapshot, AgentKey, BlobId, BlobKind, ChunkerParams, Compression, IndexSegment, Node,
+    NodeKind, ObjectId, PackBlobEntry, PackIndex, PrunePlan, RecoveryIdentities, RepoConfig, RepoId, Snapshot, SnapshotStats,
     Tree, TreeRefs,
 };
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
@@ -148,6 +148,19 @@ fn main() {
     assert_eq!(Snapshot::decode(&KEY, &raw).unwrap(), snap);
     s.put("snapshot", "raw-snapshot", &raw);
     s.put("snapshot", "plain-snapshot", &plain);
+
+    // plan: sealed and plaintext CBOR.
+    let prune_plan = PrunePlan {
+        created_ns: 1_767_225_600_000_000_000,
+        delete_after_ns: 1_767_312_000_000_000_000,
+        packs: vec![ObjectId([5; 32]), ObjectId([6; 32])],
+        index: vec![ObjectId([7; 32])],
+    };
+    let plain = codec::to_cbor(&prune_plan);
+    let raw = framed(plan::MAGIC, PLAN_LABEL, &plain);
+    assert_eq!(PrunePlan::decode(&KEY, &raw).unwrap(), prune_plan);
+    s.put("plan", "raw-plan", &raw);
+    s.put("plan", "plain-plan", &plain);
 
     // tree: a tree with one node of each kind, and a reference list.
     let tree = Tree {

@@ -16,6 +16,7 @@ pub const PACK_TABLE_LABEL: &str = "arka pack blob table v1";
 pub const INDEX_LABEL: &str = "arka index segment v1";
 pub const SNAPSHOT_LABEL: &str = "arka snapshot v1";
 pub const AUDIT_LABEL: &str = "arka audit record v1";
+pub const PLAN_LABEL: &str = "arka prune plan v1";
 
 /// `magic`, version 1, then `plain` sealed under [`KEY`] with a random nonce, as
 /// `IndexSegment::encode` and `Snapshot::encode` lay it out.
