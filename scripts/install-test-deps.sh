@@ -18,22 +18,25 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 
 # --------------------------------------------------------------------------------------
-# Debian packages: "command to probe" -> "package that provides it".
+# Debian packages: "command (or absolute path) to probe" -> "package that provides it".
 # --------------------------------------------------------------------------------------
 declare -A APT_WANTED=(
     [python3]=python3              # tests/perf/corpus.py (standard library only)
     [restic]=restic                # benchmark peer (Debian: 0.14)
     [borg]=borgbackup              # benchmark peer (Debian: 1.2)
     [/usr/bin/time]=time           # peak RSS in tests/perf/compare.sh (`time -v`)
+    [/usr/bin/chromium]=chromium   # tests/tests/status_page.rs: the status page, headless
+    # A font the status page screenshots can render text with (Chromium does not pull one
+    # in without recommends).
+    [/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf]=fonts-dejavu-core
     # --- later work (not installed yet) ---
     # [psql]=postgresql            # `command` sources: pg_dump, pgbench (pg_ctlcluster 15 main start)
     # [mariadb]=mariadb-server     # `command` sources: mariadb-dump
-    # [chromium]=chromium          # status page and fleet dashboard, headless
 )
 
 have() {
     case "$1" in
-        /*) [ -x "$1" ] ;;
+        /*) [ -e "$1" ] ;;
         *) command -v "$1" >/dev/null 2>&1 ;;
     esac
 }

@@ -16,6 +16,7 @@ pub mod keys;
 pub mod pack;
 pub mod plan;
 pub mod snapshot;
+pub mod status;
 pub mod tree;
 
 pub use audit::{AuditRecord, Operation};
@@ -28,6 +29,9 @@ pub use keys::AgentKey;
 pub use pack::{BlobKind, Compression, PackBlobEntry};
 pub use plan::PrunePlan;
 pub use snapshot::{Snapshot, SnapshotStats};
+pub use status::{
+    AgentStatus, MaintenanceStatus, RunOutcome, SourceKind, SourceState, SourceStatus, TargetRole, TargetStatus,
+};
 pub use tree::{Node, NodeKind, Tree, TreeRefs};
 
 /// The repository format version this build writes. Readers accept every version listed

@@ -1,0 +1,119 @@
+//! Serves the agent's status endpoint with a realistic sample report, for the browser test
+//! (`tests/tests/status_page.rs`) and for screenshots of the page.
+//!
+//! ```sh
+//! cargo run -p arka-agent --example status_demo -- [ADDR] [--token TOKEN] [--healthy]
+//! ```
+//! ADDR defaults to 127.0.0.1:8765 (port 0 picks a free one). The first line on stdout is
+//! `status page: http://HOST:PORT/`. Without `--healthy` the database dump is five hours
+//! late; the imaging archive is up to date and the offsite replica has a backlog.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use arka_agent::daemon::status::{serve_on, StatusBoard};
+use arka_proto::status::{AgentStatus, RunOutcome, SourceKind, SourceStatus, TargetRole, TargetStatus};
+
+const S: i64 = 1_000_000_000;
+const MIN: i64 = 60 * S;
+const H: i64 = 60 * MIN;
+const GIB: u64 = 1 << 30;
+const MIB: u64 = 1 << 20;
+
+fn main() -> anyhow::Result<()> {
+    let mut addr: SocketAddr = "127.0.0.1:8765".parse()?;
+    let mut token = None;
+    let mut healthy = false;
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--token" => token = Some(args.next().ok_or_else(|| anyhow::anyhow!("--token needs a value"))?),
+            "--healthy" => healthy = true,
+            other => addr = other.parse().map_err(|e| anyhow::anyhow!("{other:?} is not an address: {e}"))?,
+        }
+    }
+    let board = Arc::new(StatusBoard::new(sample(now_ns(), healthy)));
+    tokio::runtime::Runtime::new()?.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        println!("status page: http://{}/", listener.local_addr()?);
+        let shutdown = async {
+            let _ = tokio::signal::ctrl_c().await;
+        };
+        serve_on(listener, board, token, shutdown).await?;
+        Ok(())
+    })
+}
+
+fn now_ns() -> i64 {
+    jiff::Timestamp::now().as_nanosecond() as i64
+}
+
+/// A dental clinic's agent at `now`: the imaging archive backed up 12 minutes ago, the
+/// practice database last dumped 5 hours ago (unless `healthy`), scanned documents being
+/// backed up right now, and an offsite copy a few snapshots behind.
+fn sample(now: i64, healthy: bool) -> AgentStatus {
+    let mut st = AgentStatus::new(env!("CARGO_PKG_VERSION"), "reception-pc", now - 3 * 24 * H - 2 * H);
+
+    let mut imaging = SourceStatus::new("imaging", SourceKind::Files, "every 1h", 3_600);
+    imaging.started(now - 12 * MIN - 4 * MIN);
+    imaging.succeeded(
+        now - 12 * MIN,
+        RunOutcome {
+            snapshot: "5e1f0c2a".into(),
+            duration_ms: 4 * 60_000 + 12_000,
+            bytes: 412 * GIB + 300 * MIB,
+            bytes_new: 1_350 * MIB,
+            files: 184_311,
+        },
+    );
+    imaging.next_run_ns = Some(now + 48 * MIN);
+
+    let db_ago = if healthy { 35 * MIN } else { 5 * H + 10 * MIN };
+    let mut db = SourceStatus::new("clinic-db", SourceKind::Command, "every 1h", 3_600);
+    db.started(now - db_ago - 90 * S);
+    db.succeeded(
+        now - db_ago,
+        RunOutcome {
+            snapshot: "a90c7d13".into(),
+            duration_ms: 88_000,
+            bytes: 2_240 * MIB,
+            bytes_new: 61 * MIB,
+            files: 1,
+        },
+    );
+    db.next_run_ns = Some(now + 25 * MIN);
+
+    let mut documents = SourceStatus::new("scanned-documents", SourceKind::Files, "daily 02:00", 26 * 3_600);
+    documents.started(now - 20 * 24 * H);
+    documents.succeeded(
+        now - 20 * H,
+        RunOutcome {
+            snapshot: "77b2e0f4".into(),
+            duration_ms: 41_000,
+            bytes: 18 * GIB,
+            bytes_new: 220 * MIB,
+            files: 9_402,
+        },
+    );
+    documents.started(now - 2 * MIN);
+    st.sources = vec![imaging, db, documents];
+
+    let mut nas = TargetStatus::new("nas", "/mnt/nas/arka", TargetRole::Primary);
+    nas.last_sync_ns = Some(now - 12 * MIN);
+    nas.stored_bytes = Some(391 * GIB);
+    let mut offsite = TargetStatus::new("offsite", "s3://AKIAEXAMPLE:secret@clinic-offsite/arka", TargetRole::Replica);
+    offsite.last_sync_ns = Some(now - 2 * H - 40 * MIN);
+    offsite.backlog_snapshots = 3;
+    offsite.backlog_bytes = 1_680 * MIB;
+    offsite.stored_bytes = Some(389 * GIB);
+    st.targets = vec![nas, offsite];
+
+    let m = &mut st.maintenance;
+    m.last_verify_ns = Some(now - 21 * H);
+    m.next_verify_ns = Some(now + 3 * H);
+    m.last_forget_ns = Some(now - 21 * H - 20 * MIN);
+    m.last_prune_ns = Some(now - 21 * H - 15 * MIN);
+    m.next_forget_ns = Some(now + 3 * H - 20 * MIN);
+    st.reassess(now);
+    st
+}

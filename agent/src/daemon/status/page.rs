@@ -1,0 +1,349 @@
+//! The status page (`GET /`): one server-rendered HTML page a receptionist can read at a
+//! glance. A verdict first, in words and colour; then each source, where the copies are,
+//! and maintenance. No JavaScript (the CSP forbids it), inline CSS, refreshes every minute,
+//! readable on a phone. Every string from the report goes through [`esc`].
+
+use std::fmt::Write;
+
+use arka_proto::status::{ago, human_bytes, human_duration, AgentStatus, SourceKind, SourceState, TargetRole};
+use arka_proto::{SourceStatus, TargetStatus};
+use jiff::tz::TimeZone;
+use jiff::Timestamp;
+
+const STYLE: &str = "\
+*{box-sizing:border-box}\
+body{margin:0;font:16px/1.45 system-ui,-apple-system,'Segoe UI',Roboto,'Liberation Sans','DejaVu Sans',sans-serif;\
+color:#1d1d1f;background:#f3f4f6}\
+main{max-width:1100px;margin:0 auto;padding:16px}\
+.verdict{border-radius:14px;padding:22px 26px;color:#fff;margin-bottom:10px}\
+.verdict.ok{background:#1b7f3b}.verdict.bad{background:#b3261e}\
+.verdict h1{margin:0;font-size:2.1em;line-height:1.2}\
+.verdict ul{margin:12px 0 0;padding-left:1.3em;font-size:1.15em}\
+.verdict li{margin:4px 0}\
+.verdict p{margin:10px 0 0;font-size:1.1em}\
+.notes{background:#fff4d6;border:1px solid #e0b44c;border-radius:10px;padding:10px 16px;margin:10px 0}\
+.notes ul{margin:4px 0;padding-left:1.3em}\
+.meta{color:#555;margin:6px 2px 18px}\
+h2{font-size:1.3em;margin:26px 2px 10px}\
+.grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(min(330px,100%),1fr));gap:14px}\
+.card{background:#fff;border-radius:12px;padding:14px 18px;box-shadow:0 1px 3px rgba(0,0,0,.12)}\
+.card h3{margin:0 0 8px;font-size:1.2em;display:flex;justify-content:space-between;gap:8px;\
+align-items:center;flex-wrap:wrap;overflow-wrap:anywhere}\
+.card.bad{border-left:8px solid #b3261e}.card.good{border-left:8px solid #1b7f3b}\
+.card.busy{border-left:8px solid #1f5fbf}.card.idle{border-left:8px solid #8a8a8a}\
+table{border-collapse:collapse;width:100%}\
+th,td{text-align:left;vertical-align:top;padding:5px 0;border-top:1px solid #eee}\
+th{font-weight:600;color:#444;width:1%;white-space:nowrap;padding-right:14px}\
+td{overflow-wrap:anywhere}\
+.when{color:#666;white-space:nowrap}\
+.badge{font-size:.8em;font-weight:700;border-radius:999px;padding:3px 11px;color:#fff;white-space:nowrap}\
+.badge.good{background:#1b7f3b}.badge.bad{background:#b3261e}.badge.busy{background:#1f5fbf}\
+.badge.idle{background:#6b6b6b}.badge.warn{background:#9a6700}\
+.sub{color:#555;margin:-4px 0 8px}\
+.err{color:#b3261e;font-weight:600}\
+code{font:.95em ui-monospace,'DejaVu Sans Mono',monospace}\
+footer{color:#666;font-size:.9em;margin:26px 2px 8px}\
+@media (max-width:600px){th{white-space:normal;width:38%}.verdict h1{font-size:1.6em}.verdict{padding:16px 18px}main{padding:10px}}";
+
+/// The whole page for one report, in the agent's local time zone.
+pub(super) fn render(st: &AgentStatus) -> String {
+    render_in(st, &TimeZone::system())
+}
+
+pub(super) fn render_in(st: &AgentStatus, tz: &TimeZone) -> String {
+    let clock = Clock { now_ns: st.now_ns, tz };
+    let problems = st.problems();
+    let warnings = st.warnings();
+    let mut h = String::with_capacity(16 * 1024);
+    let title = if problems.is_empty() { "Backups OK" } else { "Backups need attention" };
+    let _ = write!(
+        h,
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <meta http-equiv=\"refresh\" content=\"60\">\
+         <title>{title} \u{2014} {}</title><style>{STYLE}</style></head>\n<body><main>\n",
+        esc(&st.hostname)
+    );
+    verdict(&mut h, &problems);
+    if !warnings.is_empty() {
+        h.push_str("<div class=\"notes\"><strong>Also worth a look</strong> (backups continue meanwhile):<ul>");
+        for w in &warnings {
+            let _ = write!(h, "<li>{}</li>", esc(w));
+        }
+        h.push_str("</ul></div>\n");
+    }
+    let _ = writeln!(
+        h,
+        "<p class=\"meta\">Computer <strong>{}</strong> \u{b7} checked {} \u{b7} this page updates every minute</p>",
+        esc(&st.hostname),
+        esc(&clock.at(st.now_ns))
+    );
+
+    h.push_str("<h2>What is backed up</h2>\n<div class=\"grid\">\n");
+    if st.sources.is_empty() {
+        h.push_str("<p>No sources are configured.</p>\n");
+    }
+    for s in &st.sources {
+        source_card(&mut h, s, st, &clock);
+    }
+    h.push_str("</div>\n<h2>Where the backups are kept</h2>\n<div class=\"grid\">\n");
+    if st.targets.is_empty() {
+        h.push_str("<p>No targets are configured.</p>\n");
+    }
+    for t in &st.targets {
+        target_card(&mut h, t, &clock);
+    }
+    h.push_str("</div>\n<h2>Checks and clean-up</h2>\n<div class=\"grid\">\n");
+    maintenance_card(&mut h, st, &clock);
+    let _ = write!(
+        h,
+        "</div>\n<footer>arka {} \u{b7} the backup agent has been running since {}</footer>\n</main></body></html>\n",
+        esc(&st.version),
+        esc(&clock.at(st.started_ns))
+    );
+    h
+}
+
+fn verdict(h: &mut String, problems: &[String]) {
+    if problems.is_empty() {
+        h.push_str(
+            "<header class=\"verdict ok\"><h1>\u{2713} All backups are up to date</h1>\
+             <p>Nothing needs to be done.</p></header>\n",
+        );
+        return;
+    }
+    h.push_str("<header class=\"verdict bad\"><h1>\u{26a0} Backups need attention</h1><ul>");
+    for p in problems {
+        let _ = write!(h, "<li>{}</li>", esc(p));
+    }
+    h.push_str("</ul><p>Please tell your IT contact.</p></header>\n");
+}
+
+fn source_card(h: &mut String, s: &SourceStatus, st: &AgentStatus, clock: &Clock) {
+    let past = s.past_rpo(st.now_ns, st.started_ns);
+    let (class, badge) = match s.state {
+        SourceState::Ok => ("good", "Up to date"),
+        SourceState::Running if past => ("bad", "Backing up now (late)"),
+        SourceState::Running => ("busy", "Backing up now"),
+        SourceState::Late => ("bad", "Late"),
+        SourceState::Failed => ("bad", "Failed"),
+        SourceState::Never if past => ("bad", "Never backed up"),
+        SourceState::Never => ("idle", "Waiting for first backup"),
+    };
+    let what = match s.kind {
+        SourceKind::Files => "Files",
+        SourceKind::Command => "Database dump",
+    };
+    let _ = write!(
+        h,
+        "<section class=\"card {class}\"><h3><span>{}</span><span class=\"badge {class}\">{badge}</span></h3>\
+         <p class=\"sub\">{what} \u{b7} {} \u{b7} late after {}</p><table>",
+        esc(&s.name),
+        esc(&s.schedule),
+        esc(&human_duration(s.rpo_secs)),
+    );
+    let last = match s.last_success_ns {
+        Some(t) if past => format!("<span class=\"err\">{}</span>", clock.relative(t)),
+        Some(t) => clock.relative(t),
+        None => "never".into(),
+    };
+    row(h, "Last backup", &last);
+    if s.state == SourceState::Running {
+        if let Some(t) = s.last_attempt_ns {
+            row(h, "Running since", &clock.relative(t));
+        }
+    } else if let Some(t) = s.next_run_ns {
+        row(h, "Next backup", &clock.relative(t));
+    }
+    if let Some(bytes) = s.last_bytes {
+        let new = s.last_bytes_new.map(|n| format!(", {} new", human_bytes(n))).unwrap_or_default();
+        row(h, "Size", &esc(&format!("{}{new}", human_bytes(bytes))));
+    }
+    if let (SourceKind::Files, Some(files)) = (s.kind, s.files) {
+        row(h, "Files", &esc(&thousands(files)));
+    }
+    if let Some(ms) = s.last_duration_ms {
+        let took = if ms < 1_000 { "under a second".to_string() } else { human_duration(ms / 1_000) };
+        row(h, "Took", &esc(&took));
+    }
+    if let Some(id) = &s.last_snapshot {
+        row(h, "Snapshot", &format!("<code>{}</code>", esc(id)));
+    }
+    if let Some(e) = &s.last_error {
+        row(h, "Last error", &format!("<span class=\"err\">{}</span>", esc(e)));
+    }
+    h.push_str("</table></section>\n");
+}
+
+fn target_card(h: &mut String, t: &TargetStatus, clock: &Clock) {
+    let (class, badge) = match (t.reachable, t.backlog_snapshots) {
+        (false, _) => ("bad", "Cannot be reached"),
+        (true, 0) => ("good", "Up to date"),
+        (true, _) => ("busy", "Copying"),
+    };
+    let role = match t.role {
+        TargetRole::Primary => "main copy (backups go here first)",
+        TargetRole::Replica => "extra copy (copied from the main one)",
+    };
+    let _ = write!(
+        h,
+        "<section class=\"card {class}\"><h3><span>{}</span><span class=\"badge {class}\">{badge}</span></h3><table>",
+        esc(&t.name)
+    );
+    row(h, "Role", role);
+    row(h, "Location", &format!("<code>{}</code>", esc(&t.url_display)));
+    let last = match (t.last_sync_ns, t.role) {
+        (Some(ts), _) => clock.relative(ts),
+        (None, TargetRole::Primary) => "no backup yet".into(),
+        (None, TargetRole::Replica) => "not copied yet".into(),
+    };
+    row(h, if t.role == TargetRole::Primary { "Last backup" } else { "Last copy" }, &last);
+    if t.role == TargetRole::Replica {
+        let waiting = if t.backlog_snapshots == 0 {
+            "nothing".to_string()
+        } else {
+            let n = t.backlog_snapshots;
+            format!("{n} backup{} ({})", if n == 1 { "" } else { "s" }, human_bytes(t.backlog_bytes))
+        };
+        row(h, "Waiting to be copied", &esc(&waiting));
+    }
+    if let Some(b) = t.stored_bytes {
+        row(h, "Stored", &esc(&human_bytes(b)));
+    }
+    if let Some(e) = &t.last_error {
+        row(h, "Last error", &format!("<span class=\"err\">{}</span>", esc(e)));
+    }
+    h.push_str("</table></section>\n");
+}
+
+fn maintenance_card(h: &mut String, st: &AgentStatus, clock: &Clock) {
+    let m = &st.maintenance;
+    let (class, badge) = match (m.verify_damage, m.last_verify_ns) {
+        (0, Some(_)) => ("good", "No damage found"),
+        (0, None) => ("idle", "Not checked yet"),
+        (_, _) => ("bad", "Damage found"),
+    };
+    let _ = write!(
+        h,
+        "<section class=\"card {class}\"><h3><span>Checks of the stored backups</span>\
+         <span class=\"badge {class}\">{badge}</span></h3><table>"
+    );
+    let never = |t: Option<i64>, none: &str| t.map_or_else(|| none.to_string(), |t| clock.relative(t));
+    row(h, "Last check", &never(m.last_verify_ns, "not yet"));
+    if m.verify_damage > 0 {
+        row(h, "Damaged data", &format!("<span class=\"err\">{}</span>", m.verify_damage));
+    }
+    if let Some(t) = m.next_verify_ns {
+        row(h, "Next check", &clock.relative(t));
+    }
+    row(h, "Old backups removed", &never(m.last_forget_ns, "not yet"));
+    row(h, "Space reclaimed", &never(m.last_prune_ns, "not yet"));
+    if let Some(t) = m.next_forget_ns.into_iter().chain(m.next_prune_ns).min() {
+        row(h, "Next clean-up", &clock.relative(t));
+    }
+    if let Some(e) = &m.last_error {
+        row(h, "Last error", &format!("<span class=\"err\">{}</span>", esc(e)));
+    }
+    h.push_str("</table></section>\n");
+}
+
+/// One table row; `value_html` must already be escaped.
+fn row(h: &mut String, label: &str, value_html: &str) {
+    let _ = write!(h, "<tr><th>{label}</th><td>{value_html}</td></tr>");
+}
+
+/// Times as people say them, in the agent's time zone.
+struct Clock<'a> {
+    now_ns: i64,
+    tz: &'a TimeZone,
+}
+
+impl Clock<'_> {
+    /// "12 minutes ago <span>(today 14:03)</span>", escaped.
+    fn relative(&self, t_ns: i64) -> String {
+        format!("{} <span class=\"when\">({})</span>", esc(&ago(self.now_ns, t_ns)), esc(&self.at(t_ns)))
+    }
+
+    /// "today 14:03", "yesterday 23:10", "tomorrow 02:00", "Mon 3 Mar 14:03", "3 Mar 2024 14:03".
+    fn at(&self, t_ns: i64) -> String {
+        let zoned = |ns: i64| Timestamp::from_nanosecond(i128::from(ns)).ok().map(|t| t.to_zoned(self.tz.clone()));
+        let (Some(t), Some(now)) = (zoned(t_ns), zoned(self.now_ns)) else { return "unknown time".into() };
+        let time = t.strftime("%H:%M");
+        let days = (t.date() - now.date()).get_days();
+        match days {
+            0 => format!("today {time}"),
+            -1 => format!("yesterday {time}"),
+            1 => format!("tomorrow {time}"),
+            -6..=6 => format!("{} {time}", t.strftime("%a %-d %b")),
+            _ if t.year() == now.year() => format!("{} {time}", t.strftime("%-d %b")),
+            _ => format!("{} {time}", t.strftime("%-d %b %Y")),
+        }
+    }
+}
+
+/// 12482 → "12,482".
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// HTML-escapes text for element content and quoted attribute values.
+pub(super) fn esc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIN: i64 = 60_000_000_000;
+
+    #[test]
+    fn times_read_like_a_person_says_them() {
+        let tz = TimeZone::UTC;
+        // 2023-11-14 22:13:20 UTC
+        let now = 1_700_000_000_000_000_000;
+        let clock = Clock { now_ns: now, tz: &tz };
+        assert_eq!(clock.at(now - 10 * MIN), "today 22:03");
+        assert_eq!(clock.at(now - 23 * 60 * MIN), "yesterday 23:13");
+        assert_eq!(clock.at(now + 120 * MIN), "tomorrow 00:13");
+        assert_eq!(clock.at(now - 3 * 24 * 60 * MIN), "Sat 11 Nov 22:13");
+        assert_eq!(clock.at(now - 30 * 24 * 60 * MIN), "15 Oct 22:13");
+        assert_eq!(clock.at(now - 400 * 24 * 60 * MIN), "10 Oct 2022 22:13");
+        assert!(clock.relative(now - 12 * MIN).starts_with("12 minutes ago <span"));
+    }
+
+    #[test]
+    fn thousands_separators() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(12_482), "12,482");
+        assert_eq!(thousands(1_234_567), "1,234,567");
+    }
+
+    #[test]
+    fn esc_covers_markup_and_both_quotes() {
+        assert_eq!(
+            esc(r#"<a href="x" onclick='y'>&</a>"#),
+            "&lt;a href=&quot;x&quot; onclick=&#39;y&#39;&gt;&amp;&lt;/a&gt;"
+        );
+    }
+}
