@@ -560,7 +560,7 @@ async fn pick(repo: &Repository, spec: &str, at: Option<&str>) -> Result<(arka_p
 }
 
 async fn reader_for(repo: Arc<Repository>) -> Result<Arc<BlobReader>> {
-    let index = Arc::new(repo.load_index().await?);
+    let index = Arc::new(repo.load_index_for_reading().await?);
     Ok(Arc::new(BlobReader::new(repo, index)))
 }
 

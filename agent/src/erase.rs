@@ -124,6 +124,8 @@ pub async fn erase(
     Ok(report)
 }
 
+type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+
 struct Rewrite<'a, 'w> {
     reader: &'a BlobReader,
     writer: &'w mut TreeWriter,
@@ -139,7 +141,7 @@ impl Rewrite<'_, '_> {
         tree_id: BlobId,
         refs_id: BlobId,
         path: &'s [u8],
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Option<(BlobId, BlobId)>>> + Send + 's>> {
+    ) -> BoxFuture<'s, Result<Option<(BlobId, BlobId)>>> {
         Box::pin(async move {
             let tree = Tree::decode(&self.reader.read(&tree_id).await?)?;
             let refs = TreeRefs::decode(&self.reader.read(&refs_id).await?)?;

@@ -69,6 +69,9 @@ pub struct PruneReport {
     pub bytes_repacked: u64,
     pub packs_orphaned: usize,
     pub bytes_to_free: u64,
+    /// Temporary files of writes killed half-way, older than the grace period, deleted.
+    pub strays_deleted: usize,
+    pub stray_bytes: u64,
     /// Plans still waiting: (plan ID, earliest deletion, Unix ns).
     pub plans_pending: Vec<(String, i64)>,
     /// Objects the storage refused to delete (append-only or object-locked storage).
@@ -79,6 +82,7 @@ pub async fn prune(repo: &Arc<Repository>, opts: &PruneOptions) -> Result<PruneR
     let mut report = PruneReport::default();
     sweep_due_plans(repo, opts, &mut report).await?;
     mark(repo, opts, &mut report).await?;
+    delete_strays(repo, opts, &mut report).await?;
     if opts.grace.is_zero() && !opts.dry_run {
         // No grace: the plan just written is due at once.
         sweep_due_plans(repo, opts, &mut report).await?;
@@ -150,9 +154,27 @@ async fn sweep_due_plans(repo: &Arc<Repository>, opts: &PruneOptions, report: &m
             report.packs_deleted += plan.packs.len() - spared.len();
             continue;
         }
-        if !spared.is_empty() {
-            // Their entries may live only in segments this plan deletes: index them anew.
-            let seg = IndexSegment { packs: spared.iter().filter_map(|p| entries.get(p).cloned()).collect() };
+        // Before segments go, every pack that stays must be indexed elsewhere: spared
+        // packs, and any pack a damaged or forged plan names among its segments but not
+        // among its packs. Such packs are indexed anew rather than silently dropped.
+        let obsolete: HashSet<&ObjectId> = plan.index.iter().collect();
+        let indexed_elsewhere: HashSet<ObjectId> = state
+            .segments
+            .iter()
+            .filter(|(id, _)| !obsolete.contains(id))
+            .flat_map(|(_, s)| s.packs.iter().map(|p| p.pack_id))
+            .collect();
+        let mut keep: HashMap<ObjectId, PackIndex> = HashMap::new();
+        for (_, seg) in state.segments.iter().filter(|(id, _)| obsolete.contains(id)) {
+            for p in &seg.packs {
+                let deleted = condemned.contains(&p.pack_id) && !spared.contains(&p.pack_id);
+                if !deleted && !indexed_elsewhere.contains(&p.pack_id) {
+                    keep.entry(p.pack_id).or_insert_with(|| p.clone());
+                }
+            }
+        }
+        if !keep.is_empty() {
+            let seg = IndexSegment { packs: keep.into_values().collect() };
             repo.put_object(ObjectKind::Index, seg.encode(repo.key.meta_key())).await?;
         }
         let mut refused = false;
@@ -180,6 +202,27 @@ async fn sweep_due_plans(repo: &Arc<Repository>, opts: &PruneOptions, report: &m
         }
         repo.store.delete(&ObjectKind::PrunePlan.key(plan_id)).await?;
         report.plans_swept += 1;
+    }
+    Ok(())
+}
+
+/// Deletes the temporary files that killed writes left, once older than the grace period
+/// (younger ones may belong to a write in progress).
+async fn delete_strays(repo: &Repository, opts: &PruneOptions, report: &mut PruneReport) -> Result<()> {
+    let cutoff = now_ns().saturating_sub(opts.grace.as_nanos() as i64);
+    for (path, size, modified) in repo.store.list_strays()? {
+        if modified > cutoff {
+            continue;
+        }
+        if !opts.dry_run {
+            match std::fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(Error::io(&path, e)),
+            }
+        }
+        report.strays_deleted += 1;
+        report.stray_bytes += size;
     }
     Ok(())
 }

@@ -87,6 +87,23 @@ impl Repository {
     /// plan that fails to authenticate is an error: the index keeps dedup and restore honest.
     pub async fn load_index(&self) -> Result<Index> {
         let condemned = self.load_plans().await?.iter().flat_map(|(_, _, p)| p.packs.iter().copied()).collect();
+        self.index_with_condemned(condemned).await
+    }
+
+    /// The index for reading only (restore, dump, ls). Condemned packs matter only to
+    /// writers, so a damaged prune plan is a warning here: it must not block a restore.
+    pub async fn load_index_for_reading(&self) -> Result<Index> {
+        let condemned = match self.load_plans().await {
+            Ok(plans) => plans.iter().flat_map(|(_, _, p)| p.packs.iter().copied()).collect(),
+            Err(e) => {
+                tracing::warn!("ignoring the prune plans, which cannot be read: {e}");
+                Default::default()
+            }
+        };
+        self.index_with_condemned(condemned).await
+    }
+
+    async fn index_with_condemned(&self, condemned: std::collections::HashSet<ObjectId>) -> Result<Index> {
         let mut index = Index::with_condemned(condemned);
         for (_, s) in self.load_segments().await? {
             index.add_segment(&s);

@@ -240,8 +240,16 @@ async fn read_pack(
     };
     for e in &indexed {
         let loc = Location::from(e);
-        let opened = match (bytes.get(e.offset as usize..e.end() as usize), data_keys.get(e.key as usize)) {
+        // Reference lists are sealed under the metadata key: they need no data key.
+        let data_key = match e.kind {
+            pack::BlobKind::Refs => None,
+            _ => data_keys.get(e.key as usize),
+        };
+        let opened = match (bytes.get(e.offset as usize..e.end() as usize), data_key) {
             (Some(sealed), Some(data_key)) => open_blob(&repo.key, Some(data_key), &key, &e.id, &loc, sealed),
+            (Some(sealed), None) if e.kind == pack::BlobKind::Refs => {
+                open_blob(&repo.key, None, &key, &e.id, &loc, sealed)
+            }
             (None, _) => {
                 Err(Error::Corrupt { key: key.clone(), reason: format!("blob {} lies past the end", e.id.short()) })
             }

@@ -37,8 +37,12 @@ const BLOB_QUEUE: usize = 8;
 /// Closed packs waiting for, and in, upload.
 const PACK_QUEUE: usize = 1;
 const UPLOADS_IN_FLIGHT: usize = 2;
-/// Write an index segment every this many packs, so an interrupted backup loses little.
+/// Write an index segment every this many packs, so an interrupted backup loses little...
 const PACKS_PER_SEGMENT: usize = 32;
+/// ...and at the latest this long after a pack was stored: prune takes packs that no
+/// index names, once older than its grace period, for leftovers of a killed backup, so a
+/// long backup that finds little new data must not keep its packs unindexed for hours.
+const SEGMENT_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// A blob the repository lacks, on its way to a worker.
 pub struct BlobJob {
@@ -235,11 +239,25 @@ async fn upload_packs(
         .buffer_unordered(UPLOADS_IN_FLIGHT)
         .boxed();
     let mut pending = IndexSegment::default();
+    let mut oldest_pending: Option<tokio::time::Instant> = None;
     let mut stored = 0u64;
-    while let Some(done) = uploads.next().await {
-        let done = match done {
-            Ok(d) => d,
-            Err(e) => {
+    loop {
+        let next = match oldest_pending {
+            Some(since) => tokio::select! {
+                next = uploads.next() => Some(next),
+                _ = tokio::time::sleep_until(since + SEGMENT_MAX_AGE) => None,
+            },
+            None => Some(uploads.next().await),
+        };
+        let done = match next {
+            None => {
+                write_segment(&repo, &mut pending).await?;
+                oldest_pending = None;
+                continue;
+            }
+            Some(None) => break,
+            Some(Some(Ok(d))) => d,
+            Some(Some(Err(e))) => {
                 // Index what did arrive so a retry reuses it; the original error is what matters.
                 let _ = write_segment(&repo, &mut pending).await;
                 return Err(e);
@@ -248,8 +266,10 @@ async fn upload_packs(
         stored += done.pack_len;
         progress.uploaded.fetch_add(done.pack_len, Ordering::Relaxed);
         pending.packs.push(done);
+        oldest_pending.get_or_insert_with(tokio::time::Instant::now);
         if pending.packs.len() >= PACKS_PER_SEGMENT {
             write_segment(&repo, &mut pending).await?;
+            oldest_pending = None;
         }
     }
     write_segment(&repo, &mut pending).await?;

@@ -104,6 +104,14 @@ pub(super) fn print_report(r: &PruneReport, dry_run: bool) {
     } else if r.packs_deleted == 0 {
         say!("nothing to prune");
     }
+    if r.strays_deleted > 0 {
+        say!(
+            "{}removed {} temporary files of interrupted writes ({})",
+            would,
+            r.strays_deleted,
+            human_bytes(r.stray_bytes)
+        );
+    }
     for (id, after) in &r.plans_pending {
         say!("pending deletion {} from {} (run prune again after then)", &id[..8], rfc3339(*after));
     }

@@ -35,6 +35,10 @@ pub enum ObjectKind {
 }
 
 impl ObjectKind {
+    pub const ALL: [ObjectKind; 5] = [Self::Pack, Self::Index, Self::Snapshot, Self::Audit, Self::PrunePlan];
+}
+
+impl ObjectKind {
     fn dir(self) -> &'static str {
         match self {
             Self::Pack => "packs",
@@ -61,11 +65,14 @@ pub struct Store {
     inner: Arc<dyn ObjectStore>,
     /// How the user named the repository, for messages.
     pub display: String,
+    /// The directory of a local repository: its backend hides the temporary files of
+    /// interrupted writes from listings, so prune finds those here.
+    local_root: Option<std::path::PathBuf>,
 }
 
 impl Store {
     pub fn new(inner: Arc<dyn ObjectStore>, display: String) -> Self {
-        Self { inner, display }
+        Self { inner, display, local_root: None }
     }
 
     /// Opens a repository URL: a path, `file:///path` or `s3://bucket/prefix`. `create`
@@ -73,7 +80,11 @@ impl Store {
     /// is wrong.
     pub fn open(url: &str, create: bool) -> Result<Self> {
         let location = Location::parse(url)?;
-        Ok(Self::new(open_backend(&location, create)?, url.to_string()))
+        let mut store = Self::new(open_backend(&location, create)?, url.to_string());
+        if let Location::Local(root) = location {
+            store.local_root = Some(root);
+        }
+        Ok(store)
     }
 
     /// Writes an object unless it exists. Returns whether it was written.
@@ -148,6 +159,32 @@ impl Store {
                 Some(Listed { id, size: m.size, stored_at_ns })
             })
             .collect())
+    }
+
+    /// Temporary files that interrupted writes left in a local repository, with their size
+    /// and modification time. (On S3 an interrupted PUT leaves nothing visible.)
+    pub fn list_strays(&self) -> Result<Vec<(std::path::PathBuf, u64, i64)>> {
+        let Some(root) = &self.local_root else { return Ok(Vec::new()) };
+        let mut out = Vec::new();
+        let mut dirs: Vec<std::path::PathBuf> = ObjectKind::ALL.iter().map(|k| root.join(k.dir())).collect();
+        while let Some(dir) = dirs.pop() {
+            let entries = match std::fs::read_dir(&dir) {
+                Ok(e) => e,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(Error::io(&dir, e)),
+            };
+            for entry in entries {
+                let entry = entry.map_err(|e| Error::io(&dir, e))?;
+                let meta = entry.metadata().map_err(|e| Error::io(entry.path(), e))?;
+                if meta.is_dir() {
+                    dirs.push(entry.path());
+                } else if entry.file_name().to_string_lossy().contains('#') {
+                    let mtime = meta.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok());
+                    out.push((entry.path(), meta.len(), mtime.map_or(i64::MAX, |d| d.as_nanos() as i64)));
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Deletes an object; deleting one that is already gone is not an error.
