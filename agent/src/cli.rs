@@ -23,6 +23,7 @@ macro_rules! say {
     }};
 }
 
+mod agent_cmd;
 mod audit_cmd;
 mod erase_cmd;
 mod prune_cmd;
@@ -77,6 +78,8 @@ enum Command {
     Prune(prune_cmd::PruneArgs),
     /// Remove paths from every snapshot and delete their data (recovery identity).
     Erase(erase_cmd::EraseArgs),
+    /// The agent service: `agent run --config FILE` (scheduled backups, status page).
+    Agent(agent_cmd::AgentArgs),
     /// List the audit trail of every operation on the repository, or `audit verify` its chain.
     Audit(audit_cmd::AuditArgs),
 }
@@ -304,6 +307,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Forget(a) => forget(a, &out).await,
         Command::Prune(a) => prune_cmd::prune(a, &out).await,
         Command::Erase(a) => erase_cmd::erase(a, &out).await,
+        Command::Agent(a) => agent_cmd::agent(a).await,
         Command::Audit(a) => audit_cmd::run(a, &out).await,
     }
 }

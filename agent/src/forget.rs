@@ -55,10 +55,10 @@ pub async fn plan(repo: &Repository, policy: &RetentionPolicy, now_ns: i64) -> R
 
 /// Deletes the snapshots the plan forgets. Returns how many were deleted.
 pub async fn execute(repo: &Repository, plan: &ForgetPlan) -> Result<usize> {
-    let mut n = 0;
-    for (d, _) in plan.forgotten() {
-        repo.store.delete(&ObjectKind::Snapshot.key(&d.id)).await?;
-        n += 1;
+    // Collected first: an iterator held across an await would make this future !Send.
+    let ids: Vec<_> = plan.forgotten().map(|(d, _)| d.id).collect();
+    for id in &ids {
+        repo.store.delete(&ObjectKind::Snapshot.key(id)).await?;
     }
-    Ok(n)
+    Ok(ids.len())
 }

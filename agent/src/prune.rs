@@ -117,7 +117,8 @@ async fn load_state(repo: &Arc<Repository>, report: &mut PruneReport) -> Result<
     }
     let index = Arc::new(index);
     let reader = BlobReader::new(repo.clone(), index.clone());
-    let reachable = crate::reach::reachable(&reader, snapshots.iter().map(|(_, s)| s)).await?;
+    let roots: Vec<_> = snapshots.iter().map(|(_, s)| (s.tree, s.refs)).collect();
+    let reachable = crate::reach::reachable_from(&reader, roots).await?;
     report.snapshots = snapshots.len();
     report.blobs_reachable = reachable.len();
     Ok(State { plans, segments, index, reachable })

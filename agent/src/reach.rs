@@ -7,27 +7,17 @@
 
 use std::collections::HashSet;
 
-use arka_proto::{BlobId, Snapshot, TreeRefs};
+use arka_proto::{BlobId, TreeRefs};
 
 use crate::blob::BlobReader;
 use crate::error::{Error, Result};
 
-/// The blob IDs (trees, reference lists and data) that `snapshots` reach.
-pub async fn reachable<'a>(
-    reader: &BlobReader,
-    snapshots: impl IntoIterator<Item = &'a Snapshot>,
-) -> Result<HashSet<BlobId>> {
-    reachable_from(reader, snapshots.into_iter().map(|s| (s.tree, s.refs))).await
-}
-
-/// The blob IDs reached from root (tree, reference list) pairs.
-pub async fn reachable_from(
-    reader: &BlobReader,
-    roots: impl IntoIterator<Item = (BlobId, BlobId)>,
-) -> Result<HashSet<BlobId>> {
+/// The blob IDs (trees, reference lists and data) reached from snapshot roots, given as
+/// (tree, reference list) pairs.
+pub async fn reachable_from(reader: &BlobReader, roots: Vec<(BlobId, BlobId)>) -> Result<HashSet<BlobId>> {
     let mut seen = HashSet::new();
     // An explicit stack rather than recursion: trees can be deep.
-    let mut pending: Vec<(BlobId, BlobId)> = roots.into_iter().collect();
+    let mut pending = roots;
     while let Some((tree, refs)) = pending.pop() {
         seen.insert(tree);
         if !seen.insert(refs) {

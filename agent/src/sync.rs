@@ -70,6 +70,17 @@ pub async fn sync(from: &Store, to: &Store, progress: &Progress) -> Result<SyncR
     Ok(report)
 }
 
+/// What `to` still lacks of `from`: snapshots, and bytes of packs.
+pub async fn backlog(from: &Store, to: &Store) -> Result<(u64, u64)> {
+    let mut missing = [0u64; 2];
+    for (i, kind) in [ObjectKind::Snapshot, ObjectKind::Pack].into_iter().enumerate() {
+        let there: HashSet<ObjectId> = to.list(kind).await?.into_iter().map(|(id, _)| id).collect();
+        let lacking = from.list(kind).await?.into_iter().filter(|(id, _)| !there.contains(id));
+        missing[i] = if i == 0 { lacking.count() as u64 } else { lacking.map(|(_, size)| size).sum() };
+    }
+    Ok((missing[0], missing[1]))
+}
+
 /// The destination must be empty or a copy of the same repository.
 async fn sync_config(from: &Store, to: &Store) -> Result<()> {
     let config = from.get_opt(CONFIG_KEY).await?.ok_or_else(|| Error::NotARepository(from.display.clone()))?;

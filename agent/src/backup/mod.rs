@@ -164,7 +164,7 @@ pub async fn run(repo: Arc<Repository>, source: Source, opts: BackupOptions) -> 
 async fn check_against_new_plans(repo: &Arc<Repository>, tree: BlobId, refs: BlobId) -> Result<()> {
     let fresh = Arc::new(repo.load_index().await?);
     let reader = crate::blob::BlobReader::new(repo.clone(), fresh.clone());
-    let used = crate::reach::reachable_from(&reader, [(tree, refs)]).await?;
+    let used = crate::reach::reachable_from(&reader, vec![(tree, refs)]).await?;
     let gone = used.iter().filter(|id| !fresh.contains(id)).count();
     if gone > 0 {
         return Err(Error::Refused(format!(

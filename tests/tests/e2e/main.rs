@@ -7,6 +7,7 @@
 //! `garage` binary must be installed (`scripts/install-test-deps.sh` does it).
 #![cfg(unix)]
 
+mod agent;
 mod audit;
 mod awkward;
 mod cluster;

@@ -1,0 +1,81 @@
+//! `arka agent run|check --config FILE`: the service, in the foreground.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Args, Subcommand};
+
+use crate::daemon::config;
+use crate::daemon::schedule::SystemClock;
+use crate::error::{Error, Result};
+
+#[derive(Args)]
+pub(super) struct AgentArgs {
+    #[command(subcommand)]
+    command: AgentCommand,
+}
+
+#[derive(Subcommand)]
+enum AgentCommand {
+    /// Run the scheduled backups, replication, maintenance and the status page until stopped.
+    Run(ConfigArg),
+    /// Check the configuration file and exit.
+    Check(ConfigArg),
+}
+
+#[derive(Args)]
+struct ConfigArg {
+    /// The agent's configuration (default /etc/arka/agent.toml, C:\ProgramData\arka\agent.toml).
+    #[arg(long, env = "ARKA_CONFIG")]
+    config: Option<PathBuf>,
+}
+
+pub(super) async fn agent(a: AgentArgs) -> Result<ExitCode> {
+    let (run, arg) = match a.command {
+        AgentCommand::Run(c) => (true, c),
+        AgentCommand::Check(c) => (false, c),
+    };
+    let path = arg.config.unwrap_or_else(config::default_config_path);
+    let cfg = config::load(&path).map_err(|e| Error::Usage(e.to_string()))?;
+    if !run {
+        say!(
+            "{}: {} sources, {} targets, status page on http://{}/",
+            path.display(),
+            cfg.sources.len(),
+            cfg.targets.len(),
+            cfg.status.bind
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        stop_signal().await;
+        tracing::info!("stopping: running backups end at their next safe point");
+        let _ = stop_tx.send(true);
+    });
+    eprintln!("arka agent: {} sources, status page on http://{}/", cfg.sources.len(), cfg.status.bind);
+    crate::daemon::runner::run(cfg, Arc::new(SystemClock), stop).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// SIGTERM (systemd, `kill`) or Ctrl-C.
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+}

@@ -1,0 +1,555 @@
+//! `arka agent run`: one task per source (its schedule, its watcher, never two runs of it at
+//! once), replication of the primary target to the others in the background, maintenance
+//! on its own schedule, an RPO watch that notifies, and the status endpoint.
+//!
+//! A dead secondary target never fails or delays a backup: backups go to the first target
+//! only, and replication is a separate task that catches up when the link is back.
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use jiff::tz::TimeZone;
+use tokio::sync::{watch, Semaphore};
+
+use arka_proto::status::{AgentStatus, RunOutcome, SourceKind as StatusKind, SourceStatus, TargetRole, TargetStatus};
+
+use super::config::{Config, Source, SourceKind};
+use super::notify::{EmailSettings, Event, EventKind, Notifier, WebhookSettings};
+use super::schedule::{Clock, ScheduleState, FORGET_JOB, PRUNE_JOB, VERIFY_JOB};
+use super::status::StatusBoard;
+use super::watch::{SourceWatcher, WatchSettings, WatchSignal};
+use crate::audit::{Entry as AuditEntry, Operation};
+use crate::backup::{self, BackupOptions};
+use crate::error::{Error, Result};
+use crate::progress::Progress;
+use crate::repo::Repository;
+use crate::store::Store;
+
+/// How often replication retries a target that failed, and how often the RPO is checked.
+const REPLICATION_RETRY: Duration = Duration::from_secs(300);
+const RPO_CHECK: Duration = Duration::from_secs(60);
+
+/// Shared by every task of the agent.
+struct Agent {
+    cfg: Config,
+    clock: Arc<dyn Clock>,
+    tz: TimeZone,
+    board: Arc<StatusBoard>,
+    notifier: Arc<Notifier>,
+    state: Mutex<ScheduleState>,
+    /// One backup or maintenance job at a time: the clinic server has other work to do.
+    busy: Semaphore,
+    /// Set when the agent is told to stop; running backups are cancelled at a safe point.
+    stop: watch::Receiver<bool>,
+    /// Signals replication that the primary has new snapshots.
+    replicate: watch::Sender<u64>,
+    primary: tokio::sync::OnceCell<Arc<Repository>>,
+}
+
+/// Runs the agent until `stop` turns true. Returns an error only for what makes running
+/// impossible (the agent key, the status address); storage problems are reported and retried.
+pub async fn run(cfg: Config, clock: Arc<dyn Clock>, stop: watch::Receiver<bool>) -> Result<()> {
+    let key = crate::keys::load_agent_key(&cfg.agent_key)?;
+    std::fs::create_dir_all(&cfg.state_dir).map_err(|e| Error::io(&cfg.state_dir, e))?;
+    let notifier = notifier_from(&cfg)?;
+    let board = Arc::new(StatusBoard::new(initial_status(&cfg, clock.now().as_nanosecond() as i64)));
+    let (replicate, replicate_rx) = watch::channel(0u64);
+    let mut state = ScheduleState::load(&cfg.state_dir);
+    state.retain_jobs(cfg.sources.iter().map(|s| s.name.as_str()).chain([FORGET_JOB, PRUNE_JOB, VERIFY_JOB]));
+    board.update(|st| {
+        for s in &mut st.sources {
+            s.last_success_ns = state.job(&s.name).last_success.map(|t| t.as_nanosecond() as i64);
+        }
+    });
+    let agent = Arc::new(Agent {
+        tz: TimeZone::system(),
+        board: board.clone(),
+        notifier: Arc::new(notifier),
+        state: Mutex::new(state),
+        busy: Semaphore::new(1),
+        stop: stop.clone(),
+        replicate,
+        primary: tokio::sync::OnceCell::new(),
+        clock,
+        cfg,
+    });
+    // Report unreachable targets at start; not fatal, the jobs retry.
+    if let Err(e) = agent.primary(&key).await {
+        tracing::warn!("the primary target cannot be opened yet: {}", scrub(&e));
+    }
+
+    let token = agent.cfg.status.token.as_ref().map(|t| t.expose().to_string());
+    let listener = tokio::net::TcpListener::bind(agent.cfg.status.bind)
+        .await
+        .map_err(|e| Error::Usage(format!("cannot listen on {} for the status page: {e}", agent.cfg.status.bind)))?;
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut stop_server = stop.clone();
+    tasks.spawn(async move {
+        let shutdown = async move {
+            let _ = stop_server.wait_for(|s| *s).await;
+        };
+        if let Err(e) = super::status::serve_on(listener, board, token, shutdown).await {
+            tracing::error!("the status endpoint stopped: {e}");
+        }
+    });
+    for (i, _) in agent.cfg.sources.iter().enumerate() {
+        tasks.spawn(source_loop(agent.clone(), key.clone(), i));
+    }
+    for (i, _) in agent.cfg.targets.iter().enumerate().skip(1) {
+        tasks.spawn(replication_loop(agent.clone(), key.clone(), i, replicate_rx.clone()));
+    }
+    tasks.spawn(maintenance_loop(agent.clone(), key.clone()));
+    tasks.spawn(rpo_loop(agent.clone()));
+    while tasks.join_next().await.is_some() {}
+    Ok(())
+}
+
+impl Agent {
+    async fn primary(&self, key: &arka_proto::AgentKey) -> Result<Arc<Repository>> {
+        self.primary
+            .get_or_try_init(|| async {
+                let store = Store::open(&self.cfg.targets[0].url, false)?;
+                Ok(Arc::new(Repository::open_with_agent_key(store, key.clone()).await?))
+            })
+            .await
+            .cloned()
+    }
+
+    fn now_ns(&self) -> i64 {
+        self.clock.now().as_nanosecond() as i64
+    }
+
+    fn stopping(&self) -> bool {
+        *self.stop.borrow()
+    }
+
+    /// Sends a notification without making the caller wait for slow receivers.
+    fn notify(&self, event: Event) {
+        let notifier = self.notifier.clone();
+        tokio::spawn(async move {
+            for e in notifier.notify(event).await {
+                tracing::warn!("notification not delivered: {e}");
+            }
+        });
+    }
+
+    fn record(&self, job: &str, started: jiff::Timestamp, ok: bool) {
+        let mut state = self.state.lock().expect("no panics while locked");
+        state.record(job, started, ok);
+        if let Err(e) = state.save(&self.cfg.state_dir) {
+            tracing::warn!("could not save the schedule state: {e}");
+        }
+    }
+
+    fn next_run(&self, job: &str, schedule: &super::schedule::Schedule) -> jiff::Timestamp {
+        let last = self.state.lock().expect("no panics while locked").job(job).last_run;
+        schedule.next_run(last, self.clock.now(), &self.tz)
+    }
+
+    /// Sleeps until `until`, returning early (false) when the agent stops.
+    async fn sleep_until(&self, until: jiff::Timestamp) -> bool {
+        let mut stop = self.stop.clone();
+        tokio::select! {
+            _ = self.clock.sleep_until(until) => true,
+            _ = stop.wait_for(|s| *s) => false,
+        }
+    }
+}
+
+fn notifier_from(cfg: &Config) -> Result<Notifier> {
+    let webhook = cfg
+        .notify
+        .webhook
+        .as_ref()
+        .map(|w| WebhookSettings { url: w.url.clone(), secret: w.secret.as_ref().map(|s| s.expose().to_string()) });
+    let email = cfg.notify.email.as_ref().map(|e| EmailSettings {
+        smtp_host: e.smtp_host.clone(),
+        smtp_port: e.smtp_port,
+        starttls: e.starttls,
+        username: e.username.clone(),
+        password: e.password.as_ref().map(|p| p.expose().to_string()),
+        from: e.from.clone(),
+        to: e.to.clone(),
+    });
+    Notifier::new(webhook, email).map_err(|e| Error::Usage(format!("[notify]: {e}")))
+}
+
+fn initial_status(cfg: &Config, now_ns: i64) -> AgentStatus {
+    let mut st = AgentStatus::new(env!("CARGO_PKG_VERSION"), cfg.hostname.clone(), now_ns);
+    for s in &cfg.sources {
+        let kind = match s.kind {
+            SourceKind::Files { .. } => StatusKind::Files,
+            SourceKind::Command { .. } => StatusKind::Command,
+        };
+        st.sources.push(SourceStatus::new(s.name.clone(), kind, s.schedule.to_string(), s.rpo.as_secs()));
+    }
+    for (i, t) in cfg.targets.iter().enumerate() {
+        let role = if i == 0 { TargetRole::Primary } else { TargetRole::Replica };
+        st.targets.push(TargetStatus::new(t.name.clone(), &t.url, role));
+    }
+    st
+}
+
+/// A source's schedule and watcher; runs of one source never overlap.
+async fn source_loop(agent: Arc<Agent>, key: arka_proto::AgentKey, index: usize) {
+    let source = agent.cfg.sources[index].clone();
+    let mut watcher = match &source.kind {
+        SourceKind::Files { paths, watch: Some(quiet), .. } => {
+            let settings = WatchSettings {
+                quiet_period: *quiet,
+                ignore: vec![agent.cfg.state_dir.clone()],
+                ..WatchSettings::default()
+            };
+            let (name, paths) = (source.name.clone(), paths.clone());
+            match tokio::task::spawn_blocking(move || SourceWatcher::new(&name, &paths, settings)).await {
+                Ok(Ok(w)) => Some(w),
+                Ok(Err(e)) => {
+                    tracing::warn!("source {}: not watched, the schedule alone applies: {e}", source.name);
+                    None
+                }
+                Err(_) => None,
+            }
+        }
+        _ => None,
+    };
+    let mut stop = agent.stop.clone();
+    loop {
+        let due = agent.next_run(&source.name, &source.schedule);
+        let due_ns = due.as_nanosecond() as i64;
+        agent.board.update(|st| {
+            if let Some(s) = st.source_mut(&source.name) {
+                s.next_run_ns = Some(due_ns);
+            }
+        });
+        let watched = async {
+            match watcher.as_mut() {
+                Some(w) => loop {
+                    match w.next().await {
+                        WatchSignal::Settled => break,
+                        WatchSignal::Degraded(e) => tracing::warn!("source {}: {e}", source.name),
+                    }
+                },
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = agent.clock.sleep_until(due) => {}
+            _ = watched => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        let Ok(_permit) = agent.busy.acquire().await else { return };
+        if agent.stopping() {
+            return;
+        }
+        run_source(&agent, &key, &source).await;
+    }
+}
+
+/// One backup of a source: status, schedule state, audit trail and notifications.
+async fn run_source(agent: &Agent, key: &arka_proto::AgentKey, source: &Source) {
+    let started = agent.clock.now();
+    let started_ns = started.as_nanosecond() as i64;
+    agent.board.update(|st| {
+        if let Some(s) = st.source_mut(&source.name) {
+            s.started(started_ns);
+        }
+    });
+    let t0 = std::time::Instant::now();
+    let result = backup_source(agent, key, source).await;
+    let ms = t0.elapsed().as_millis() as u64;
+    let now_ns = agent.now_ns();
+    match result {
+        Ok(outcome) => {
+            let st = &outcome.snapshot.stats;
+            let run = RunOutcome {
+                snapshot: outcome.id.short(),
+                duration_ms: ms,
+                bytes: st.bytes,
+                bytes_new: st.bytes_new,
+                files: st.files,
+            };
+            agent.board.update(|s| {
+                if let Some(s) = s.source_mut(&source.name) {
+                    s.succeeded(now_ns, run);
+                }
+            });
+            agent.record(&source.name, started, true);
+            let _ = agent.replicate.send_modify(|n| *n += 1);
+            agent.notify(Event::now(
+                EventKind::Recovered,
+                Some(&source.name),
+                format!("{} is backed up again", source.name),
+            ));
+            if outcome.snapshot.partial {
+                tracing::warn!("source {}: {} files could not be read", source.name, st.unreadable);
+            }
+        }
+        Err(Error::Interrupted) => {
+            tracing::info!("source {}: backup stopped by shutdown; the next run resumes", source.name);
+        }
+        Err(e) => {
+            let why = scrub(&e);
+            tracing::warn!("source {}: backup failed: {why}", source.name);
+            agent.board.update(|s| {
+                if let Some(s) = s.source_mut(&source.name) {
+                    s.failed(why.clone(), ms);
+                }
+            });
+            agent.record(&source.name, started, false);
+            agent.notify(
+                Event::now(EventKind::BackupFailed, Some(&source.name), format!("backup of {} failed", source.name))
+                    .with_detail(why),
+            );
+        }
+    }
+}
+
+async fn backup_source(agent: &Agent, key: &arka_proto::AgentKey, source: &Source) -> Result<backup::BackupOutcome> {
+    let repo = agent.primary(key).await?;
+    let progress = Arc::new(Progress::default());
+    // Stop at a safe point when the agent stops, or when a command outlives its timeout.
+    let timeout = match &source.kind {
+        SourceKind::Command { timeout, .. } => Some(*timeout),
+        SourceKind::Files { .. } => None,
+    };
+    let canceller = {
+        let (p, mut stop) = (progress.clone(), agent.stop.clone());
+        tokio::spawn(async move {
+            let timed_out = async {
+                match timeout {
+                    Some(t) => tokio::time::sleep(t).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = stop.wait_for(|s| *s) => {}
+                _ = timed_out => {}
+            }
+            p.cancelled.store(true, Ordering::Relaxed);
+        })
+    };
+    let src = match &source.kind {
+        SourceKind::Files { paths, .. } => backup::Source::Paths(paths.clone()),
+        SourceKind::Command { command, dump_name, .. } => {
+            backup::Source::Command { command: command.clone(), name: dump_name.clone() }
+        }
+    };
+    let opts = BackupOptions {
+        hostname: agent.cfg.hostname.clone(),
+        tags: source.tags.clone(),
+        cache_dir: Some(agent.cfg.state_dir.join("cache")),
+        progress: progress.clone(),
+    };
+    let result = backup::run(repo.clone(), src, opts).await;
+    canceller.abort();
+    let outcome = match result {
+        Err(Error::Interrupted) if !agent.stopping() => {
+            return Err(Error::CommandFailed {
+                command: source.name.clone(),
+                reason: "it ran longer than its timeout and was stopped".into(),
+            })
+        }
+        r => r?,
+    };
+    let s = &outcome.snapshot.stats;
+    AuditEntry::new(Operation::Backup)
+        .snapshots([outcome.id])
+        .count("files", s.files)
+        .count("bytes", s.bytes)
+        .count("bytes_stored", s.bytes_stored)
+        .count("unreadable", s.unreadable)
+        .detail(format!("agent source {}", source.name))
+        .cache_dir(agent.cfg.state_dir.join("cache"))
+        .record(&repo)
+        .await;
+    Ok(outcome)
+}
+
+/// Copies the primary to one secondary target after each backup, and retries a failing
+/// link every few minutes. Reports the backlog on the status board.
+async fn replication_loop(agent: Arc<Agent>, key: arka_proto::AgentKey, index: usize, mut wake: watch::Receiver<u64>) {
+    let target = agent.cfg.targets[index].clone();
+    let mut stop = agent.stop.clone();
+    loop {
+        // Copying is safe to abandon at any point (see `sync`): a stop does not wait for it.
+        let result = tokio::select! {
+            r = replicate_once(&agent, &key, &target.url) => r,
+            _ = stop.wait_for(|s| *s) => return,
+        };
+        let now_ns = agent.now_ns();
+        let ok = result.is_ok();
+        agent.board.update(|st| {
+            if let Some(t) = st.target_mut(&target.name) {
+                match &result {
+                    Ok((snapshots, bytes)) => {
+                        t.reachable = true;
+                        t.last_sync_ns = Some(now_ns);
+                        t.backlog_snapshots = *snapshots;
+                        t.backlog_bytes = *bytes;
+                        t.last_error = None;
+                    }
+                    Err(e) => {
+                        t.reachable = false;
+                        t.last_error = Some(scrub(e));
+                    }
+                }
+            }
+        });
+        if let Err(e) = &result {
+            tracing::warn!("replication to {} failed: {}", target.name, scrub(e));
+            agent.notify(
+                Event::now(
+                    EventKind::ReplicationFailing,
+                    Some(&target.name),
+                    format!("copying to {} fails", target.name),
+                )
+                .with_detail(scrub(e)),
+            );
+        } else {
+            agent.notify(Event::now(
+                EventKind::Recovered,
+                Some(&target.name),
+                format!("{} is reachable again", target.name),
+            ));
+        }
+        let retry = tokio::time::sleep(if ok { Duration::from_secs(3600) } else { REPLICATION_RETRY });
+        tokio::select! {
+            _ = retry => {}
+            r = wake.changed() => if r.is_err() { return },
+            _ = stop.wait_for(|s| *s) => return,
+        }
+    }
+}
+
+/// Brings one target up to date; returns what is still missing there (0 after success).
+async fn replicate_once(agent: &Agent, key: &arka_proto::AgentKey, url: &str) -> Result<(u64, u64)> {
+    let from = agent.primary(key).await?.store.clone();
+    let to = Store::open(url, true)?;
+    // Before copying, tell the board how far behind the target is.
+    let (snapshots, bytes) = crate::sync::backlog(&from, &to).await?;
+    agent.board.update(|st| {
+        if let Some(t) = st.targets.iter_mut().find(|t| t.url_display == arka_proto::status::display_url(url)) {
+            t.backlog_snapshots = snapshots;
+            t.backlog_bytes = bytes;
+        }
+    });
+    crate::sync::sync(&from, &to, &Progress::default()).await?;
+    Ok((0, 0))
+}
+
+/// Forget, prune and verify, each on its own schedule when configured.
+async fn maintenance_loop(agent: Arc<Agent>, key: arka_proto::AgentKey) {
+    let m = agent.cfg.maintenance.clone();
+    let jobs: Vec<(&'static str, super::schedule::Schedule)> =
+        [(FORGET_JOB, m.forget.clone()), (PRUNE_JOB, m.prune.clone()), (VERIFY_JOB, m.verify.clone())]
+            .into_iter()
+            .filter_map(|(name, s)| s.map(|s| (name, s)))
+            .collect();
+    if jobs.is_empty() {
+        return;
+    }
+    loop {
+        let mut next: Option<(&'static str, jiff::Timestamp)> = None;
+        for (j, s) in &jobs {
+            let t = agent.next_run(j, s);
+            if next.is_none_or(|(_, best)| t < best) {
+                next = Some((*j, t));
+            }
+        }
+        let (job, due) = next.expect("at least one job");
+        if !agent.sleep_until(due).await {
+            return;
+        }
+        let Ok(_permit) = agent.busy.acquire().await else { return };
+        let started = agent.clock.now();
+        // Forget, prune and verify are safe to abandon at any point (prune: kill -9 safe).
+        let mut stop = agent.stop.clone();
+        let result = tokio::select! {
+            r = maintain(agent.clone(), key.clone(), job) => r,
+            _ = stop.wait_for(|s| *s) => return,
+        };
+        agent.record(job, started, result.is_ok());
+        let now_ns = agent.now_ns();
+        agent.board.update(|st| {
+            let m = &mut st.maintenance;
+            match job {
+                FORGET_JOB => m.last_forget_ns = Some(now_ns),
+                PRUNE_JOB => m.last_prune_ns = Some(now_ns),
+                _ => m.last_verify_ns = Some(now_ns),
+            }
+            m.last_error = result.as_ref().err().map(scrub);
+            if let Ok(Some(damage)) = &result {
+                m.verify_damage = *damage;
+            }
+        });
+        if let Err(e) = &result {
+            tracing::warn!("maintenance {job} failed: {}", scrub(e));
+        }
+    }
+}
+
+/// Runs one maintenance job; for verify, returns the number of damaged objects.
+async fn maintain(agent: Arc<Agent>, key: arka_proto::AgentKey, job: &'static str) -> Result<Option<u64>> {
+    let repo = agent.primary(&key).await?;
+    let m = &agent.cfg.maintenance;
+    match job {
+        FORGET_JOB => {
+            let plan = crate::forget::plan(&repo, &m.retention, agent.now_ns()).await?;
+            crate::forget::execute(&repo, &plan).await?;
+            Ok(None)
+        }
+        PRUNE_JOB => {
+            let opts = crate::prune::PruneOptions { grace: m.prune_grace, max_unused_percent: 10.0, dry_run: false };
+            crate::prune::prune(&repo, &opts).await?;
+            Ok(None)
+        }
+        _ => {
+            let opts = crate::verify::VerifyOptions {
+                read_data_percent: Some(m.verify_percent as f64),
+                state_file: Some(agent.cfg.state_dir.join("verify-state.cbor")),
+            };
+            let report = crate::verify::verify(repo, &opts).await?;
+            let damage = report.damage.len() as u64;
+            if damage > 0 {
+                agent.notify(
+                    Event::now(EventKind::VerifyDamage, None, format!("verify found {damage} damaged objects"))
+                        .with_detail(format!("{} snapshots cannot be restored in full", report.broken_snapshots.len())),
+                );
+            }
+            Ok(Some(damage))
+        }
+    }
+}
+
+/// Notifies when a source is past its RPO (the notifier sends each alert once per period).
+async fn rpo_loop(agent: Arc<Agent>) {
+    loop {
+        let status = agent.board.snapshot();
+        for s in &status.sources {
+            if s.past_rpo(status.now_ns, status.started_ns) {
+                agent.notify(Event::now(
+                    EventKind::RpoMissed,
+                    Some(&s.name),
+                    format!("{} has not been backed up within its RPO", s.name),
+                ));
+            }
+        }
+        if !agent.sleep_until(agent.clock.now() + RPO_CHECK).await {
+            return;
+        }
+    }
+}
+
+/// An error as the status page and notifications may show it: no file names. I/O errors
+/// name a path, so they are reduced to their kind; everything else names storage keys or
+/// IDs at most.
+pub fn scrub(e: &Error) -> String {
+    match e {
+        Error::Io { source, .. } => format!("a file or folder could not be read or written: {source}"),
+        Error::NoSuchPath(_) => "a configured path does not exist".into(),
+        // The command line may hold a database password: name the failure only.
+        Error::CommandFailed { reason, .. } => format!("the command failed: {reason}"),
+        other => other.to_string(),
+    }
+}

@@ -1,0 +1,233 @@
+//! `arka agent run --config FILE` as a process: it backs up at start and again once a
+//! watched folder has been quiet, replicates to the second target, serves `/status`,
+//! `/healthz` and `/metrics`, reports and notifies a failing dump, keeps backing up to the
+//! primary while the offsite target is dead, and stops cleanly on SIGTERM.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use arka_tests::{pseudo_random, walk_files, write_file, Fixture};
+use serde_json::Value;
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A plain HTTP/1.1 GET on loopback: (status code, body).
+fn get(port: u16, path: &str) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    write!(s, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").ok()?;
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).ok()?;
+    let code = raw.split_whitespace().nth(1)?.parse().ok()?;
+    let body = raw.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    Some((code, body))
+}
+
+fn status(port: u16) -> Option<Value> {
+    let (code, body) = get(port, "/status")?;
+    (code == 200).then(|| serde_json::from_str(&body).ok()).flatten()
+}
+
+/// Polls `f` until it returns Some, or fails after `secs`.
+fn wait_for<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(start.elapsed() < Duration::from_secs(secs), "timed out after {secs} s waiting for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn source<'a>(st: &'a Value, name: &str) -> &'a Value {
+    st["sources"].as_array().unwrap().iter().find(|s| s["name"] == name).unwrap()
+}
+
+struct Agent {
+    child: Child,
+}
+
+impl Agent {
+    fn start(fx: &Fixture, config: &Path) -> Self {
+        let mut cmd = fx.command();
+        cmd.args(["agent", "run", "--config"]).arg(config).stdout(Stdio::null()).stderr(Stdio::piped());
+        Self { child: cmd.spawn().expect("start arka agent") }
+    }
+
+    /// SIGTERM, then the exit status, which must come within `secs`.
+    fn terminate(mut self, secs: u64) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+        let start = Instant::now();
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s;
+            }
+            assert!(start.elapsed() < Duration::from_secs(secs), "the agent did not stop within {secs} s of SIGTERM");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn config(fx: &Fixture, port: u16, extra_targets: &str, sources: &str, notify: &str) -> std::path::PathBuf {
+    let text = format!(
+        "agent_key = {key:?}\nstate_dir = {state:?}\n[[target]]\nurl = {repo:?}\n{extra_targets}\n{sources}\n\
+         [status]\nbind = \"127.0.0.1:{port}\"\n{notify}\n",
+        key = fx.agent_key,
+        state = fx.path("state"),
+        repo = fx.repo,
+    );
+    let path = fx.path("agent.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn snapshot_count(fx: &Fixture, source: &str) -> usize {
+    fx.snapshots().iter().filter(|s| s["source"].to_string().contains(source)).count()
+}
+
+#[test]
+fn the_agent_backs_up_at_start_and_after_changes_replicates_and_serves_its_status() {
+    let fx = Fixture::new();
+    let imaging = fx.path("imaging");
+    write_file(&imaging.join("study_1/slice_001.dcm"), &pseudo_random(1, 200_000));
+    let replica = fx.path("replica");
+    let port = free_port();
+    let sources = format!(
+        "[[source]]\nname = \"imaging\"\nkind = \"files\"\npaths = [{imaging:?}]\nschedule = \"every 1h\"\n\
+         watch = true\nquiet_period = \"1s\"\n"
+    );
+    let cfg = config(&fx, port, &format!("[[target]]\nurl = {replica:?}\n"), &sources, "");
+    let agent = Agent::start(&fx, &cfg);
+
+    // Never backed up: the first run starts at once.
+    let st = wait_for(60, "the first backup", || status(port).filter(|st| source(st, "imaging")["state"] == "ok"));
+    assert_eq!(snapshot_count(&fx, "imaging"), 1, "{st}");
+    assert_eq!(get(port, "/healthz").unwrap().0, 200);
+
+    // A new study lands in several files: one more backup once the folder is quiet.
+    for i in 0..5 {
+        write_file(&imaging.join(format!("study_2/slice_{i:03}.dcm")), &pseudo_random(10 + i, 100_000));
+        std::thread::sleep(Duration::from_millis(150));
+    }
+    wait_for(30, "the backup after the change", || (snapshot_count(&fx, "imaging") == 2).then_some(()));
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(snapshot_count(&fx, "imaging"), 2, "one study must give one backup, not one per file");
+
+    // Replicated to the second target.
+    wait_for(30, "replication", || (walk_files(&replica.join("snapshots")).len() == 2).then_some(()));
+    let (code, metrics) = get(port, "/metrics").unwrap();
+    assert_eq!(code, 200);
+    assert!(metrics.contains("arka_source_last_success_timestamp_seconds{source=\"imaging\"}"), "{metrics}");
+    let page = get(port, "/").unwrap().1;
+    assert!(page.contains("imaging") && !page.contains("slice_001"), "the page must never show file names");
+    assert!(!get(port, "/status").unwrap().1.contains("slice_"), "the status must never show file names");
+
+    let exit = agent.terminate(15);
+    assert!(exit.success(), "the agent exited with {exit} on SIGTERM");
+}
+
+#[test]
+fn a_failing_dump_is_reported_on_healthz_and_by_webhook() {
+    let fx = Fixture::new();
+    let hook = TcpListener::bind("127.0.0.1:0").unwrap();
+    let hook_port = hook.local_addr().unwrap().port();
+    let received = std::thread::spawn(move || {
+        let (mut s, _) = hook.accept().unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 4096];
+        // Read headers and the body announced by Content-Length.
+        loop {
+            let n = s.read(&mut chunk).unwrap();
+            buf.extend_from_slice(&chunk[..n]);
+            let text = String::from_utf8_lossy(&buf).to_string();
+            if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                let len = head
+                    .lines()
+                    .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_string()))
+                    .and_then(|v| v.parse::<usize>().ok())
+                    .unwrap_or(0);
+                if body.len() >= len {
+                    s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n").unwrap();
+                    return body.to_string();
+                }
+            }
+            assert!(n > 0, "webhook connection closed early");
+        }
+    });
+    let port = free_port();
+    let sources = "[[source]]\nname = \"clinic-db\"\nkind = \"command\"\n\
+                   command = \"echo 'partial dump'; echo 'pg_dump: connection refused' >&2; exit 3\"\n\
+                   schedule = \"every 1h\"\n";
+    let notify = format!("[notify]\nwebhook = {{ url = \"http://127.0.0.1:{hook_port}/arka\" }}\n");
+    let cfg = config(&fx, port, "", sources, &notify);
+    let agent = Agent::start(&fx, &cfg);
+
+    let st = wait_for(60, "the failed run", || status(port).filter(|st| source(st, "clinic-db")["state"] == "failed"));
+    let error = source(&st, "clinic-db")["last_error"].as_str().unwrap().to_string();
+    assert!(error.contains("exit"), "the error should say the command failed: {error}");
+    let (code, body) = get(port, "/healthz").unwrap();
+    assert_eq!(code, 503, "{body}");
+    assert!(body.contains("clinic-db"), "{body}");
+    assert_eq!(snapshot_count(&fx, "clinic-db"), 0, "a failed dump must leave no snapshot");
+
+    let hook_body: Value = serde_json::from_str(&received.join().unwrap()).unwrap();
+    assert_eq!(hook_body["kind"], "backup_failed", "{hook_body}");
+    assert_eq!(hook_body["source"], "clinic-db", "{hook_body}");
+    assert!(agent.terminate(15).success());
+}
+
+#[test]
+fn a_dead_offsite_target_does_not_delay_backups_and_sigterm_mid_backup_leaves_no_snapshot() {
+    let fx = Fixture::new();
+    let port = free_port();
+    // Nothing listens on the offsite endpoint: every request to it fails.
+    let dead = free_port();
+    let offsite = "[[target]]\nname = \"offsite\"\nurl = \"s3://offsite/arka\"\n";
+    let sources =
+        "[[source]]\nname = \"notes\"\nkind = \"command\"\ncommand = \"echo notes\"\nschedule = \"every 1h\"\n\
+                   [[source]]\nname = \"big-dump\"\nkind = \"command\"\n\
+                   command = \"head -c 3000000000 /dev/urandom\"\nschedule = \"every 1h\"\n";
+    let cfg = config(&fx, port, offsite, sources, "");
+    let mut cmd = fx.command();
+    cmd.args(["agent", "run", "--config"]).arg(&cfg).stdout(Stdio::null()).stderr(Stdio::null());
+    cmd.env("AWS_ENDPOINT", format!("http://127.0.0.1:{dead}"))
+        .env("AWS_ALLOW_HTTP", "true")
+        .env("AWS_ACCESS_KEY_ID", "x")
+        .env("AWS_SECRET_ACCESS_KEY", "y")
+        .env("AWS_REGION", "garage");
+    let agent = Agent { child: cmd.spawn().unwrap() };
+
+    // One of the two sources is backed up first; whichever, the small one is done quickly
+    // or the big one is running: either way the dead target held nothing up.
+    let started = Instant::now();
+    let st = wait_for(60, "a backup to the primary", || {
+        status(port).filter(|st| source(st, "notes")["state"] == "ok" || source(st, "big-dump")["state"] == "running")
+    });
+    println!("primary busy after {:.1} s with the offsite target dead: {st}", started.elapsed().as_secs_f64());
+    let st = wait_for(60, "the big dump to start", || {
+        status(port).filter(|st| source(st, "big-dump")["state"] == "running")
+    });
+    let notes_done = source(&st, "notes")["state"] == "ok";
+    std::thread::sleep(Duration::from_secs(1));
+
+    // SIGTERM in the middle of the big dump: a clean exit and no snapshot of it.
+    let exit = agent.terminate(30);
+    assert!(exit.success(), "exit status {exit}");
+    assert_eq!(snapshot_count(&fx, "big-dump"), 0, "an interrupted dump must leave no snapshot");
+    assert_eq!(snapshot_count(&fx, "notes"), usize::from(notes_done));
+}
