@@ -275,7 +275,7 @@ async fn run_source(agent: &Agent, key: &arka_proto::AgentKey, source: &Source) 
                 }
             });
             agent.record(&source.name, started, true);
-            let _ = agent.replicate.send_modify(|n| *n += 1);
+            agent.replicate.send_modify(|n| *n += 1);
             agent.notify(Event::now(
                 EventKind::Recovered,
                 Some(&source.name),
