@@ -288,3 +288,43 @@ fn a_missing_bucket_is_named_on_reads() {
         .expect_code(1)
         .expect_stderr("the bucket does not exist");
 }
+
+/// Prune and erase on S3: listings, store times and deletes through a real Garage.
+#[test]
+fn forget_prune_and_erase_on_garage() {
+    let garage = Garage::single();
+    let fx = Fixture::at(&garage.url("clinic/arka"), garage.env());
+    let src = fx.path("src");
+    small_tree(&src, 3);
+    fx.backup_ok(&[&src], &[]);
+    std::fs::remove_file(src.join("imaging").join("Wiśniewska_Zofia_CBCT.dcm")).unwrap();
+    let kept = fx.backup_ok(&[&src], &[])["snapshot_id"].as_str().unwrap().to_string();
+    fx.arka(os_args!["forget", "--repo", fx.repo, "--agent-key", fx.agent_key, "--keep-last", "1"]).ok();
+
+    let pruned = fx.arka(os_args!["--json", "prune", "--repo", fx.repo, "--agent-key", fx.agent_key, "--grace", "0"]);
+    let report = pruned.ok().json();
+    assert!(report["bytes_freed"].as_u64().unwrap() >= 3 << 20, "the forgotten 3 MiB scan was not freed: {report}");
+    let target = fx.path("restored");
+    fx.restore(&kept, &target, &[]).ok();
+    assert_same_tree(&src, &target.join("src"));
+
+    let erased = fx
+        .arka(os_args![
+            "--json",
+            "erase",
+            "--repo",
+            fx.repo,
+            "--identity",
+            fx.identity,
+            "--path",
+            "src/notes",
+            "--grace",
+            "0"
+        ])
+        .ok()
+        .json();
+    assert_eq!(erased["files_erased"], 20, "{erased}");
+    let listed = fx.ls("latest");
+    assert!(listed.iter().all(|e| !e["path"].as_str().unwrap().contains("notes")), "{listed:?}");
+    fx.arka(os_args!["verify", "--repo", fx.repo, "--identity", fx.identity, "--read-data"]).ok();
+}
