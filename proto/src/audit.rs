@@ -16,7 +16,8 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::codec;
-use crate::crypto::{open_meta, seal_meta};
+#[cfg(test)]
+use crate::crypto::seal_meta;
 use crate::error::{Error, Result};
 use crate::id::ObjectId;
 
@@ -150,9 +151,7 @@ impl AuditRecord {
     /// The stored bytes. Fails only if the record breaks a limit of `validate`.
     pub fn encode(&self, meta_key: &[u8; 32]) -> Result<Vec<u8>> {
         self.validate()?;
-        let mut out = Vec::new();
-        codec::write_frame(&mut out, MAGIC, crate::FORMAT_VERSION);
-        out.extend(seal_meta(meta_key, LABEL, &codec::to_cbor(self)));
+        let out = codec::seal_cbor(meta_key, MAGIC, LABEL, self);
         if out.len() > MAX_RECORD_LEN {
             return Err(Error::Malformed {
                 what: "audit record",
@@ -169,8 +168,7 @@ impl AuditRecord {
                 reason: format!("{} bytes (at most {MAX_RECORD_LEN})", bytes.len()),
             });
         }
-        let (_, sealed) = codec::read_frame(bytes, MAGIC, "audit record")?;
-        let record: Self = codec::from_cbor(&open_meta(meta_key, LABEL, sealed)?, "audit record")?;
+        let record: Self = codec::open_cbor(meta_key, MAGIC, LABEL, "audit record", bytes)?;
         record.validate()?;
         Ok(record)
     }

@@ -111,6 +111,27 @@ pub fn from_cbor<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &'static st
     ciborium::from_reader(bytes).map_err(|e| Error::Malformed { what, reason: e.to_string() })
 }
 
+/// A framed object whose body is CBOR sealed under the metadata key (snapshots, prune
+/// plans, audit records): `magic version:u8 sealed(meta_key, label, CBOR(value))`.
+pub fn seal_cbor<T: serde::Serialize>(meta_key: &[u8; 32], magic: &[u8; 4], label: &'static str, value: &T) -> Vec<u8> {
+    let mut out = Vec::new();
+    write_frame(&mut out, magic, crate::FORMAT_VERSION);
+    out.extend(crate::crypto::seal_meta(meta_key, label, &to_cbor(value)));
+    out
+}
+
+/// Opens what `seal_cbor` wrote: checks the frame, authenticates, decodes.
+pub fn open_cbor<T: serde::de::DeserializeOwned>(
+    meta_key: &[u8; 32],
+    magic: &[u8; 4],
+    label: &'static str,
+    what: &'static str,
+    bytes: &[u8],
+) -> Result<T> {
+    let (_, sealed) = read_frame(bytes, magic, what)?;
+    from_cbor(&crate::crypto::open_meta(meta_key, label, sealed)?, what)
+}
+
 /// Serde helpers that encode `Vec<u8>` as a CBOR byte string rather than an array of ints.
 pub mod bytes {
     use serde::{de, Deserializer, Serializer};

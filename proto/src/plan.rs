@@ -9,7 +9,6 @@
 use serde::{Deserialize, Serialize};
 
 use crate::codec;
-use crate::crypto::{open_meta, seal_meta};
 use crate::error::{Error, Result};
 use crate::id::ObjectId;
 
@@ -33,15 +32,11 @@ pub struct PrunePlan {
 
 impl PrunePlan {
     pub fn encode(&self, meta_key: &[u8; 32]) -> Vec<u8> {
-        let mut out = Vec::new();
-        codec::write_frame(&mut out, MAGIC, crate::FORMAT_VERSION);
-        out.extend(seal_meta(meta_key, LABEL, &codec::to_cbor(self)));
-        out
+        codec::seal_cbor(meta_key, MAGIC, LABEL, self)
     }
 
     pub fn decode(meta_key: &[u8; 32], bytes: &[u8]) -> Result<Self> {
-        let (_, sealed) = codec::read_frame(bytes, MAGIC, "prune plan")?;
-        let plan: Self = codec::from_cbor(&open_meta(meta_key, LABEL, sealed)?, "prune plan")?;
+        let plan: Self = codec::open_cbor(meta_key, MAGIC, LABEL, "prune plan", bytes)?;
         if plan.packs.len() + plan.index.len() > MAX_PLAN_OBJECTS {
             return Err(Error::Malformed { what: "prune plan", reason: "names too many objects".into() });
         }

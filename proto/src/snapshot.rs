@@ -9,7 +9,6 @@
 use serde::{Deserialize, Serialize};
 
 use crate::codec;
-use crate::crypto::{open_meta, seal_meta};
 use crate::error::Result;
 use crate::id::BlobId;
 
@@ -60,15 +59,11 @@ pub struct SnapshotStats {
 
 impl Snapshot {
     pub fn encode(&self, meta_key: &[u8; 32]) -> Vec<u8> {
-        let mut out = Vec::new();
-        codec::write_frame(&mut out, MAGIC, crate::FORMAT_VERSION);
-        out.extend(seal_meta(meta_key, LABEL, &codec::to_cbor(self)));
-        out
+        codec::seal_cbor(meta_key, MAGIC, LABEL, self)
     }
 
     pub fn decode(meta_key: &[u8; 32], bytes: &[u8]) -> Result<Self> {
-        let (_, sealed) = codec::read_frame(bytes, MAGIC, "snapshot")?;
-        codec::from_cbor(&open_meta(meta_key, LABEL, sealed)?, "snapshot")
+        codec::open_cbor(meta_key, MAGIC, LABEL, "snapshot", bytes)
     }
 }
 
