@@ -553,3 +553,6 @@ pub fn scrub(e: &Error) -> String {
         other => other.to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests;
