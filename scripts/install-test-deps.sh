@@ -29,9 +29,14 @@ declare -A APT_WANTED=(
     # A font the status page screenshots can render text with (Chromium does not pull one
     # in without recommends).
     [/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf]=fonts-dejavu-core
-    # --- later work (not installed yet) ---
-    # [psql]=postgresql            # `command` sources: pg_dump, pgbench (pg_ctlcluster 15 main start)
-    # [mariadb]=mariadb-server     # `command` sources: mariadb-dump
+    # Real databases for the dump suites (tests/src/databases.rs starts throwaway servers on
+    # loopback; it finds PostgreSQL under /usr/lib/postgresql/*/bin, 15 on bookworm).
+    [/usr/lib/postgresql/15/bin/initdb]=postgresql     # server: initdb, postgres
+    [/usr/lib/postgresql/15/bin/pg_dump]=postgresql-client
+    [psql]=postgresql-client
+    [/usr/sbin/mariadbd]=mariadb-server                # server; mariadb-install-db
+    [mariadb]=mariadb-client                           # client and mariadb-dump (mysqldump)
+    [mariadb-dump]=mariadb-client
 )
 
 have() {

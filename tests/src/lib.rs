@@ -17,6 +17,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
+pub mod databases;
 pub mod garage;
 
 /// The uid/gid the suites drop to when they run as root and need unreadable files.

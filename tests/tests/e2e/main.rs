@@ -13,6 +13,7 @@ mod awkward;
 mod cluster;
 mod conformance;
 mod dedup;
+mod dumps;
 mod erase;
 mod errors;
 mod forget;
