@@ -5,16 +5,11 @@
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::Path;
-use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
+use arka_tests::agent::{free_port, AgentProcess};
 use arka_tests::{pseudo_random, walk_files, write_file, Fixture};
 use serde_json::Value;
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
 
 /// A plain HTTP/1.1 GET on loopback: (status code, body).
 fn get(port: u16, path: &str) -> Option<(u16, String)> {
@@ -49,39 +44,6 @@ fn source<'a>(st: &'a Value, name: &str) -> &'a Value {
     st["sources"].as_array().unwrap().iter().find(|s| s["name"] == name).unwrap()
 }
 
-struct Agent {
-    child: Child,
-}
-
-impl Agent {
-    fn start(fx: &Fixture, config: &Path) -> Self {
-        let mut cmd = fx.command();
-        cmd.args(["agent", "run", "--config"]).arg(config).stdout(Stdio::null()).stderr(Stdio::piped());
-        Self { child: cmd.spawn().expect("start arka agent") }
-    }
-
-    /// SIGTERM, then the exit status, which must come within `secs`.
-    fn terminate(mut self, secs: u64) -> std::process::ExitStatus {
-        let pid = self.child.id().to_string();
-        assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
-        let start = Instant::now();
-        loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                return s;
-            }
-            assert!(start.elapsed() < Duration::from_secs(secs), "the agent did not stop within {secs} s of SIGTERM");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn config(fx: &Fixture, port: u16, extra_targets: &str, sources: &str, notify: &str) -> std::path::PathBuf {
     let text = format!(
         "agent_key = {key:?}\nstate_dir = {state:?}\n[[target]]\nurl = {repo:?}\n{extra_targets}\n{sources}\n\
@@ -111,7 +73,7 @@ fn the_agent_backs_up_at_start_and_after_changes_replicates_and_serves_its_statu
          watch = true\nquiet_period = \"1s\"\n"
     );
     let cfg = config(&fx, port, &format!("[[target]]\nurl = {replica:?}\n"), &sources, "");
-    let agent = Agent::start(&fx, &cfg);
+    let agent = AgentProcess::start(&fx, &cfg);
 
     // Never backed up: the first run starts at once.
     let st = wait_for(60, "the first backup", || status(port).filter(|st| source(st, "imaging")["state"] == "ok"));
@@ -175,7 +137,7 @@ fn a_failing_dump_is_reported_on_healthz_and_by_webhook() {
                    schedule = \"every 1h\"\n";
     let notify = format!("[notify]\nwebhook = {{ url = \"http://127.0.0.1:{hook_port}/arka\" }}\n");
     let cfg = config(&fx, port, "", sources, &notify);
-    let agent = Agent::start(&fx, &cfg);
+    let agent = AgentProcess::start(&fx, &cfg);
 
     let st = wait_for(60, "the failed run", || status(port).filter(|st| source(st, "clinic-db")["state"] == "failed"));
     let error = source(&st, "clinic-db")["last_error"].as_str().unwrap().to_string();
@@ -203,14 +165,14 @@ fn a_dead_offsite_target_does_not_delay_backups_and_sigterm_mid_backup_leaves_no
                    [[source]]\nname = \"big-dump\"\nkind = \"command\"\n\
                    command = \"head -c 3000000000 /dev/urandom\"\nschedule = \"every 1h\"\n";
     let cfg = config(&fx, port, offsite, sources, "");
-    let mut cmd = fx.command();
-    cmd.args(["agent", "run", "--config"]).arg(&cfg).stdout(Stdio::null()).stderr(Stdio::null());
-    cmd.env("AWS_ENDPOINT", format!("http://127.0.0.1:{dead}"))
-        .env("AWS_ALLOW_HTTP", "true")
-        .env("AWS_ACCESS_KEY_ID", "x")
-        .env("AWS_SECRET_ACCESS_KEY", "y")
-        .env("AWS_REGION", "garage");
-    let agent = Agent { child: cmd.spawn().unwrap() };
+    let env = [
+        ("AWS_ENDPOINT", format!("http://127.0.0.1:{dead}")),
+        ("AWS_ALLOW_HTTP", "true".into()),
+        ("AWS_ACCESS_KEY_ID", "x".into()),
+        ("AWS_SECRET_ACCESS_KEY", "y".into()),
+        ("AWS_REGION", "garage".into()),
+    ];
+    let agent = AgentProcess::start_with_env(&fx, &cfg, &env);
 
     // One of the two sources is backed up first; whichever, the small one is done quickly
     // or the big one is running: either way the dead target held nothing up.

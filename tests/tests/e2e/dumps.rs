@@ -9,10 +9,9 @@
 
 use std::ffi::OsString;
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use arka_tests::agent::{free_port, AgentProcess};
 use arka_tests::databases::{pipe, MariaDb, Postgres, SqlServer};
 use arka_tests::{Fixture, Run};
 use serde_json::Value;
@@ -370,10 +369,10 @@ fn the_agent_backs_up_a_pg_dump_source_that_restores_with_the_same_rows() {
         state = fx.path("state"),
         repo = fx.repo,
         command = pg.dump_command("clinic"),
-        port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port(),
+        port = free_port(),
     );
     std::fs::write(&config, text).unwrap();
-    let agent = Agent::start(&fx, &config);
+    let agent = AgentProcess::start(&fx, &config);
 
     // An `every` source runs as soon as the agent starts.
     let started = Instant::now();
@@ -392,46 +391,4 @@ fn the_agent_backs_up_a_pg_dump_source_that_restores_with_the_same_rows() {
     restore_dump(&fx, &snapshot, &pg, "scratch");
     assert_eq!(fingerprints(&pg, Dialect::Postgres, "scratch"), expected);
     assert_clinic_content(&pg, "scratch");
-}
-
-/// `arka agent run --config FILE` as a child, killed if the test ends without stopping it.
-struct Agent {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Agent {
-    fn start(fx: &Fixture, config: &Path) -> Self {
-        let log = fx.path("agent.log");
-        let mut cmd: Command = fx.command();
-        cmd.args(["agent", "run", "--config"]).arg(config).stdout(Stdio::null());
-        cmd.stderr(std::fs::File::create(&log).expect("agent log"));
-        Self { child: cmd.spawn().expect("start arka agent"), log }
-    }
-
-    /// What the agent has said on stderr so far.
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// SIGTERM, then the exit status, which must come within `secs`.
-    fn terminate(mut self, secs: u64) -> std::process::ExitStatus {
-        let pid = self.child.id().to_string();
-        assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
-        let start = Instant::now();
-        loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                return s;
-            }
-            assert!(start.elapsed() < Duration::from_secs(secs), "the agent did not stop within {secs} s of SIGTERM");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
