@@ -22,6 +22,7 @@ export DEBIAN_FRONTEND=noninteractive
 # --------------------------------------------------------------------------------------
 declare -A APT_WANTED=(
     [python3]=python3              # tests/perf/corpus.py (standard library only)
+    [curl]=curl                    # scripts/wine-test.sh reads the status page
     [restic]=restic                # benchmark peer (Debian: 0.14)
     [borg]=borgbackup              # benchmark peer (Debian: 1.2)
     [/usr/bin/time]=time           # peak RSS in tests/perf/compare.sh (`time -v`)
@@ -46,9 +47,19 @@ have() {
     esac
 }
 
+# The Windows cross-build and its Wine test (scripts/build-windows.sh, scripts/wine-test.sh):
+# Debian's newer Rust with its std sources (for -Zbuild-std), the mingw-w64 linker, and
+# Wine. Checked by package name: a probe by file would take bookworm's older rustc, or a
+# rustup toolchain earlier on PATH, for the ones needed.
+WINDOWS_PACKAGES=(rustc-web cargo-web rust-web-src binutils-mingw-w64-x86-64 gcc-mingw-w64-x86-64 wine64)
+have_package() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
+
 apt_missing=()
 for probe in "${!APT_WANTED[@]}"; do
     have "$probe" || apt_missing+=("${APT_WANTED[$probe]}")
+done
+for p in "${WINDOWS_PACKAGES[@]}"; do
+    have_package "$p" || apt_missing+=("$p")
 done
 
 if [ "${#apt_missing[@]}" -gt 0 ]; then
@@ -98,6 +109,12 @@ install_garage
 for probe in "${!APT_WANTED[@]}"; do
     if ! have "$probe"; then
         log "still missing after install: $probe (${APT_WANTED[$probe]})"
+        exit 1
+    fi
+done
+for p in "${WINDOWS_PACKAGES[@]}"; do
+    if ! have_package "$p"; then
+        log "still missing after install: $p"
         exit 1
     fi
 done

@@ -3,8 +3,9 @@
 #   1. install missing test dependencies (idempotent, quiet on success)
 #   2. formatting, 3. clippy with warnings as errors, 4. a 15 s fuzz smoke per proto
 #      decoder (scripts/fuzz.sh --smoke), 5. the whole test suite in release
-#      mode (the large-file tests are too slow unoptimised).
-# Exits non-zero on the first failure; ends with cargo test's own summary lines.
+#      mode (the large-file tests are too slow unoptimised), 6. the Windows build, with a
+#      backup/restore round trip and the Windows service under Wine (scripts/wine-test.sh).
+# Exits non-zero on the first failure; ends with "wine-test: ok".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,3 +29,6 @@ bash scripts/fuzz.sh --smoke
 
 step "cargo test --release"
 cargo test --workspace --release
+
+step "Windows build and round trip under Wine"
+bash scripts/wine-test.sh

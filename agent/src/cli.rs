@@ -27,6 +27,7 @@ mod agent_cmd;
 mod audit_cmd;
 mod erase_cmd;
 mod prune_cmd;
+mod service_cmd;
 
 use crate::audit::{Entry as AuditEntry, Operation};
 use crate::blob::BlobReader;
@@ -82,6 +83,8 @@ enum Command {
     Agent(agent_cmd::AgentArgs),
     /// List the audit trail of every operation on the repository, or `audit verify` its chain.
     Audit(audit_cmd::AuditArgs),
+    /// The agent as a Windows service: `service install --config FILE`, `start`, `stop`, `uninstall`.
+    Service(service_cmd::ServiceArgs),
 }
 
 #[derive(Args)]
@@ -309,6 +312,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Erase(a) => erase_cmd::erase(a, &out).await,
         Command::Agent(a) => agent_cmd::agent(a).await,
         Command::Audit(a) => audit_cmd::run(a, &out).await,
+        Command::Service(a) => service_cmd::service(a).await,
     }
 }
 

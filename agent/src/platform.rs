@@ -105,6 +105,51 @@ pub fn name_to_bytes(name: &OsStr) -> Vec<u8> {
     name.as_encoded_bytes().to_vec()
 }
 
+/// The root-tree name of a backed-up path: its last component, or for a path that has
+/// none (a drive, a share, `/`) a readable stand-in: the share's name for `\\nas\imaging`
+/// and `\\?\UNC\nas\imaging`, the letter for `C:\`, `root` for `/`.
+pub fn top_level_name(path: &std::path::Path) -> Vec<u8> {
+    match path.file_name() {
+        Some(n) => name_to_bytes(n),
+        None => root_name(&path.to_string_lossy()).into_bytes(),
+    }
+}
+
+/// Whether two names are one entry on this platform's file systems: on Windows, names
+/// that differ only in case (`C:\Clinic\Imaging` and `\\nas\imaging` would restore
+/// into one folder).
+pub fn same_name(a: &[u8], b: &[u8]) -> bool {
+    names_equal(a, b, cfg!(windows))
+}
+
+fn names_equal(a: &[u8], b: &[u8], ignore_case: bool) -> bool {
+    if ignore_case {
+        String::from_utf8_lossy(a).to_lowercase() == String::from_utf8_lossy(b).to_lowercase()
+    } else {
+        a == b
+    }
+}
+
+/// [`top_level_name`] of a root, from its text (the same on every platform, so tested on
+/// Linux too; only Windows has such roots without a last component).
+fn root_name(root: &str) -> String {
+    let text = root.replace('/', "\\");
+    let verbatim = text.strip_prefix(r"\\?\").or_else(|| text.strip_prefix(r"\\.\"));
+    let unc = match verbatim {
+        Some(rest) => rest.get(..4).filter(|p| p.eq_ignore_ascii_case(r"UNC\")).map(|_| &rest[4..]),
+        None => text.strip_prefix(r"\\"),
+    };
+    if let Some(share) = unc.and_then(|u| u.split('\\').nth(1)).filter(|s| !s.is_empty()) {
+        return share.to_string();
+    }
+    let s: String = text.chars().filter(|c| c.is_alphanumeric()).collect();
+    if s.is_empty() {
+        "root".into()
+    } else {
+        s
+    }
+}
+
 #[cfg(unix)]
 pub fn name_from_bytes(bytes: &[u8]) -> OsString {
     use std::os::unix::ffi::OsStringExt;
@@ -158,4 +203,40 @@ pub fn symlink(target: &[u8], at: &std::path::Path) -> std::io::Result<()> {
 #[cfg(windows)]
 pub fn symlink(target: &[u8], at: &std::path::Path) -> std::io::Result<()> {
     std::os::windows::fs::symlink_file(name_from_bytes(target), at)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_share_root_is_named_after_the_share() {
+        assert_eq!(root_name(r"\\nas\imaging"), "imaging");
+        assert_eq!(root_name(r"\\nas\imaging\"), "imaging");
+        assert_eq!(root_name(r"\\?\UNC\nas\imaging"), "imaging");
+        assert_eq!(root_name(r"\\?\unc\xray-pc\RVG$\"), "RVG$");
+        assert_eq!(root_name("//nas/imaging"), "imaging");
+    }
+
+    #[test]
+    fn a_drive_root_is_named_after_its_letter() {
+        assert_eq!(root_name(r"C:\"), "C");
+        assert_eq!(root_name(r"\\?\D:\"), "D");
+        assert_eq!(root_name("C:"), "C");
+    }
+
+    #[test]
+    fn names_differing_in_case_are_one_entry_where_case_is_ignored() {
+        assert!(names_equal("Imaging".as_bytes(), "imaging".as_bytes(), true));
+        assert!(names_equal("ZDJĘCIA".as_bytes(), "zdjęcia".as_bytes(), true));
+        assert!(!names_equal("Imaging".as_bytes(), "imaging".as_bytes(), false));
+        assert!(!names_equal(b"rvg", b"rvg2", true));
+    }
+
+    #[test]
+    fn other_roots_get_a_readable_name() {
+        assert_eq!(root_name("/"), "root");
+        assert_eq!(root_name(r"\\nas"), "nas", "a server without a share");
+        assert_eq!(top_level_name(std::path::Path::new("/srv/imaging/")), b"imaging");
+    }
 }

@@ -20,7 +20,7 @@ use super::{BlobJob, Problem};
 use crate::chunker::Chunker;
 use crate::error::{Error, Result};
 use crate::index::Index;
-use crate::platform::{name_to_bytes, platform_meta, time_to_ns, PlatformMeta};
+use crate::platform::{name_to_bytes, platform_meta, same_name, time_to_ns, top_level_name, PlatformMeta};
 use crate::progress::Progress;
 
 pub struct Walker {
@@ -156,7 +156,7 @@ impl Walker {
         for path in paths {
             let meta = std::fs::symlink_metadata(path).map_err(|e| Error::io(path, e))?;
             let name = top_level_name(path);
-            if nodes.iter().any(|n| n.name == name) {
+            if nodes.iter().any(|n| same_name(&n.name, &name)) {
                 return Err(Error::Usage(format!(
                     "two paths end in the same name {:?}; back them up as separate sources",
                     String::from_utf8_lossy(&name)
@@ -370,20 +370,4 @@ fn shell(command: &str) -> std::process::Command {
     let mut c = std::process::Command::new("cmd");
     c.raw_arg(format!("/S /C \"{command}\""));
     c
-}
-
-/// The root-tree name of a backed-up path: its last component, or a readable stand-in
-/// for a filesystem root.
-fn top_level_name(path: &Path) -> Vec<u8> {
-    match path.file_name() {
-        Some(n) => name_to_bytes(n),
-        None => {
-            let s: String = path.to_string_lossy().chars().filter(|c| c.is_alphanumeric()).collect();
-            if s.is_empty() {
-                b"root".to_vec()
-            } else {
-                s.into_bytes()
-            }
-        }
-    }
 }

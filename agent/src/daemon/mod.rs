@@ -7,3 +7,4 @@ pub mod runner;
 pub mod schedule;
 pub mod status;
 pub mod watch;
+pub mod windows_service;
