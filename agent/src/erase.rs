@@ -223,14 +223,10 @@ impl TreeWriter {
         }
     }
 
-    /// The same encoding the backup uses (`backup::walk`), so identical trees dedupe.
-    fn store_tree(&mut self, mut nodes: Vec<Node>, subtrees: Vec<(BlobId, BlobId)>) -> Result<(BlobId, BlobId)> {
-        nodes.sort_by(|a, b| a.name.cmp(&b.name));
-        let mut seen = std::collections::HashSet::new();
-        let data = nodes.iter().flat_map(|n| n.content.iter()).filter(|id| seen.insert(**id)).copied().collect();
-        let tree = self.store_blob(BlobKind::Tree, &Tree { nodes }.encode());
-        let refs = self.store_blob(BlobKind::Refs, &TreeRefs { data, subtrees }.encode());
-        Ok((tree, refs))
+    /// The backup's encoding, so that unchanged directories keep their IDs.
+    fn store_tree(&mut self, nodes: Vec<Node>, subtrees: Vec<(BlobId, BlobId)>) -> Result<(BlobId, BlobId)> {
+        let (tree, refs) = crate::backup::encode_tree(nodes, subtrees)?;
+        Ok((self.store_blob(BlobKind::Tree, &tree), self.store_blob(BlobKind::Refs, &refs)))
     }
 
     fn store_blob(&mut self, kind: BlobKind, plain: &[u8]) -> BlobId {

@@ -22,6 +22,7 @@ use arka_proto::pack::BlobKind;
 use arka_proto::{BlobId, IndexSegment, ObjectId, PackIndex, Snapshot};
 
 pub use files_cache::{default_cache_dir, FilesCache};
+pub(crate) use walk::encode_tree;
 
 use crate::blob::Compressor;
 use crate::chunker::Chunker;

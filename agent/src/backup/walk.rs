@@ -126,20 +126,10 @@ impl Walker {
     }
 
     /// Stores a directory's tree and reference list; returns (tree ID, refs ID).
-    fn store_tree(&mut self, mut nodes: Vec<Node>, subtrees: Vec<(BlobId, BlobId)>) -> Result<(BlobId, BlobId)> {
-        nodes.sort_by(|a, b| a.name.cmp(&b.name));
-        let mut seen = HashSet::new();
-        let data = nodes.iter().flat_map(|n| n.content.iter()).filter(|id| seen.insert(**id)).copied().collect();
-        let tree = Tree { nodes }.encode();
-        if tree.len() > arka_proto::pack::MAX_BLOB_LEN as usize {
-            return Err(Error::Usage(format!(
-                "a directory has too many entries ({} bytes of listing, the format allows {}); split it",
-                tree.len(),
-                arka_proto::pack::MAX_BLOB_LEN
-            )));
-        }
+    fn store_tree(&mut self, nodes: Vec<Node>, subtrees: Vec<(BlobId, BlobId)>) -> Result<(BlobId, BlobId)> {
+        let (tree, refs) = encode_tree(nodes, subtrees)?;
         let tree_id = self.store_blob(BlobKind::Tree, &tree)?;
-        let refs_id = self.store_blob(BlobKind::Refs, &TreeRefs { data, subtrees }.encode())?;
+        let refs_id = self.store_blob(BlobKind::Refs, &refs)?;
         Ok((tree_id, refs_id))
     }
 
@@ -370,4 +360,22 @@ fn shell(command: &str) -> std::process::Command {
     let mut c = std::process::Command::new("cmd");
     c.raw_arg(format!("/S /C \"{command}\""));
     c
+}
+
+/// A directory's tree blob (entries sorted by name) and its reference list (the content
+/// blobs its files use, once each, and its subdirectories): the one encoding every writer
+/// uses, so that identical directories deduplicate.
+pub(crate) fn encode_tree(mut nodes: Vec<Node>, subtrees: Vec<(BlobId, BlobId)>) -> Result<(Vec<u8>, Vec<u8>)> {
+    nodes.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut seen = HashSet::new();
+    let data = nodes.iter().flat_map(|n| n.content.iter()).filter(|id| seen.insert(**id)).copied().collect();
+    let tree = Tree { nodes }.encode();
+    if tree.len() > arka_proto::pack::MAX_BLOB_LEN as usize {
+        return Err(Error::Usage(format!(
+            "a directory has too many entries ({} bytes of listing, the format allows {}); split it",
+            tree.len(),
+            arka_proto::pack::MAX_BLOB_LEN
+        )));
+    }
+    Ok((tree, TreeRefs { data, subtrees }.encode()))
 }
