@@ -44,22 +44,31 @@ fn find_or_build() -> PathBuf {
     if let Some(p) = std::env::var_os("ARKA_BIN") {
         return PathBuf::from(p);
     }
+    let name = format!("arka{}", std::env::consts::EXE_SUFFIX);
+    cargo_artifact(&name, &["--bin", "arka"], &["Cargo.toml"])
+}
+
+/// `target/<profile>/<rel>` (the profile of this test executable), built with cargo from
+/// arka-agent with `what` (e.g. `--bin arka`) when missing or older than any source of
+/// `agent/`, `proto/`, the lock file or `extra_inputs` (paths from the workspace root).
+pub fn cargo_artifact(rel: &str, what: &[&str], extra_inputs: &[&str]) -> PathBuf {
     let exe = std::env::current_exe().expect("the test executable's path");
     let profile_dir =
         exe.parent().and_then(Path::parent).expect("test executables live in target/<profile>/deps").to_path_buf();
-    let bin = profile_dir.join(format!("arka{}", std::env::consts::EXE_SUFFIX));
-    if !bin.exists() || is_stale(&bin) {
-        build(&profile_dir);
+    let bin = profile_dir.join(rel);
+    if !bin.exists() || is_stale(&bin, extra_inputs) {
+        build(&profile_dir, what);
     }
     assert!(bin.exists(), "cargo build succeeded but {} does not exist", bin.display());
     bin
 }
 
-/// Whether any input of the binary is newer than it.
-fn is_stale(bin: &Path) -> bool {
+/// Whether any input of the artifact is newer than it.
+fn is_stale(bin: &Path, extra_inputs: &[&str]) -> bool {
     let Ok(built) = fs::metadata(bin).and_then(|m| m.modified()) else { return true };
     let root = workspace_root();
-    let mut inputs = vec![root.join("Cargo.toml"), root.join("Cargo.lock")];
+    let mut inputs: Vec<PathBuf> = extra_inputs.iter().map(|p| root.join(p)).collect();
+    inputs.push(root.join("Cargo.lock"));
     for krate in ["agent", "proto"] {
         inputs.push(root.join(krate).join("Cargo.toml"));
         inputs.extend(walk_files(&root.join(krate).join("src")));
@@ -67,10 +76,10 @@ fn is_stale(bin: &Path) -> bool {
     inputs.iter().filter_map(|p| fs::metadata(p).and_then(|m| m.modified()).ok()).any(|t| t > built)
 }
 
-fn build(profile_dir: &Path) {
+fn build(profile_dir: &Path, what: &[&str]) {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
-    cmd.current_dir(workspace_root()).args(["build", "--quiet", "-p", "arka-agent", "--bin", "arka"]);
+    cmd.current_dir(workspace_root()).args(["build", "--quiet", "-p", "arka-agent"]).args(what);
     match profile_dir.file_name().and_then(OsStr::to_str) {
         Some("debug") | None => {}
         Some("release") => {
@@ -83,8 +92,8 @@ fn build(profile_dir: &Path) {
     if let Some(target_dir) = profile_dir.parent() {
         cmd.arg("--target-dir").arg(target_dir);
     }
-    let status = cmd.status().expect("running cargo to build arka");
-    assert!(status.success(), "building arka failed ({status}); see cargo's output above");
+    let status = cmd.status().expect("running cargo");
+    assert!(status.success(), "building {what:?} failed ({status}); see cargo's output above");
 }
 
 /// Every regular file under `root`, recursively (symlinks are not followed).

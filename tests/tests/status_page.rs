@@ -12,9 +12,7 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
-use std::time::{Duration, Instant, SystemTime};
-
-use arka_tests::{walk_files, workspace_root};
+use std::time::{Duration, Instant};
 
 const TOKEN: &str = "demo-t0ken";
 /// Generous: the first start of Chromium on a loaded 2-core machine takes seconds.
@@ -226,37 +224,9 @@ impl Drop for Demo {
 fn demo_bin() -> PathBuf {
     static BUILD: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _one_build_at_a_time = BUILD.lock().unwrap_or_else(|e| e.into_inner());
-    let profile_dir = profile_dir();
-    let bin = profile_dir.join("examples").join("status_demo");
-    if !bin.exists() || is_stale(&bin) {
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let mut cmd = Command::new(cargo);
-        cmd.current_dir(workspace_root()).args(["build", "--quiet", "-p", "arka-agent", "--example", "status_demo"]);
-        match profile_dir.file_name().and_then(OsStr::to_str) {
-            Some("debug") | None => {}
-            Some("release") => {
-                cmd.arg("--release");
-            }
-            Some(other) => {
-                cmd.args(["--profile", other]);
-            }
-        }
-        cmd.arg("--target-dir").arg(target_dir());
-        let status = cmd.status().expect("running cargo to build status_demo");
-        assert!(status.success(), "building status_demo failed ({status}); see cargo's output above");
-    }
-    assert!(bin.exists(), "cargo build succeeded but {} does not exist", bin.display());
-    bin
-}
-
-fn is_stale(bin: &Path) -> bool {
-    let Ok(built) = fs::metadata(bin).and_then(|m| m.modified()) else { return true };
-    let root = workspace_root();
-    let mut inputs = vec![root.join("Cargo.lock"), root.join("agent/examples/status_demo.rs")];
-    for krate in ["agent", "proto"] {
-        inputs.push(root.join(krate).join("Cargo.toml"));
-        inputs.extend(walk_files(&root.join(krate).join("src")));
-    }
-    let newer = |p: &PathBuf| fs::metadata(p).and_then(|m| m.modified()).is_ok_and(|t: SystemTime| t > built);
-    inputs.iter().any(newer)
+    arka_tests::cargo_artifact(
+        "examples/status_demo",
+        &["--example", "status_demo"],
+        &["agent/examples/status_demo.rs"],
+    )
 }
