@@ -22,43 +22,7 @@ use crate::error::{Error, Result};
 use open::open_backend;
 pub use open::{advice, Location};
 
-/// Kinds of objects and where they live under the repository root.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ObjectKind {
-    Pack,
-    Index,
-    Snapshot,
-    /// Hash-chained audit records.
-    Audit,
-    /// Prune's deletion plans: what a finished prune may delete once its grace period ends.
-    PrunePlan,
-}
-
-impl ObjectKind {
-    pub const ALL: [ObjectKind; 5] = [Self::Pack, Self::Index, Self::Snapshot, Self::Audit, Self::PrunePlan];
-}
-
-impl ObjectKind {
-    fn dir(self) -> &'static str {
-        match self {
-            Self::Pack => "packs",
-            Self::Index => "index",
-            Self::Snapshot => "snapshots",
-            Self::Audit => "audit",
-            Self::PrunePlan => "prune",
-        }
-    }
-
-    pub fn key(self, id: &ObjectId) -> String {
-        let hex = id.to_hex();
-        match self {
-            Self::Pack => format!("packs/{}/{hex}", &hex[..2]),
-            _ => format!("{}/{hex}", self.dir()),
-        }
-    }
-}
-
-pub const CONFIG_KEY: &str = "config";
+pub use arka_proto::layout::{ObjectKind, CONFIG_KEY};
 
 #[derive(Clone)]
 pub struct Store {
