@@ -20,6 +20,7 @@ use serde_json::Value;
 pub mod agent;
 pub mod databases;
 pub mod garage;
+pub mod server;
 
 /// The uid/gid the suites drop to when they run as root and need unreadable files.
 pub const NOBODY: u32 = 65534;
@@ -45,41 +46,43 @@ fn find_or_build() -> PathBuf {
         return PathBuf::from(p);
     }
     let name = format!("arka{}", std::env::consts::EXE_SUFFIX);
-    cargo_artifact(&name, &["--bin", "arka"], &["Cargo.toml"])
+    cargo_artifact(&name, "arka-agent", &["--bin", "arka"], &["Cargo.toml"])
 }
 
 /// `target/<profile>/<rel>` (the profile of this test executable), built with cargo from
-/// arka-agent with `what` (e.g. `--bin arka`) when missing or older than any source of
-/// `agent/`, `proto/`, the lock file or `extra_inputs` (paths from the workspace root).
-pub fn cargo_artifact(rel: &str, what: &[&str], extra_inputs: &[&str]) -> PathBuf {
+/// `package` (`arka-agent` or `arka-server`) with `what` (e.g. `--bin arka`) when missing
+/// or older than any source of that package, `proto/`, the lock file or `extra_inputs`
+/// (paths from the workspace root).
+pub fn cargo_artifact(rel: &str, package: &str, what: &[&str], extra_inputs: &[&str]) -> PathBuf {
     let exe = std::env::current_exe().expect("the test executable's path");
     let profile_dir =
         exe.parent().and_then(Path::parent).expect("test executables live in target/<profile>/deps").to_path_buf();
     let bin = profile_dir.join(rel);
-    if !bin.exists() || is_stale(&bin, extra_inputs) {
-        build(&profile_dir, what);
+    if !bin.exists() || is_stale(&bin, package, extra_inputs) {
+        build(&profile_dir, package, what);
     }
     assert!(bin.exists(), "cargo build succeeded but {} does not exist", bin.display());
     bin
 }
 
 /// Whether any input of the artifact is newer than it.
-fn is_stale(bin: &Path, extra_inputs: &[&str]) -> bool {
+fn is_stale(bin: &Path, package: &str, extra_inputs: &[&str]) -> bool {
     let Ok(built) = fs::metadata(bin).and_then(|m| m.modified()) else { return true };
     let root = workspace_root();
     let mut inputs: Vec<PathBuf> = extra_inputs.iter().map(|p| root.join(p)).collect();
     inputs.push(root.join("Cargo.lock"));
-    for krate in ["agent", "proto"] {
+    let package_dir = package.strip_prefix("arka-").unwrap_or(package);
+    for krate in [package_dir, "proto"] {
         inputs.push(root.join(krate).join("Cargo.toml"));
         inputs.extend(walk_files(&root.join(krate).join("src")));
     }
     inputs.iter().filter_map(|p| fs::metadata(p).and_then(|m| m.modified()).ok()).any(|t| t > built)
 }
 
-fn build(profile_dir: &Path, what: &[&str]) {
+fn build(profile_dir: &Path, package: &str, what: &[&str]) {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
-    cmd.current_dir(workspace_root()).args(["build", "--quiet", "-p", "arka-agent"]).args(what);
+    cmd.current_dir(workspace_root()).args(["build", "--quiet", "-p", package]).args(what);
     match profile_dir.file_name().and_then(OsStr::to_str) {
         Some("debug") | None => {}
         Some("release") => {

@@ -226,6 +226,7 @@ fn demo_bin() -> PathBuf {
     let _one_build_at_a_time = BUILD.lock().unwrap_or_else(|e| e.into_inner());
     arka_tests::cargo_artifact(
         "examples/status_demo",
+        "arka-agent",
         &["--example", "status_demo"],
         &["agent/examples/status_demo.rs"],
     )
