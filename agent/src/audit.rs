@@ -275,6 +275,7 @@ pub fn memory_path(cache_dir: &Path, repo: &Repository) -> PathBuf {
     let location = match Location::parse(&repo.store.display) {
         Ok(Location::Local(p)) => format!("file://{}", std::path::absolute(&p).unwrap_or(p).display()),
         Ok(Location::S3 { bucket, prefix }) => format!("s3://{bucket}/{prefix}"),
+        Ok(Location::Server { base, repo }) => format!("arka+{base}/{repo}"),
         Err(_) => repo.store.display.clone(),
     };
     let h = blake3::hash(location.as_bytes());

@@ -7,6 +7,7 @@
 //! - a listing error is an error, never an empty listing.
 
 mod open;
+pub mod server;
 
 use std::ops::Range;
 use std::sync::Arc;
@@ -21,6 +22,7 @@ use arka_proto::ObjectId;
 use crate::error::{Error, Result};
 use open::open_backend;
 pub use open::{advice, Location};
+pub use server::{ServerOptions, ServerStore};
 
 pub use arka_proto::layout::{ObjectKind, CONFIG_KEY};
 
@@ -39,12 +41,19 @@ impl Store {
         Self { inner, display, local_root: None }
     }
 
-    /// Opens a repository URL: a path, `file:///path` or `s3://bucket/prefix`. `create`
-    /// makes a missing local directory (for `init`); otherwise a missing one means the URL
-    /// is wrong.
+    /// Opens a repository URL: a path, `file:///path`, `s3://bucket/prefix` or
+    /// `arka+https://host/repo`. `create` makes a missing local directory (for `init`);
+    /// otherwise a missing one means the URL is wrong. An arka-server's token and trust come
+    /// from the `ARKA_SERVER_*` variables (see [`Store::open_with`]).
     pub fn open(url: &str, create: bool) -> Result<Self> {
+        Self::open_with(url, create, &ServerOptions::default())
+    }
+
+    /// Like [`Store::open`], with an arka-server target's settings from the agent config
+    /// (the `ARKA_SERVER_*` variables still win).
+    pub fn open_with(url: &str, create: bool, server: &ServerOptions) -> Result<Self> {
         let location = Location::parse(url)?;
-        let mut store = Self::new(open_backend(&location, create)?, url.to_string());
+        let mut store = Self::new(open_backend(&location, create, server)?, url.to_string());
         if let Location::Local(root) = location {
             store.local_root = Some(root);
         }

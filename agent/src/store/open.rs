@@ -1,5 +1,5 @@
-//! Turning a repository URL into a backend: a local directory (or mounted NAS share) or
-//! an S3-compatible bucket.
+//! Turning a repository URL into a backend: a local directory (or mounted NAS share), an
+//! S3-compatible bucket, or a repository on an arka-server.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,18 +9,32 @@ use object_store::local::LocalFileSystem;
 use object_store::prefix::PrefixStore;
 use object_store::{BackoffConfig, ClientOptions, ObjectStore, RetryConfig};
 
+use super::server::{ServerOptions, ServerStore};
 use crate::error::{Error, Result};
 
 /// Where a repository lives.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Location {
     Local(std::path::PathBuf),
-    S3 { bucket: String, prefix: String },
+    S3 {
+        bucket: String,
+        prefix: String,
+    },
+    /// A repository on an arka-server: `base` is `https://host[:port]` (or `http://` to a
+    /// loopback host), `repo` a valid repository name.
+    Server {
+        base: String,
+        repo: String,
+    },
 }
 
 impl Location {
-    /// Accepts a path, `file:///path`, or `s3://bucket[/prefix]`.
+    /// Accepts a path, `file:///path`, `s3://bucket[/prefix]`, `arka+https://host[:port]/repo`
+    /// or `arka+http://` to a loopback host.
     pub fn parse(url: &str) -> Result<Self> {
+        if let Some(rest) = url.strip_prefix("arka+") {
+            return parse_server(url, rest);
+        }
         if let Some(rest) = url.strip_prefix("s3://") {
             let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
             if bucket.is_empty() {
@@ -33,11 +47,63 @@ impl Location {
         }
         if url.contains("://") {
             return Err(Error::Usage(format!(
-                "unsupported repository URL {url:?}: use a path, file:///path or s3://bucket/prefix"
+                "unsupported repository URL {url:?}: use a path, file:///path, s3://bucket/prefix \
+                 or arka+https://host/repo"
             )));
         }
         Ok(Self::Local(url.into()))
     }
+}
+
+/// `arka+https://host[:port]/repo`: no credentials, query or fragment in the URL (the token
+/// has its own settings), one path segment naming the repository, and plain HTTP only to
+/// this machine, where nothing on the network can read the token.
+fn parse_server(url: &str, rest: &str) -> Result<Location> {
+    let usage = |why: &str| Error::Usage(format!("{url:?}: {why}; use arka+https://host[:port]/repo"));
+    let parsed = reqwest::Url::parse(rest).map_err(|e| usage(&format!("not a URL ({e})")))?;
+    let https = match parsed.scheme() {
+        "https" => true,
+        "http" => false,
+        _ => return Err(usage("the scheme after arka+ must be https (or http to this machine)")),
+    };
+    let host = match parsed.host_str() {
+        Some(h) if !h.is_empty() => h.to_string(),
+        _ => return Err(usage("no host")),
+    };
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err(usage(
+            "credentials do not belong in the URL: give the token in ARKA_SERVER_TOKEN or the target's token_file",
+        ));
+    }
+    if parsed.query().is_some() || parsed.fragment().is_some() {
+        return Err(usage("a query or fragment is not part of a repository URL"));
+    }
+    // The URL parser has normalised the host: lower case, IPv6 in brackets.
+    let loopback = match host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        Some(v6) => v6.parse::<std::net::Ipv6Addr>().is_ok_and(|ip| ip.is_loopback()),
+        None => host == "localhost" || host.parse::<std::net::Ipv4Addr>().is_ok_and(|ip| ip.is_loopback()),
+    };
+    if !https && !loopback {
+        return Err(Error::Usage(format!(
+            "{url:?}: plain HTTP would send the token and the backups' metadata unprotected over the network; \
+             use arka+https://{}/… (arka+http:// is only for a server on this machine)",
+            host
+        )));
+    }
+    let repo = parsed.path().trim_start_matches('/').trim_end_matches('/');
+    if repo.is_empty() {
+        return Err(usage("the URL names no repository"));
+    }
+    if !arka_proto::server::valid_repo_name(repo) {
+        return Err(usage(&format!(
+            "{repo:?} is not a repository name (1 to 64 of a-z 0-9 - _ ., starting with a letter or digit)"
+        )));
+    }
+    let mut base = format!("{}://{}", parsed.scheme(), host);
+    if let Some(port) = parsed.port() {
+        base += &format!(":{port}");
+    }
+    Ok(Location::Server { base, repo: repo.to_string() })
 }
 
 /// Retries with exponential backoff and jitter (object_store's client applies jitter to
@@ -54,9 +120,11 @@ fn retry_config() -> RetryConfig {
     }
 }
 
-/// Opens the backend. `create` makes a missing local directory (for `init`).
-pub fn open_backend(location: &Location, create: bool) -> Result<Arc<dyn ObjectStore>> {
+/// Opens the backend. `create` makes a missing local directory (for `init`); `server`
+/// applies to an arka-server location only.
+pub fn open_backend(location: &Location, create: bool, server: &ServerOptions) -> Result<Arc<dyn ObjectStore>> {
     match location {
+        Location::Server { base, repo } => Ok(Arc::new(ServerStore::new(base, repo, server)?)),
         Location::Local(path) => {
             if create {
                 std::fs::create_dir_all(path).map_err(|e| Error::io(path, e))?;
@@ -105,6 +173,10 @@ fn install_tls_provider() {
 
 /// Turns a backend error into advice an IT contractor can act on, where we recognise it.
 pub fn advice(e: &object_store::Error) -> Option<&'static str> {
+    // An arka-server error knows its own advice; the S3 guesses below do not apply to it.
+    if let Some(advice) = super::server::advice_of(e) {
+        return advice;
+    }
     let text = format!("{e:?} {e}");
     let has = |needle: &str| text.contains(needle);
     if has("NoSuchBucket") {
@@ -137,5 +209,65 @@ mod tests {
         assert_eq!(Location::parse("s3://b").unwrap(), Location::S3 { bucket: "b".into(), prefix: "".into() });
         assert!(Location::parse("s3:///x").is_err());
         assert!(Location::parse("ftp://x").is_err());
+    }
+
+    #[test]
+    fn parses_server_urls() {
+        let server = |base: &str, repo: &str| Location::Server { base: base.into(), repo: repo.into() };
+        for (url, want) in [
+            ("arka+https://nas.clinic.lan/clinic-a", server("https://nas.clinic.lan", "clinic-a")),
+            ("arka+https://nas:8443/clinic-a/", server("https://nas:8443", "clinic-a")),
+            ("arka+https://192.168.1.20:8443/x.y_z-9", server("https://192.168.1.20:8443", "x.y_z-9")),
+            ("arka+https://NAS.Clinic.lan/a", server("https://nas.clinic.lan", "a")),
+            ("arka+https://[fd00::1]:8443/a", server("https://[fd00::1]:8443", "a")),
+            // Plain HTTP to this machine only.
+            ("arka+http://127.0.0.1:9000/a", server("http://127.0.0.1:9000", "a")),
+            ("arka+http://127.8.9.10/a", server("http://127.8.9.10", "a")),
+            ("arka+http://[::1]:9000/a", server("http://[::1]:9000", "a")),
+            ("arka+http://localhost:9000/a", server("http://localhost:9000", "a")),
+            ("arka+http://LOCALHOST/a", server("http://localhost", "a")),
+        ] {
+            assert_eq!(Location::parse(url).unwrap_or_else(|e| panic!("{url}: {e}")), want, "{url}");
+        }
+    }
+
+    #[test]
+    fn plain_http_to_another_machine_is_refused_with_the_fix() {
+        for url in [
+            "arka+http://nas.clinic.lan/a",
+            "arka+http://192.168.1.20:8080/a",
+            "arka+http://[fd00::1]/a",
+            "arka+http://localhost.evil.example/a",
+            "arka+http://128.0.0.1/a",
+            "arka+http://0.0.0.0/a",
+        ] {
+            let e = Location::parse(url).unwrap_err().to_string();
+            assert!(e.contains("use arka+https://") && e.contains("plain HTTP"), "{url}: {e}");
+        }
+    }
+
+    #[test]
+    fn malformed_server_urls_are_usage_errors() {
+        for (url, want) in [
+            ("arka+https://nas", "names no repository"),
+            ("arka+https://nas/", "names no repository"),
+            ("arka+https://nas/a/b", "not a repository name"),
+            ("arka+https://nas/Clinic", "not a repository name"),
+            ("arka+https://nas/..", "names no repository"),
+            ("arka+https://nas/.hidden", "not a repository name"),
+            ("arka+https://nas/a%2Fb", "not a repository name"),
+            ("arka+https://user:pw@nas/a", "credentials do not belong"),
+            ("arka+https://nas/a?token=x", "query or fragment"),
+            ("arka+https://nas/a#x", "query or fragment"),
+            ("arka+ftp://nas/a", "scheme after arka+"),
+            ("arka+s3://b/a", "scheme after arka+"),
+            ("arka+https://", "arka+https://host"),
+            ("arka+", "not a URL"),
+        ] {
+            match Location::parse(url) {
+                Err(Error::Usage(e)) => assert!(e.contains(want), "{url}: {e} (wanted {want:?})"),
+                other => panic!("{url}: {other:?}"),
+            }
+        }
     }
 }
