@@ -39,7 +39,10 @@ impl TokenSpec {
 /// A random-enough secret for tests (the server wants at least 24 characters).
 fn test_secret(name: &str) -> String {
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
-    format!("test-{name}-{nanos:x}-{:x}", std::process::id()).chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-').collect()
+    format!("test-{name}-{nanos:x}-{:x}", std::process::id())
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+        .collect()
 }
 
 pub struct ServerProcess {
@@ -66,7 +69,8 @@ impl ServerProcess {
         std::fs::create_dir_all(dir).unwrap();
         let port = free_port();
         let mut secrets = HashMap::new();
-        let mut text = format!("listen = \"127.0.0.1:{port}\"\ndata_dir = {:?}\n", dir.join("data").display().to_string());
+        let mut text =
+            format!("listen = \"127.0.0.1:{port}\"\ndata_dir = {:?}\n", dir.join("data").display().to_string());
         let (top, tables): (Vec<&str>, Vec<&str>) = {
             let cut = extra.find("\n[").map(|i| i + 1).or_else(|| extra.starts_with('[').then_some(0));
             match cut {
@@ -207,4 +211,104 @@ fn write_private(path: &Path, text: &str) {
     std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
     let mut f = opts.open(path).unwrap();
     writeln!(f, "{text}").unwrap();
+}
+
+/// An answer read off the wire.
+#[derive(Debug)]
+pub struct RawResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl RawResponse {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// The `refusal` of an error body, if any.
+    pub fn refusal(&self) -> Option<String> {
+        let v: serde_json::Value = serde_json::from_slice(&self.body).ok()?;
+        v.get("refusal")?.as_str().map(str::to_string)
+    }
+}
+
+/// One HTTP/1.1 request over plain TCP, with the path sent byte for byte as given (no
+/// client library normalises `..` or percent-escapes away), and `Connection: close`.
+pub fn raw_request(port: u16, method: &str, path: &str, headers: &[(&str, String)], body: &[u8]) -> RawResponse {
+    try_raw_request(port, method, path, headers, body).unwrap_or_else(|e| panic!("{method} {path}: {e}"))
+}
+
+/// Like [`raw_request`], with connection failures and cut-off answers as errors (for
+/// requests racing a kill).
+pub fn try_raw_request(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, String)],
+    body: &[u8],
+) -> std::io::Result<RawResponse> {
+    use std::io::Read;
+    let mut tcp = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    tcp.set_read_timeout(Some(Duration::from_secs(60)))?;
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    let framed = headers
+        .iter()
+        .any(|(k, _)| k.eq_ignore_ascii_case("content-length") || k.eq_ignore_ascii_case("transfer-encoding"));
+    if !framed {
+        head.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    head.push_str("\r\n");
+    tcp.write_all(head.as_bytes())?;
+    // The server may answer and close before reading a body it refuses.
+    let _ = tcp.write_all(body);
+    let mut raw = Vec::new();
+    let _ = tcp.read_to_end(&mut raw);
+    parse_response(&raw).ok_or_else(|| {
+        std::io::Error::other(format!(
+            "not an HTTP response: {:?}",
+            String::from_utf8_lossy(&raw[..raw.len().min(200)])
+        ))
+    })
+}
+
+fn parse_response(raw: &[u8]) -> Option<RawResponse> {
+    let end = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = std::str::from_utf8(&raw[..end]).ok()?;
+    let mut lines = head.split("\r\n");
+    let status = lines.next()?.split(' ').nth(1)?.parse().ok()?;
+    let headers: Vec<(String, String)> =
+        lines.filter_map(|l| l.split_once(':')).map(|(k, v)| (k.trim().to_string(), v.trim().to_string())).collect();
+    let mut body = raw[end + 4..].to_vec();
+    let chunked = headers.iter().any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"));
+    if chunked {
+        body = dechunk(&body)?;
+    }
+    Some(RawResponse { status, headers, body })
+}
+
+fn dechunk(mut data: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    loop {
+        let line_end = data.windows(2).position(|w| w == b"\r\n")?;
+        let size = usize::from_str_radix(std::str::from_utf8(&data[..line_end]).ok()?.trim(), 16).ok()?;
+        data = &data[line_end + 2..];
+        if size == 0 {
+            return Some(out);
+        }
+        out.extend_from_slice(data.get(..size)?);
+        data = data.get(size + 2..)?;
+    }
+}
+
+/// `Authorization: Bearer SECRET`.
+pub fn bearer(secret: &str) -> (&'static str, String) {
+    ("Authorization", format!("Bearer {secret}"))
 }

@@ -22,6 +22,7 @@ mod prune;
 mod roundtrip;
 mod s3;
 mod selection;
+mod server;
 mod stream;
 mod unreadable;
 mod verify;
