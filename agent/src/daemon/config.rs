@@ -6,7 +6,8 @@
 //! Checked here: syntax, unknown and missing keys, schedules, durations, retention rules,
 //! the status bind address, repository URLs (their form only: an unreachable target is
 //! reported by the runner at start, not refused here), and that every key, token and
-//! password file exists, is readable, and (on Unix) is readable by its owner only.
+//! password file exists, is readable, and (on Unix) is readable by its owner only; an
+//! arka-server target's pin and CA file are checked too.
 //! Relative file paths are taken from the config file's folder.
 
 use std::net::SocketAddr;
@@ -20,7 +21,8 @@ use toml::Spanned;
 
 use super::schedule::{parse_interval, Schedule};
 use crate::retention::{parse_duration as parse_retention, Keep, RetentionPolicy};
-use crate::store::Location;
+use crate::store::server::{check_ca_pem, parse_pin, Token};
+use crate::store::{Location, ServerOptions};
 
 /// The config's validated form, which the runner uses.
 #[derive(Clone, Debug)]
@@ -48,6 +50,8 @@ pub struct Target {
     pub name: String,
     pub url: String,
     pub location: Location,
+    /// An arka-server target's token file, pin and CA (empty for other targets).
+    pub server: ServerOptions,
 }
 
 #[derive(Clone, Debug)]
@@ -245,6 +249,9 @@ struct RawConfig {
 struct RawTarget {
     url: Spanned<String>,
     name: Option<Spanned<String>>,
+    token_file: Option<Spanned<String>>,
+    cert_sha256: Option<Spanned<String>>,
+    ca_file: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Clone, Copy, PartialEq, Eq)]
@@ -411,18 +418,66 @@ impl Validator<'_> {
                 Some(n) => self.check(n, |n| nonempty(n, "name").map(|_| n.clone())),
                 None => Some(t.get_ref().url.get_ref().clone()),
             };
-            match (location, name) {
-                (Some(location), Some(name)) => {
+            let server = self.server_options(t.get_ref(), location.as_ref());
+            match (location, name, server) {
+                (Some(location), Some(name), Some(server)) => {
                     if out.iter().any(|o: &Target| o.name == name) {
                         self.fail(t.span(), format!("a second target named {name:?}: give each target its own name"));
                         ok = false;
                     }
-                    out.push(Target { name, url: t.get_ref().url.get_ref().clone(), location });
+                    out.push(Target { name, url: t.get_ref().url.get_ref().clone(), location, server });
                 }
                 _ => ok = false,
             }
         }
         ok.then_some(out)
+    }
+
+    /// `token_file`, `cert_sha256` and `ca_file`: only for an arka-server URL; the token
+    /// file private and holding a token, the pin 64 hex digits, the CA file PEM.
+    fn server_options(&mut self, t: &RawTarget, location: Option<&Location>) -> Option<ServerOptions> {
+        let keys = [("token_file", &t.token_file), ("cert_sha256", &t.cert_sha256), ("ca_file", &t.ca_file)];
+        if !matches!(location, Some(Location::Server { .. })) {
+            let mut ok = true;
+            for (key, value) in keys {
+                if let (Some(v), Some(_)) = (value, location) {
+                    self.fail(
+                        v.span(),
+                        format!("{key} applies only to an arka-server target (url = \"arka+https://…\")"),
+                    );
+                    ok = false;
+                }
+            }
+            return ok.then(ServerOptions::default);
+        }
+        let token_file = match &t.token_file {
+            Some(f) => {
+                let path = self.secret_path(f, "token_file")?;
+                let text = std::fs::read_to_string(&path);
+                let check = text.map_err(|e| e.to_string()).and_then(|t| Token::new(&t).map(|_| ()));
+                self.check(f, |_| check.map_err(|e| format!("token_file: {}: {e}", path.display())))?;
+                Some(path)
+            }
+            None => None,
+        };
+        let cert_sha256 = match &t.cert_sha256 {
+            Some(p) => {
+                Some(self.check(p, |p| parse_pin(p).map(|_| p.clone()).map_err(|e| format!("cert_sha256: {e}")))?)
+            }
+            None => None,
+        };
+        let ca_file = match &t.ca_file {
+            Some(f) => {
+                let path = self.resolve(f.get_ref());
+                let pem = std::fs::read(&path).map_err(|e| format!("ca_file: cannot read {}: {e}", path.display()));
+                self.check(f, |_| {
+                    pem.and_then(|p| check_ca_pem(&p).map_err(|e| format!("ca_file: {}: {e}", path.display())))
+                })?;
+                Some(path)
+            }
+            None => None,
+        };
+        Some(ServerOptions { token_file, cert_sha256, ca_file })
     }
 
     fn sources(&mut self, raw: &[Spanned<RawSource>]) -> Option<Vec<Source>> {
@@ -1061,12 +1116,20 @@ bind = "127.0.0.1:8765"
     #[test]
     fn the_packaged_example_loads() {
         let etc = Etc::new();
-        for name in ["status.token", "webhook.secret", "smtp.password"] {
+        for name in ["status.token", "webhook.secret", "smtp.password", "nas.token"] {
             etc.private_file(name, &format!("secret-of-{name}\n"));
         }
         let c = etc.load(EXAMPLE).unwrap();
         assert_eq!(c.hostname, "reception-server");
         assert_eq!(c.targets.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(), ["nas", "offsite"]);
+        assert_eq!(
+            c.targets[0].location,
+            Location::Server { base: "https://nas.clinic.lan:8443".into(), repo: "reception".into() }
+        );
+        let server = &c.targets[0].server;
+        assert_eq!(server.token_file.as_deref(), Some(etc.path("nas.token").as_path()));
+        assert!(server.cert_sha256.as_deref().is_some_and(|p| parse_pin(p).is_ok()));
+        assert_eq!(c.targets[1].server, ServerOptions::default());
         let [imaging, db] = &c.sources[..] else { panic!("two sources") };
         assert!(matches!(&imaging.kind, SourceKind::Files { watch: Some(q), exclude, .. }
             if *q == Duration::from_secs(120) && exclude.len() == 2));
@@ -1182,6 +1245,94 @@ bind = "127.0.0.1:8765"
         etc.private_file("status.token", "\n");
         assert!(etc.error(&text).contains("is empty"));
     }
+
+    #[test]
+    fn server_targets_take_a_token_file_a_pin_and_a_ca() {
+        let etc = Etc::new();
+        etc.private_file("nas.token", "append-token-of-the-agent\n");
+        std::fs::write(etc.path("ca.pem"), CA_PEM).unwrap();
+        let target = |keys: &str| {
+            MINIMAL.replace("url = \"/mnt/nas/arka\"", &format!("url = \"arka+https://nas:8443/clinic\"\n{keys}"))
+        };
+        let pin = "b5172fbd0518ffceaae8c1943783d94cfd856bf5bc87871f35ad5faa22d258f9";
+        let c = etc
+            .load(&target(&format!(
+                "token_file = \"nas.token\"\ncert_sha256 = \"{pin}\"\nca_file = \"/etc/arka/ca.pem\""
+            )))
+            .unwrap();
+        let want = ServerOptions {
+            token_file: Some(etc.path("nas.token")),
+            cert_sha256: Some(pin.into()),
+            ca_file: Some(etc.path("ca.pem")),
+        };
+        assert_eq!(c.targets[0].server, want);
+        // No token file is not an error here: ARKA_SERVER_TOKEN may come from the service's
+        // environment; the runner reports a missing token.
+        assert_eq!(etc.load(&target("")).unwrap().targets[0].server, ServerOptions::default());
+        // The token never reaches Debug.
+        assert!(!format!("{c:?}").contains("append-token"));
+
+        std::fs::write(etc.path("empty.pem"), "nothing here").unwrap();
+        etc.private_file("blank.token", "\n");
+        etc.private_file("spaced.token", "two words\n");
+        let cases: Vec<(String, usize, &str)> = vec![
+            (target("token_file = \"/etc/arka/missing.token\""), 5, "token_file: "),
+            (target("token_file = \"blank.token\""), 5, "the token is empty"),
+            (target("token_file = \"spaced.token\""), 5, "spaces"),
+            (target("cert_sha256 = \"12:34\""), 5, "cert_sha256: \"12:34\" is not a SHA-256 fingerprint"),
+            (target("ca_file = \"/etc/arka/empty.pem\""), 5, "ca_file: "),
+            (target("ca_file = \"/etc/arka/none.pem\""), 5, "ca_file: cannot read"),
+            (target("tokn_file = \"nas.token\""), 5, "unknown key \"tokn_file\"; did you mean \"token_file\"?"),
+            (
+                edit(4, "url = \"/mnt/nas/arka\"\ntoken_file = \"nas.token\""),
+                5,
+                "token_file applies only to an arka-server target",
+            ),
+            (
+                edit(6, "url = \"s3://b/p\"\ncert_sha256 = \"00\""),
+                7,
+                "cert_sha256 applies only to an arka-server target",
+            ),
+            (edit(4, "url = \"arka+http://nas:8080/clinic\""), 4, "use arka+https://nas/"),
+            (edit(4, "url = \"arka+https://nas/Clinic\""), 4, "is not a repository name"),
+        ];
+        for (text, line, want) in &cases {
+            let e = etc.error(text);
+            let prefix = format!("{}:{line}: ", etc.path("config.toml").display());
+            assert!(
+                e.lines().any(|l| l.starts_with(&prefix) && l.contains(want)),
+                "want {prefix}…{want}\ngot {e}\nin\n{text}"
+            );
+        }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_token_file_readable_by_others_is_refused() {
+        let etc = Etc::new();
+        etc.private_file("nas.token", "append-token-of-the-agent\n");
+        set_mode(&etc.path("nas.token"), 0o644);
+        let text = MINIMAL.replace(
+            "url = \"/mnt/nas/arka\"",
+            "url = \"arka+https://nas/clinic\"\ntoken_file = \"/etc/arka/nas.token\"",
+        );
+        let e = etc.error(&text);
+        assert!(e.contains(":5: target #1: token_file: ") && e.contains("chmod 600"), "{e}");
+    }
+
+    /// Any PEM certificate does for a CA file's form.
+    const CA_PEM: &str = "-----BEGIN CERTIFICATE-----
+MIIBfjCCASWgAwIBAgIUZhZ+bejE1Vh4P8HWx2QNhjCKl0YwCgYIKoZIzj0EAwIw
+FDESMBAGA1UEAwwJYXJrYS10ZXN0MCAXDTI2MTEyMzA4NTkwOVoYDzIxMjYxMDMw
+MDg1OTA5WjAUMRIwEAYDVQQDDAlhcmthLXRlc3QwWTATBgcqhkjOPQIBBggqhkjO
+PQMBBwNCAAR+X70ukRYoz4QNtm2chd/PjDgjyDiGXjS4HczarSLybvWbnmitRif3
+NJW5RsIWkh3aVZg+wZnIHuzlCJdLLsmAo1MwUTAdBgNVHQ4EFgQU09WNntnuhFed
+GGDQSYJAL0WEqjMwHwYDVR0jBBgwFoAU09WNntnuhFedGGDQSYJAL0WEqjMwDwYD
+VR0TAQH/BAUwAwEB/zAKBggqhkjOPQQDAgNHADBEAiB5VGnl3rboHeZoyq87AGFg
+hhMPWdxzkTWtkFI2qtWQ+QIgYKSh7aSNeEl0Wj1d+8HNKAJ2IFCFq/rqXQKdS5oN
+f98=
+-----END CERTIFICATE-----
+";
 
     #[test]
     fn a_token_opens_the_status_page_to_the_network() {

@@ -3,7 +3,8 @@
 //! on its own schedule, an RPO watch that notifies, and the status endpoint.
 //!
 //! A dead secondary target never fails or delays a backup: backups go to the first target
-//! only, and replication is a separate task that catches up when the link is back.
+//! only, and replication is a separate task that catches up when the link is back. The
+//! status report is pushed to every arka-server target by tasks of its own (`push`).
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
@@ -14,7 +15,7 @@ use tokio::sync::{watch, Semaphore};
 
 use arka_proto::status::{AgentStatus, RunOutcome, SourceKind as StatusKind, SourceStatus, TargetRole, TargetStatus};
 
-use super::config::{Config, Source, SourceKind};
+use super::config::{Config, Source, SourceKind, Target};
 use super::notify::{EmailSettings, Event, EventKind, Notifier, WebhookSettings};
 use super::schedule::{Clock, ScheduleState, FORGET_JOB, PRUNE_JOB, VERIFY_JOB};
 use super::status::StatusBoard;
@@ -24,7 +25,7 @@ use crate::backup::{self, BackupOptions};
 use crate::error::{Error, Result};
 use crate::progress::Progress;
 use crate::repo::Repository;
-use crate::store::Store;
+use crate::store::{Location, Store};
 
 /// How often replication retries a target that failed, and how often the RPO is checked.
 const REPLICATION_RETRY: Duration = Duration::from_secs(300);
@@ -45,6 +46,8 @@ struct Agent {
     /// Signals replication that the primary has new snapshots.
     replicate: watch::Sender<u64>,
     primary: tokio::sync::OnceCell<Arc<Repository>>,
+    /// Counts finished runs (backups and maintenance), so status pushes follow each one.
+    runs: watch::Sender<u64>,
 }
 
 /// Runs the agent until `stop` turns true. Returns an error only for what makes running
@@ -71,6 +74,7 @@ pub async fn run(cfg: Config, clock: Arc<dyn Clock>, stop: watch::Receiver<bool>
         stop: stop.clone(),
         replicate,
         primary: tokio::sync::OnceCell::new(),
+        runs: watch::Sender::new(0),
         clock,
         cfg,
     });
@@ -99,6 +103,11 @@ pub async fn run(cfg: Config, clock: Arc<dyn Clock>, stop: watch::Receiver<bool>
     for (i, _) in agent.cfg.targets.iter().enumerate().skip(1) {
         tasks.spawn(replication_loop(agent.clone(), key.clone(), i, replicate_rx.clone()));
     }
+    for (i, t) in agent.cfg.targets.iter().enumerate() {
+        if let Location::Server { .. } = t.location {
+            tasks.spawn(push::push_loop(agent.clone(), i, agent.runs.subscribe()));
+        }
+    }
     tasks.spawn(maintenance_loop(agent.clone(), key.clone()));
     tasks.spawn(rpo_loop(agent.clone()));
     while tasks.join_next().await.is_some() {}
@@ -109,7 +118,8 @@ impl Agent {
     async fn primary(&self, key: &arka_proto::AgentKey) -> Result<Arc<Repository>> {
         self.primary
             .get_or_try_init(|| async {
-                let store = Store::open(&self.cfg.targets[0].url, false)?;
+                let target = &self.cfg.targets[0];
+                let store = Store::open_with(&target.url, false, &target.server)?;
                 Ok(Arc::new(Repository::open_with_agent_key(store, key.clone()).await?))
             })
             .await
@@ -303,6 +313,7 @@ async fn run_source(agent: &Agent, key: &arka_proto::AgentKey, source: &Source) 
             );
         }
     }
+    agent.runs.send_modify(|n| *n += 1);
 }
 
 async fn backup_source(agent: &Agent, key: &arka_proto::AgentKey, source: &Source) -> Result<backup::BackupOutcome> {
@@ -374,7 +385,7 @@ async fn replication_loop(agent: Arc<Agent>, key: arka_proto::AgentKey, index: u
     loop {
         // Copying is safe to abandon at any point (see `sync`): a stop does not wait for it.
         let result = tokio::select! {
-            r = replicate_once(&agent, &key, &target.url) => r,
+            r = replicate_once(&agent, &key, &target) => r,
             _ = stop.wait_for(|s| *s) => return,
         };
         let now_ns = agent.now_ns();
@@ -423,9 +434,10 @@ async fn replication_loop(agent: Arc<Agent>, key: arka_proto::AgentKey, index: u
 }
 
 /// Brings one target up to date; returns what is still missing there (0 after success).
-async fn replicate_once(agent: &Agent, key: &arka_proto::AgentKey, url: &str) -> Result<(u64, u64)> {
+async fn replicate_once(agent: &Agent, key: &arka_proto::AgentKey, target: &Target) -> Result<(u64, u64)> {
+    let url = &target.url;
     let from = agent.primary(key).await?.store.clone();
-    let to = Store::open(url, true)?;
+    let to = Store::open_with(url, true, &target.server)?;
     // Before copying, tell the board how far behind the target is.
     let (snapshots, bytes) = crate::sync::backlog(&from, &to).await?;
     agent.board.update(|st| {
@@ -486,6 +498,7 @@ async fn maintenance_loop(agent: Arc<Agent>, key: arka_proto::AgentKey) {
         if let Err(e) = &result {
             tracing::warn!("maintenance {job} failed: {}", scrub(e));
         }
+        agent.runs.send_modify(|n| *n += 1);
     }
 }
 
@@ -554,5 +567,6 @@ pub fn scrub(e: &Error) -> String {
     }
 }
 
+mod push;
 #[cfg(test)]
 mod tests;

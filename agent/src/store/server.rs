@@ -40,7 +40,7 @@ use arka_proto::server::{list_path, object_path, status_path, ApiError, ListPage
 use arka_proto::AgentStatus;
 
 use crate::error::{Error, Result};
-pub use options::{parse_pin, PinMismatch, PinnedCert, ServerOptions, Token, Trust};
+pub use options::{check_ca_pem, parse_pin, PinMismatch, PinnedCert, ServerOptions, Token, Trust};
 pub use options::{CA_ENV, PIN_ENV, TOKEN_ENV, TOKEN_FILE_ENV};
 
 const STORE: &str = "arka-server";
