@@ -175,14 +175,7 @@ impl ServerStore {
     /// escapes from ever being normalised into another path).
     fn object_url(&self, location: &Path) -> object_store::Result<Url> {
         let key = location.as_ref();
-        let ok = !key.is_empty()
-            && key.split('/').all(|seg| {
-                !seg.is_empty()
-                    && seg != "."
-                    && seg != ".."
-                    && seg.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
-            });
-        if !ok {
+        if key.is_empty() || !listing::key_chars(key) {
             return Err(generic(format!("{key:?} is not a key arka-server accepts"), None));
         }
         Ok(self.url(&object_path(&self.inner.repo, key)))
@@ -354,12 +347,18 @@ impl ServerStore {
     }
 
     async fn list_page(&self, prefix: &str, after: Option<&str>) -> object_store::Result<listing::CheckedPage> {
-        let mut url = self.url(&list_path(&self.inner.repo));
-        url.query_pairs_mut().append_pair("prefix", prefix);
-        if let Some(a) = after {
-            url.query_pairs_mut().append_pair("after", a);
-        }
         let what = format!("{prefix}/");
+        // Sent as is, unescaped, like keys in paths (the server reads the raw query): so
+        // both are held to the key alphabet, and a server's `next_after` cannot add
+        // parameters.
+        if !listing::key_chars(prefix) || !after.is_none_or(listing::key_chars) {
+            return Err(generic(format!("{prefix:?} after {after:?} is not a listing arka-server serves"), None));
+        }
+        let mut url = self.url(&list_path(&self.inner.repo));
+        match after {
+            Some(a) => url.set_query(Some(&format!("prefix={prefix}&after={a}"))),
+            None => url.set_query(Some(&format!("prefix={prefix}"))),
+        }
         let page = self
             .retrying(|_| {
                 let request = self.request(reqwest::Method::GET, url.clone()).timeout(Duration::from_secs(120));

@@ -15,6 +15,19 @@ pub const KEY_MAX: usize = 512;
 /// A listing that goes on past this many objects is refused rather than held in memory.
 pub const LISTING_MAX_OBJECTS: usize = 50_000_000;
 
+/// Whether `key` is `/`-separated segments of `A-Z a-z 0-9 . _ -`, none empty, `.` or
+/// `..` (the empty string passes: the whole repository's prefix). Every key of arka's
+/// layout is; nothing else needs escaping in a URL or can be normalised into another path.
+pub fn key_chars(key: &str) -> bool {
+    key.is_empty()
+        || key.split('/').all(|seg| {
+            !seg.is_empty()
+                && seg != "."
+                && seg != ".."
+                && seg.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+        })
+}
+
 /// The objects of one page, and where the next page starts (if any).
 pub struct CheckedPage {
     pub objects: Vec<ObjectMeta>,
@@ -54,8 +67,8 @@ pub fn check_page(prefix: &str, after: Option<&str>, page: ListPage) -> Result<C
         last = Some(&o.key);
     }
     if let Some(next) = &page.next_after {
-        if next.len() > KEY_MAX {
-            return Err(format!("a next_after of {} bytes", next.len()));
+        if next.len() > KEY_MAX || next.is_empty() || !key_chars(next) {
+            return Err(format!("next_after {:?} is not a key", sanitize_short(next)));
         }
         // Each page must move the listing forward, past everything it returned.
         if last.is_some_and(|l| next.as_str() < l) || after.is_some_and(|a| next.as_str() <= a) {
@@ -63,6 +76,10 @@ pub fn check_page(prefix: &str, after: Option<&str>, page: ListPage) -> Result<C
         }
     }
     Ok(CheckedPage { objects, next_after: page.next_after })
+}
+
+fn sanitize_short(s: &str) -> String {
+    s.chars().take(80).filter(|c| !c.is_control()).collect()
 }
 
 #[cfg(test)]
@@ -114,6 +131,9 @@ mod tests {
             ("index", Some("index/bb"), page(&[], Some("index/aa")), "does not move"),
             ("index", None, page(&["index/cc"], Some("index/bb")), "does not move"),
             ("index", Some("index/aa"), page(&["index/bb"], Some("index/aa")), "does not move"),
+            ("index", None, page(&["index/aa"], Some("index/zz&prefix=")), "is not a key"),
+            ("index", None, page(&["index/aa"], Some("index/zz/../x")), "is not a key"),
+            ("index", None, page(&["index/aa"], Some("")), "is not a key"),
         ];
         for (prefix, after, p, want) in cases {
             let shown = format!("{prefix:?} after {after:?}: {:?}", p.next_after);
