@@ -162,6 +162,14 @@ fn main() {
     s.put("plan", "raw-plan", &raw);
     s.put("plan", "plain-plan", &plain);
 
+    // server: request paths, a range, a listing prefix and a listing page.
+    let pack_key = arka_proto::layout::ObjectKind::Pack.key(&ObjectId([0x3f; 32]));
+    s.put("server", "object-path", arka_proto::server::object_path("clinic-a", &pack_key).as_bytes());
+    s.put("server", "list-path", arka_proto::server::list_path("clinic-a").as_bytes());
+    s.put("server", "range", b"bytes=0-99");
+    s.put("server", "prefix", b"packs/3f");
+    s.put("server", "list-page", br#"{"objects":[{"key":"config","size":3,"stored_at_ns":1}],"next_after":"config"}"#);
+
     // tree: a tree with one node of each kind, and a reference list.
     let tree = Tree {
         nodes: vec![

@@ -16,10 +16,12 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::layout::ObjectKey;
+
 pub const API_PREFIX: &str = "/v1";
 /// When the server stored the object, in nanoseconds since the Unix epoch.
 pub const STORED_AT_HEADER: &str = "x-arka-stored-at-ns";
-pub const LIST_PAGE_MAX: usize = 5000;
+pub const LIST_PAGE_MAX: usize = 20_000;
 /// The largest status report the server accepts.
 pub const STATUS_BODY_MAX: usize = 1 << 20;
 
@@ -46,6 +48,45 @@ pub fn valid_repo_name(name: &str) -> bool {
         && bytes[0].is_ascii_alphanumeric()
         && bytes.iter().all(|&b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.'))
         && !name.contains("..")
+}
+
+/// Where an object request points.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ObjectTarget {
+    List { repo: String },
+    Object { repo: String, key: String },
+}
+
+/// Parses `/v1/repos/{repo}/objects[/{key}]` from the raw request path, before any
+/// percent-decoding: arka never needs an escape, so any `%` is refused, and so a
+/// `%2F` or `%2e%2e` can never become a separator or a parent folder further down.
+pub fn parse_object_path(path: &str) -> Result<ObjectTarget, &'static str> {
+    if path.contains('%') {
+        return Err("percent-escapes are not part of any repository name or key");
+    }
+    let rest = path.strip_prefix("/v1/repos/").ok_or("not an object path")?;
+    let (repo, rest) = rest.split_once('/').ok_or("no /objects after the repository name")?;
+    if !valid_repo_name(repo) {
+        return Err("not a repository name (a-z, 0-9, '-', '_', '.', at most 64)");
+    }
+    if rest == "objects" {
+        return Ok(ObjectTarget::List { repo: repo.into() });
+    }
+    let key = rest.strip_prefix("objects/").ok_or("no /objects after the repository name")?;
+    if ObjectKey::parse(key).is_none() {
+        return Err("the key is not one arka writes");
+    }
+    Ok(ObjectTarget::Object { repo: repo.into(), key: key.into() })
+}
+
+/// A `Range` header: `bytes=a-b` (inclusive) or `bytes=a-`, one range only. Returns the
+/// start and, if given, the exclusive end.
+pub fn parse_range(value: &str) -> Option<(u64, Option<u64>)> {
+    let spec = value.strip_prefix("bytes=")?;
+    let (a, b) = spec.split_once('-')?;
+    let start = a.parse().ok()?;
+    let end = if b.is_empty() { None } else { Some(b.parse::<u64>().ok()?.checked_add(1)?) };
+    end.is_none_or(|e| e > start).then_some((start, end))
 }
 
 /// One page of a listing.
@@ -152,5 +193,36 @@ mod tests {
         let names: std::collections::HashSet<_> = Refusal::ALL.iter().map(|r| r.name()).collect();
         assert_eq!(names.len(), Refusal::ALL.len());
         assert!(Refusal::ALL.iter().all(|r| (400..500).contains(&r.status())));
+    }
+
+    #[test]
+    fn object_paths_parse_from_the_raw_path() {
+        let key = crate::layout::ObjectKind::Pack.key(&crate::ObjectId::of(b"x"));
+        assert_eq!(
+            parse_object_path(&format!("/v1/repos/clinic-a/objects/{key}")),
+            Ok(ObjectTarget::Object { repo: "clinic-a".into(), key: key.clone() })
+        );
+        assert_eq!(parse_object_path("/v1/repos/clinic-a/objects"), Ok(ObjectTarget::List { repo: "clinic-a".into() }));
+        for bad in [
+            "/v1/repos/clinic-a/objects/".to_string(),
+            "/v1/repos/../objects/config".into(),
+            "/v1/repos/clinic-a/objects/../../etc/passwd".into(),
+            format!("/v1/repos/clinic-a/objects/{}", key.replace('/', "%2F")),
+            "/v1/repos/clinic-a%2F..%2Fclinic-b/objects/config".into(),
+            "/v1/repos/clinic-a/other/config".into(),
+            "/v1/repos/clinic-a".into(),
+        ] {
+            assert!(parse_object_path(&bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn ranges() {
+        assert_eq!(parse_range("bytes=0-9"), Some((0, Some(10))));
+        assert_eq!(parse_range("bytes=5-"), Some((5, None)));
+        for bad in ["bytes=9-0", "bytes=-5", "bytes=0-1,3-4", "items=0-1", "bytes=a-b", "bytes=0-18446744073709551615"]
+        {
+            assert_eq!(parse_range(bad), None, "{bad}");
+        }
     }
 }

@@ -15,7 +15,9 @@ use bytes::Bytes;
 use tokio::sync::Semaphore;
 
 use arka_proto::layout::{valid_list_prefix, ObjectKey};
-use arka_proto::server::{self as api, ApiError, Refusal, LIST_PAGE_MAX, STATUS_BODY_MAX, STORED_AT_HEADER};
+use arka_proto::server::{
+    self as api, parse_range, ApiError, ObjectTarget, Refusal, LIST_PAGE_MAX, STATUS_BODY_MAX, STORED_AT_HEADER,
+};
 use arka_proto::{AgentStatus, ObjectId};
 
 use crate::agents::{AgentReports, Report};
@@ -127,61 +129,35 @@ async fn unknown(State(state): State<Arc<AppState>>, req: Request) -> Response {
     refuse(&state, &ctx, token, Refusal::BadRequest, "no such API path".into())
 }
 
-/// Where an object request points.
-enum Target {
-    List { repo: String },
-    Object { repo: String, key: String },
-}
-
-/// Parses `/v1/repos/{repo}/objects[/{key}]` from the raw path.
-fn parse_target(path: &str) -> Result<Target, String> {
-    if path.contains('%') {
-        return Err("percent-escapes are not part of any repository name or key".into());
-    }
-    let rest = path.strip_prefix("/v1/repos/").ok_or("not an object path")?;
-    let (repo, rest) = rest.split_once('/').ok_or("no /objects after the repository name")?;
-    if !api::valid_repo_name(repo) {
-        return Err("not a repository name (a-z, 0-9, '-', '_', '.', at most 64)".into());
-    }
-    if rest == "objects" {
-        return Ok(Target::List { repo: repo.into() });
-    }
-    let key = rest.strip_prefix("objects/").ok_or("no /objects after the repository name")?;
-    if ObjectKey::parse(key).is_none() {
-        return Err("the key is not one arka writes".into());
-    }
-    Ok(Target::Object { repo: repo.into(), key: key.into() })
-}
-
 async fn objects(State(state): State<Arc<AppState>>, req: Request) -> Response {
     let ctx = Ctx::of(&req);
     Metrics::add(&state.metrics.requests, 1);
     let Some(token) = authenticate(&state, req.headers()) else {
         return refuse(&state, &ctx, None, Refusal::Unauthenticated, "a valid token is required".into());
     };
-    let target = match parse_target(req.uri().path()) {
+    let target = match api::parse_object_path(req.uri().path()) {
         Ok(t) => t,
-        Err(why) => return refuse(&state, &ctx, Some(token), Refusal::BadKey, why),
+        Err(why) => return refuse(&state, &ctx, Some(token), Refusal::BadKey, why.into()),
     };
     let repo = match &target {
-        Target::List { repo } | Target::Object { repo, .. } => repo.clone(),
+        ObjectTarget::List { repo } | ObjectTarget::Object { repo, .. } => repo.clone(),
     };
     if !token.reaches(&repo) {
         let why = format!("token {:?} is not for repository {repo:?}", token.name);
         return refuse(&state, &ctx, Some(token), Refusal::WrongRepo, why);
     }
     match (req.method().clone(), target) {
-        (Method::GET, Target::List { repo }) => list(&state, &ctx, token, &repo, req.uri().query()).await,
-        (Method::GET, Target::Object { repo, key }) => {
+        (Method::GET, ObjectTarget::List { repo }) => list(&state, &ctx, token, &repo, req.uri().query()).await,
+        (Method::GET, ObjectTarget::Object { repo, key }) => {
             get_object(&state, &ctx, token, &repo, &key, req.headers()).await
         }
-        (Method::HEAD, Target::Object { repo, key }) => match state.storage.head(&repo, &key).await {
+        (Method::HEAD, ObjectTarget::Object { repo, key }) => match state.storage.head(&repo, &key).await {
             Ok(Some((size, stored))) => object_headers(StatusCode::OK, size, stored, None, Body::empty()),
             Ok(None) => StatusCode::NOT_FOUND.into_response(),
             Err(e) => storage_failed(&state, e),
         },
-        (Method::PUT, Target::Object { repo, key }) => put_object(&state, &ctx, token, &repo, &key, req).await,
-        (Method::DELETE, Target::Object { repo, key }) => {
+        (Method::PUT, ObjectTarget::Object { repo, key }) => put_object(&state, &ctx, token, &repo, &key, req).await,
+        (Method::DELETE, ObjectTarget::Object { repo, key }) => {
             if !token.may_delete() {
                 let why = format!(
                     "token {:?} has role {}, which never deletes: prune with a maintain token on the NAS",
@@ -239,15 +215,6 @@ async fn list(state: &AppState, ctx: &Ctx, token: &Token, repo: &str, query: Opt
         }
         Err(e) => storage_failed(state, e),
     }
-}
-
-/// `bytes=a-b` (inclusive) or `bytes=a-`, one range only.
-fn parse_range(value: &str) -> Option<(u64, Option<u64>)> {
-    let spec = value.strip_prefix("bytes=")?;
-    let (a, b) = spec.split_once('-')?;
-    let start = a.parse().ok()?;
-    let end = if b.is_empty() { None } else { Some(b.parse::<u64>().ok()?.checked_add(1)?) };
-    end.is_none_or(|e| e > start).then_some((start, end))
 }
 
 async fn get_object(
@@ -409,38 +376,4 @@ async fn metrics_page(State(state): State<Arc<AppState>>, req: Request) -> Respo
     }
     let text = metrics::render(&state.metrics, &view::gauges(&state, token));
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn targets_parse_from_the_raw_path() {
-        let id = ObjectId::of(b"x");
-        let key = arka_proto::layout::ObjectKind::Pack.key(&id);
-        assert!(matches!(parse_target(&format!("/v1/repos/clinic-a/objects/{key}")), Ok(Target::Object { .. })));
-        assert!(matches!(parse_target("/v1/repos/clinic-a/objects"), Ok(Target::List { .. })));
-        for bad in [
-            "/v1/repos/clinic-a/objects/".to_string(),
-            "/v1/repos/../objects/config".into(),
-            "/v1/repos/clinic-a/objects/../../etc/passwd".into(),
-            format!("/v1/repos/clinic-a/objects/{}", key.replace('/', "%2F")),
-            "/v1/repos/clinic-a%2F..%2Fclinic-b/objects/config".into(),
-            "/v1/repos/clinic-a/other/config".into(),
-            "/v1/repos/clinic-a".into(),
-        ] {
-            assert!(parse_target(&bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn ranges() {
-        assert_eq!(parse_range("bytes=0-9"), Some((0, Some(10))));
-        assert_eq!(parse_range("bytes=5-"), Some((5, None)));
-        for bad in ["bytes=9-0", "bytes=-5", "bytes=0-1,3-4", "items=0-1", "bytes=a-b", "bytes=0-18446744073709551615"]
-        {
-            assert_eq!(parse_range(bad), None, "{bad}");
-        }
-    }
 }
