@@ -3,7 +3,7 @@
 //! exact ranged reads (never a silent short read), listings of IDs, sizes and store times
 //! that ignore foreign names, empty listings, deletes, a large object and concurrent writers.
 //!
-//! The local directory runs in-process. Garage runs in a child process of this test binary
+//! arka-server runs it too (`server_client`). The local directory runs in-process. Garage runs in a child process of this test binary
 //! (`conformance_child`) because `Store::open` takes the endpoint and keys from the `AWS_*`
 //! variables, and setting variables in a multi-threaded test process is not sound.
 
@@ -21,7 +21,7 @@ const MIB: usize = 1 << 20;
 
 /// What a backend does with a create-only put of an existing key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum CreateOnly {
+pub(crate) enum CreateOnly {
     /// The second put is refused and `put_new` reports `false` (the contract).
     Enforced,
     /// The backend ignores `If-None-Match: *` and overwrites: `put_new` reports `true` and the
@@ -46,6 +46,15 @@ impl CreateOnly {
     }
 }
 
+/// What a backend does with names outside arka's layout (`index/README`, `packs/ab/x.tmp`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ForeignNames {
+    /// Stored like any object (a directory, a bucket): listings must skip them.
+    Stored,
+    /// Refused by the store itself (arka-server accepts only layout keys).
+    Refused,
+}
+
 /// An object named as arka names it: its kind's key for the hash of its bytes.
 fn object(kind: ObjectKind, bytes: Vec<u8>) -> (ObjectId, String, Bytes) {
     let id = ObjectId::of(&bytes);
@@ -58,7 +67,7 @@ fn set(list: Vec<(ObjectId, u64)>) -> BTreeSet<(ObjectId, u64)> {
 
 /// The suite. `store` must be empty; `fresh` is another, never-written prefix of the same
 /// backend.
-async fn conformance(store: &Store, fresh: &Store, create_only: CreateOnly) {
+pub(crate) async fn conformance(store: &Store, fresh: &Store, create_only: CreateOnly, foreign_names: ForeignNames) {
     // --- empty listings, not errors
     for kind in [ObjectKind::Pack, ObjectKind::Index, ObjectKind::Snapshot] {
         assert_eq!(fresh.list(kind).await.expect("listing a fresh prefix"), vec![], "{kind:?} of a fresh prefix");
@@ -128,7 +137,11 @@ async fn conformance(store: &Store, fresh: &Store, create_only: CreateOnly) {
         format!("snapshots/{hex}/nested"),
     ];
     for key in &foreign {
-        assert!(store.put_new(key, Bytes::from_static(b"x")).await.expect("put a foreign name"));
+        let put = store.put_new(key, Bytes::from_static(b"x")).await;
+        match foreign_names {
+            ForeignNames::Stored => assert!(put.expect("put a foreign name")),
+            ForeignNames::Refused => assert!(put.is_err(), "the store accepted {key}, which is outside the layout"),
+        }
     }
     let mut want_packs = set(packs.iter().map(|(id, _, b)| (*id, b.len() as u64)).collect());
     want_packs.insert((ObjectId::of(&data), len));
@@ -209,7 +222,7 @@ fn listings_ignore_non_canonical_names() {
     runtime().block_on(non_canonical_names_are_ignored(&store));
 }
 
-fn runtime() -> tokio::runtime::Runtime {
+pub(crate) fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("tokio runtime")
 }
 
@@ -218,7 +231,7 @@ fn local_directory_store_conforms() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path().join("repo").to_str().unwrap(), true).expect("open local store");
     let fresh = Store::open(dir.path().join("fresh").to_str().unwrap(), true).expect("open fresh local store");
-    runtime().block_on(conformance(&store, &fresh, CreateOnly::Enforced));
+    runtime().block_on(conformance(&store, &fresh, CreateOnly::Enforced, ForeignNames::Stored));
 }
 
 #[test]
@@ -254,5 +267,5 @@ fn conformance_child() {
     };
     let store = Store::open(&repo, true).expect("open the store under test");
     let fresh = Store::open(&fresh, true).expect("open the fresh store");
-    runtime().block_on(conformance(&store, &fresh, CreateOnly::from_env()));
+    runtime().block_on(conformance(&store, &fresh, CreateOnly::from_env(), ForeignNames::Stored));
 }

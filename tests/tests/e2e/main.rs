@@ -23,6 +23,7 @@ mod roundtrip;
 mod s3;
 mod selection;
 mod server;
+mod server_client;
 mod stream;
 mod unreadable;
 mod verify;
