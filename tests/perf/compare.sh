@@ -3,7 +3,8 @@
 # Benchmark (not a test): arka side by side with restic (and borg, if installed) on the
 # clinic-like corpus made by tests/perf/corpus.py.
 #
-#   tests/perf/compare.sh [--scale MIB] [--only arka,restic,borg] [--build] [--keep]
+#   tests/perf/compare.sh [--scale MIB] [--hours N] [--no-db] [--only arka,restic,borg] [--build]
+#                         [--keep]
 #
 # Phases, each run for every tool in turn on the same data:
 #   1. first backup of a fresh corpus (time, MiB/s, repository size, peak RSS)
@@ -11,6 +12,9 @@
 #   3. next-hour backup after `corpus.py --mutate` (time, bytes added to the repository)
 #   4. restore of the latest snapshot into an empty directory (time, MiB/s, peak RSS),
 #      checked to be identical to the corpus (diff -r)
+#   5. hourly dumps (tests/perf/hourly-dumps.sh, skipped with --no-db): a seeded clinic
+#      PostgreSQL database of ~0.2 x MIB dumped, then N hours of clinic activity (default 6),
+#      dumped after each; each dump backed up through stdin; bytes added per hour
 # Results: a Markdown table on stdout, also written to $BENCH_DIR/results.md.
 #
 # Environment: BENCH_DIR (default /tmp/arka-bench; its corpus/, repos/, restore/, work/ and
@@ -25,6 +29,8 @@ usage() {
 }
 
 SCALE=1024
+HOURS=6
+DB=1
 ONLY="arka,restic,borg"
 ONLY_GIVEN=0
 BUILD=0
@@ -33,6 +39,9 @@ while [ $# -gt 0 ]; do
     case "$1" in
         --scale) SCALE=${2:?--scale needs a value}; shift 2 ;;
         --scale=*) SCALE=${1#*=}; shift ;;
+        --hours) HOURS=${2:?--hours needs a value}; shift 2 ;;
+        --hours=*) HOURS=${1#*=}; shift ;;
+        --no-db) DB=0; shift ;;
         --only) ONLY=${2:?--only needs a value}; ONLY_GIVEN=1; shift 2 ;;
         --only=*) ONLY=${1#*=}; ONLY_GIVEN=1; shift ;;
         --build) BUILD=1; shift ;;
@@ -92,7 +101,7 @@ mkdir -p "$BENCH_DIR"
 rm -rf "$CORPUS" "$REPOS" "$RESTORE" "$W" "$CACHE"
 mkdir -p "$REPOS" "$RESTORE" "$W" "$CACHE"
 cleanup() {
-    if [ "$KEEP" = 0 ]; then rm -rf "$CORPUS" "$REPOS" "$RESTORE" "$CACHE"; fi
+    if [ "$KEEP" = 0 ]; then rm -rf "$CORPUS" "$REPOS" "$RESTORE" "$CACHE" "$BENCH_DIR/dumps"; fi
 }
 trap cleanup EXIT
 
@@ -209,6 +218,24 @@ for t in "${TOOLS[@]}"; do
     rm -rf "$target"
 done
 
+# Phase 5: hourly database dumps, in their own script (also runnable alone).
+HOURLY_OK=""
+rm -f "$BENCH_DIR/hourly.env" "$BENCH_DIR/hourly.md"
+if [ "$DB" = 1 ]; then
+    log "hourly dumps of a clinic database (hourly-dumps.sh --scale $SCALE --hours $HOURS)"
+    only_list=$(IFS=,; echo "${TOOLS[*]}")
+    if BENCH_DIR="$BENCH_DIR" ARKA="$ARKA" bash "$REPO_ROOT/tests/perf/hourly-dumps.sh" --scale "$SCALE" \
+        --hours "$HOURS" --only "$only_list" >"$W/hourly.out" 2>"$W/hourly.err"; then
+        HOURLY_OK=yes
+    else
+        HOURLY_OK=NO
+        log "hourly-dumps.sh failed; last lines of its stderr:"
+        tail -n 15 "$W/hourly.err" >&2 || true
+    fi
+    # shellcheck disable=SC1091  # written by hourly-dumps.sh
+    [ -f "$BENCH_DIR/hourly.env" ] && . "$BENCH_DIR/hourly.env"
+fi
+
 # ---- report -------------------------------------------------------------------------------
 # val TOOL KEY: the figure, or empty if the tool did not produce it.
 val() {
@@ -230,6 +257,10 @@ val() {
             [ -n "$m" ] && awk -v k="$m" 'BEGIN {printf "%.1f", k / 1024}' ;;
         rssr) [ -n "${RSS[$t.restore]:-}" ] && awk -v k="${RSS[$t.restore]}" 'BEGIN {printf "%.1f", k / 1024}' ;;
         ok) echo "${OK[$t]:-}" ;;
+        hourly) local v="HOURLY_ADDED_$t"
+            [ -n "${!v:-}" ] && awk -v b="${!v}" 'BEGIN {printf "%.0f", b / 1024}' ;;
+        hpct) local v="HOURLY_ADDED_$t"
+            [ -n "${!v:-}" ] && [ -n "${HOURLY_ZST:-}" ] && awk -v b="${!v}" -v z="$HOURLY_ZST" 'BEGIN {printf "%.2f%%", 100 * b / z}' ;;
     esac
     return 0
 }
@@ -288,7 +319,10 @@ report() {
     echo "- machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(awk '/MemTotal/ {printf "%.0f GiB RAM", $2 / 1048576}' /proc/meminfo)"
     echo "- tools: $(versions)"
     echo "- corpus: \`tests/perf/corpus.py --scale $SCALE\`: $FILES1 files, $(awk -v b="$BYTES1" 'BEGIN {printf "%.1f MiB", b / 1048576}') (generated in ${GEN_S}s); after \`--mutate\` (one clinic hour): $FILES2 files, $(awk -v b="$BYTES2" 'BEGIN {printf "%.1f MiB", b / 1048576}')"
-    echo "- command: \`tests/perf/compare.sh --scale $SCALE$( [ "$ONLY_GIVEN" = 1 ] && echo " --only $ONLY")\`"
+    if [ -n "$HOURLY_OK" ]; then
+        echo "- database: \`tests/perf/clinicdb.py --scale $SCALE --hours $HOURS\`: a first pg_dump of $(awk -v b="${HOURLY_DUMP0:-0}" 'BEGIN {printf "%.1f MiB", b / 1048576}') ($(awk -v b="${HOURLY_ZST:-0}" 'BEGIN {printf "%.1f MiB", b / 1048576}') with zstd -3), then $HOURS hours of clinic activity, dumped after each"
+    fi
+    echo "- command: \`tests/perf/compare.sh --scale $SCALE$( [ "$HOURS" != 6 ] && echo " --hours $HOURS")$( [ "$DB" = 0 ] && echo " --no-db")$( [ "$ONLY_GIVEN" = 1 ] && echo " --only $ONLY")\`"
     echo
     echo "| metric | arka | restic | borg | arka vs restic | target | met |"
     echo "|---|---:|---:|---:|---:|---|---|"
@@ -303,16 +337,23 @@ report() {
     row "peak RSS, backup, MiB" rssb amount "≤ 1×" 1
     row "peak RSS, restore, MiB" rssr amount "≤ 1×" 1
     row "restore identical to source" ok none "" 0
+    if [ -n "$HOURLY_OK" ]; then
+        row "hourly dumps, KiB added per hour (mean of $HOURS)" hourly amount "≤ 0.5×" 0.5
+        row "hourly dumps, added per hour as % of zstd dump" hpct none "" 0
+    fi
     if [ "${#FAILED[@]}" -gt 0 ]; then
         echo
         for t in "${!FAILED[@]}"; do echo "- **$t failed** at ${FAILED[$t]} (see $W/$t.${FAILED[$t]}.err)"; done
     fi
+    if [ "$HOURLY_OK" = NO ]; then echo; echo "- **hourly dumps failed** (see $W/hourly.err)"; fi
+    if [ -f "$BENCH_DIR/hourly.md" ]; then echo; sed 's/^### /#### /' "$BENCH_DIR/hourly.md"; fi
 }
 
 report | tee "$BENCH_DIR/results.md"
 log "results written to $BENCH_DIR/results.md"
 
 bad=0
+[ "$HOURLY_OK" = NO ] && bad=1
 for t in "${TOOLS[@]}"; do
     alive "$t" || bad=1
     [ "${OK[$t]:-}" = yes ] || bad=1
