@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use axum::Router;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
@@ -20,6 +21,7 @@ use crate::config::TlsConfig;
 const MAX_CONNECTIONS: usize = 1024;
 const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(55);
 
 pub fn tls_acceptor(tls: &TlsConfig) -> Result<TlsAcceptor, String> {
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -37,8 +39,9 @@ pub fn tls_acceptor(tls: &TlsConfig) -> Result<TlsAcceptor, String> {
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
-/// Serves until `shutdown` resolves. In-flight requests are dropped at shutdown; that is
-/// safe because every write is atomic.
+/// Serves until `shutdown` resolves, then stops accepting and lets the requests in flight
+/// finish for up to [`DRAIN_TIMEOUT`] (idle keep-alive connections are closed at once).
+/// Anything still running after that is dropped, which is safe: every write is atomic.
 pub async fn serve(
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
@@ -46,14 +49,15 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()>,
 ) {
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
         let permit = tokio::select! {
-            _ = &mut shutdown => return,
+            _ = &mut shutdown => break,
             p = slots.clone().acquire_owned() => p.expect("never closed"),
         };
         let (tcp, peer) = tokio::select! {
-            _ = &mut shutdown => return,
+            _ = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
                 Err(e) => {
@@ -67,14 +71,15 @@ pub async fn serve(
         let _ = tcp.set_nodelay(true);
         let service = TowerToHyperService::new(router.clone().layer(axum::Extension(Remote(peer))));
         let tls = tls.clone();
+        let watcher = graceful.watcher();
         tokio::spawn(async move {
             let _permit = permit;
             let mut http = hyper::server::conn::http1::Builder::new();
             http.timer(TokioTimer::new()).header_read_timeout(HEADER_TIMEOUT);
             let result = match tls {
-                None => http.serve_connection(TokioIo::new(tcp), service).await,
+                None => watcher.watch(http.serve_connection(TokioIo::new(tcp), service)).await,
                 Some(acceptor) => match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                    Ok(Ok(stream)) => http.serve_connection(TokioIo::new(stream), service).await,
+                    Ok(Ok(stream)) => watcher.watch(http.serve_connection(TokioIo::new(stream), service)).await,
                     Ok(Err(e)) => {
                         tracing::debug!(remote = %peer.ip(), "TLS handshake failed: {e}");
                         return;
@@ -86,5 +91,10 @@ pub async fn serve(
                 tracing::debug!(remote = %peer.ip(), "connection ended: {e}");
             }
         });
+    }
+    // Closing the socket refuses new connections while the old ones drain.
+    drop(listener);
+    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await.is_err() {
+        tracing::warn!("requests still running after {DRAIN_TIMEOUT:?} were cut off");
     }
 }

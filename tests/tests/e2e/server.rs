@@ -561,3 +561,39 @@ fn fronting_garage_keeps_writes_create_only() {
 fn leak(s: String) -> &'static str {
     Box::leak(s.into_boxed_str())
 }
+
+/// SIGTERM (systemctl stop) while an upload is half sent: the server stops accepting,
+/// lets the upload finish and store, then exits 0.
+#[test]
+fn sigterm_lets_an_upload_in_flight_finish() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = ServerProcess::start(dir.path(), &tokens());
+    let a = server.secret("clinic-a-agent");
+    let (key, bytes) = pack(77, 4 << 20);
+    let mut tcp = std::net::TcpStream::connect(("127.0.0.1", server.port())).unwrap();
+    let head = format!(
+        "PUT {} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {a}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        object_path("clinic-a", &key),
+        bytes.len()
+    );
+    tcp.write_all(head.as_bytes()).unwrap();
+    tcp.write_all(&bytes[..bytes.len() / 2]).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let port = server.port();
+    let stopper = std::thread::spawn(move || {
+        let status = server.terminate();
+        (server, status)
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    // No new connections while draining.
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err(), "the server still accepts while stopping");
+    tcp.write_all(&bytes[bytes.len() / 2..]).unwrap();
+    let mut answer = String::new();
+    tcp.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 201"), "{answer}");
+    let (server, status) = stopper.join().unwrap();
+    assert!(status.success(), "arka-server exited with {status}:\n{}", server.log());
+    let stored = std::fs::read(server.data_dir().join("clinic-a").join(&key)).unwrap();
+    assert_eq!(stored, bytes);
+}
