@@ -19,9 +19,11 @@ use crate::fleet::{AdminView, AgentRow, FleetView, RepoUsage};
 
 const NS_PER_SEC: i64 = 1_000_000_000;
 
-/// A report at least this old means the agent itself may be down, whatever its sources'
-/// RPOs (see [`stale_after_secs`]).
-pub const STALE_AFTER_MIN_SECS: u64 = 15 * 60;
+/// A report older than this means the agent itself may be down, whatever its sources'
+/// RPOs. Agents push their report every minute and after every run (the agent's
+/// `PUSH_EVERY`), so this is fifteen missed reports, not a slow link. The sources of a
+/// silent agent also turn late on time (see [`assess`]); this adds the diagnosis.
+pub const STALE_AFTER_SECS: u64 = 15 * 60;
 
 const STYLE: &str = "\
 *{box-sizing:border-box}\
@@ -37,7 +39,7 @@ main{max-width:1200px;margin:0 auto;padding:16px}\
 .meta{color:#555;margin:6px 2px 10px}\
 .counts{margin:0 2px 18px;display:flex;gap:8px;flex-wrap:wrap}\
 h2{font-size:1.3em;margin:26px 2px 10px}\
-.grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(min(480px,100%),1fr));gap:14px}\
+.grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(min(480px,100%),1fr));gap:14px;align-items:start}\
 .card{background:#fff;border-radius:12px;padding:14px 18px;box-shadow:0 1px 3px rgba(0,0,0,.12);min-width:0}\
 .card h3{margin:0 0 4px;font-size:1.25em;display:flex;justify-content:space-between;gap:8px;\
 align-items:center;flex-wrap:wrap;overflow-wrap:anywhere}\
@@ -157,7 +159,7 @@ pub fn assess(row: &AgentRow, now_ns: i64) -> Assessment {
     let mut problems = st.problems();
     let warnings = st.warnings();
     let failing = st.sources.iter().any(|s| s.state == SourceState::Failed) || st.maintenance.verify_damage > 0;
-    let state = if age_secs > stale_after_secs(&st) {
+    let state = if age_secs > STALE_AFTER_SECS {
         problems.insert(
             0,
             format!(
@@ -174,15 +176,6 @@ pub fn assess(row: &AgentRow, now_ns: i64) -> Assessment {
         AgentState::Ok
     };
     Assessment { state, status: Some(st), report_age_secs: Some(age_secs), problems, warnings }
-}
-
-/// How old a report may be before the agent counts as not reporting: twice the longest
-/// RPO of its sources, and never less than [`STALE_AFTER_MIN_SECS`]. An agent reports at
-/// least after every run, so a silence of two RPOs is not a quiet schedule. Its backups
-/// turn late by the RPO anyway (see [`assess`]), so this only adds the diagnosis.
-pub fn stale_after_secs(st: &AgentStatus) -> u64 {
-    let longest = st.sources.iter().map(|s| s.rpo_secs).max().unwrap_or(0);
-    longest.saturating_mul(2).max(STALE_AFTER_MIN_SECS)
 }
 
 /// The whole page for one viewer, in the server's local time zone.
@@ -240,7 +233,7 @@ fn verdict(h: &mut String, agents: &[(&AgentRow, Assessment)], attention: usize)
             1 => "\u{2713} The computer's backups are up to date".to_string(),
             n => format!("\u{2713} All {n} computers' backups are up to date"),
         };
-        let _ = write!(h, "<header class=\"verdict ok\"><h1>{what}</h1><p>Nothing needs to be done.</p></header>\n");
+        let _ = writeln!(h, "<header class=\"verdict ok\"><h1>{what}</h1><p>Nothing needs to be done.</p></header>");
         return;
     }
     let head = if agents.len() == 1 {
@@ -282,11 +275,11 @@ fn agent_card(h: &mut String, row: &AgentRow, a: &Assessment, clock: &Clock) {
     );
     let repos = repo_list(&row.repos);
     let Some(st) = &a.status else {
-        let _ = write!(
+        let _ = writeln!(
             h,
             "<p class=\"sub\">Repository: {repos}</p><p class=\"advice\">This agent has not sent a report yet. \
              If it is installed, check that its configuration has this server as a target with the token \
-             named <strong>{}</strong>, and that the agent is running and can reach this server.</p></section>\n",
+             named <strong>{}</strong>, and that the agent is running and can reach this server.</p></section>",
             esc(&row.token_name)
         );
         return;

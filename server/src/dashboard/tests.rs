@@ -121,31 +121,43 @@ fn states_from_a_table_of_cases() {
         ("verify found damage", Some(NOW), Some(damaged), AgentState::Failing),
         ("only an unreachable replica", Some(NOW), Some(unreachable_replica), AgentState::Ok),
         ("a fresh install waiting for its first backup", Some(NOW), Some(fresh_install), AgentState::Ok),
-        // 2 × 1 h RPO = 2 h: a report 2 h 1 min old is stale.
         (
-            "report older than twice the longest RPO",
-            Some(NOW - 2 * H - MIN),
-            Some(report(NOW - 2 * H - MIN, vec![ok_source("db", 3_600, NOW - 2 * H - 2 * MIN)])),
+            "report 2 h old",
+            Some(NOW - 2 * H),
+            Some(report(NOW - 2 * H, vec![ok_source("db", 3_600, NOW - 2 * H - MIN)])),
             AgentState::Stale,
         ),
-        // 2 × 5 min is under the 15 min floor.
         (
-            "report 14 min old, RPO 5 min: under the floor",
+            "report 14 min old, RPO 5 min",
             Some(NOW - 14 * MIN),
             Some(report(NOW - 14 * MIN, vec![ok_source("w", 300, NOW - 14 * MIN)])),
             AgentState::Late,
         ),
         (
-            "report 16 min old, RPO 5 min: past the floor",
+            "report 16 min old, RPO 5 min",
             Some(NOW - 16 * MIN),
             Some(report(NOW - 16 * MIN, vec![ok_source("w", 300, NOW - 16 * MIN)])),
             AgentState::Stale,
         ),
-        // The report was fine when sent 50 min ago, but its last success is now 70 min old.
+        // A daily RPO does not make a silent agent look alive for days.
         (
-            "a silent agent's backups go late before it counts as stale",
-            Some(NOW - 50 * MIN),
-            Some(report(NOW - 50 * MIN, vec![ok_source("db", 3_600, NOW - 70 * MIN)])),
+            "report 16 min old, RPO 1 day",
+            Some(NOW - 16 * MIN),
+            Some(report(NOW - 16 * MIN, vec![ok_source("d", 86_400, NOW - H)])),
+            AgentState::Stale,
+        ),
+        (
+            "report 14 min old, RPO 1 day",
+            Some(NOW - 14 * MIN),
+            Some(report(NOW - 14 * MIN, vec![ok_source("d", 86_400, NOW - H)])),
+            AgentState::Ok,
+        ),
+        // The report was fine when sent 10 min ago (last success 55 min before it), but
+        // that success is now 65 min old: late, before the silence counts as stale.
+        (
+            "a silent agent's backups go late on time",
+            Some(NOW - 10 * MIN),
+            Some(report(NOW - 10 * MIN, vec![ok_source("db", 3_600, NOW - 65 * MIN)])),
             AgentState::Late,
         ),
         // The agent's clock is an hour fast; the report arrived just now.
@@ -167,14 +179,6 @@ fn a_stale_agent_says_why_first_and_keeps_its_report() {
     assert!(a.problems[0].starts_with("no report for 3 hours: the agent may be stopped"), "{:?}", a.problems);
     assert_eq!(a.problems[1], "db: last successful backup 3 hours ago (should be every hour)");
     assert_eq!(a.report_age_secs, Some(3 * 3_600));
-}
-
-#[test]
-fn stale_after_is_twice_the_longest_rpo_but_at_least_15_minutes() {
-    let st = |rpos: &[u64]| report(NOW, rpos.iter().map(|&r| ok_source("s", r, NOW)).collect());
-    assert_eq!(stale_after_secs(&st(&[])), 900);
-    assert_eq!(stale_after_secs(&st(&[300])), 900);
-    assert_eq!(stale_after_secs(&st(&[300, 86_400, 3_600])), 172_800);
 }
 
 #[test]

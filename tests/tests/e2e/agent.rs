@@ -194,12 +194,11 @@ fn a_dead_offsite_target_does_not_delay_backups_and_sigterm_mid_backup_leaves_no
     assert_eq!(snapshot_count(&fx, "notes"), usize::from(notes_done));
 }
 
-/// The hardened unit runs the agent as documented, and systemd parses every line of it
-/// (`systemd-analyze verify` warns about unknown or malformed settings, not with its exit code).
+/// The hardened unit runs the agent as documented, and systemd parses every line of it.
 #[test]
 fn the_systemd_unit_runs_the_agent_and_parses_cleanly() {
-    let unit_path = arka_tests::workspace_root().join("packaging/systemd/arka-agent.service");
-    let unit = std::fs::read_to_string(&unit_path).unwrap();
+    let unit =
+        std::fs::read_to_string(arka_tests::workspace_root().join("packaging/systemd/arka-agent.service")).unwrap();
     assert!(unit.contains("ExecStart=/usr/local/bin/arka agent run --config /etc/arka/agent.toml"));
     for hardening in [
         "NoNewPrivileges=yes",
@@ -209,16 +208,82 @@ fn the_systemd_unit_runs_the_agent_and_parses_cleanly() {
     ] {
         assert!(unit.contains(hardening), "missing {hardening}");
     }
+    systemd_verify("arka-agent.service", &unit, "/usr/local/bin/arka", arka_tests::arka_bin());
+}
+
+/// The server's unit runs `arka-server` as its own user with no capability, writing only
+/// its data_dir and state directory, and systemd parses every line of it.
+#[test]
+fn the_systemd_unit_runs_the_server_without_privileges_and_parses_cleanly() {
+    let unit =
+        std::fs::read_to_string(arka_tests::workspace_root().join("packaging/systemd/arka-server.service")).unwrap();
+    assert!(unit.contains("ExecStart=/usr/local/bin/arka-server --config /etc/arka-server/server.toml"));
+    for setting in [
+        "User=arka-server",
+        "Restart=on-failure",
+        "LimitNOFILE=",
+        "NoNewPrivileges=yes",
+        "ProtectSystem=strict",
+        "ProtectHome=yes",
+        "ReadWritePaths=/srv/arka\n",
+        "StateDirectory=arka-server",
+        "CapabilityBoundingSet=\n",
+        "AmbientCapabilities=\n",
+        "SystemCallFilter=@system-service",
+        "KillSignal=SIGTERM",
+    ] {
+        assert!(unit.contains(setting), "missing {setting:?}");
+    }
+    // Exactly one writable path: a second one would be a hole in ProtectSystem=strict.
+    assert_eq!(unit.lines().filter(|l| l.starts_with("ReadWritePaths=")).count(), 1);
+    systemd_verify("arka-server.service", &unit, "/usr/local/bin/arka-server", arka_tests::server::server_bin());
+}
+
+/// The packaged example server config passes `arka-server check` once its files exist:
+/// every key it shows is one the server accepts.
+#[test]
+fn the_example_server_config_checks() {
+    let example =
+        std::fs::read_to_string(arka_tests::workspace_root().join("packaging/arka-server.example.toml")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let etc = dir.path().join("etc");
+    std::fs::create_dir(&etc).unwrap();
+    let text = example
+        .replace("/etc/arka-server/", &format!("{}/", etc.display()))
+        .replace("\"/srv/arka\"", &format!("{:?}", dir.path().join("data").display().to_string()));
+    assert!(!text.contains("/etc/arka-server/") && !text.contains("\"/srv/arka\""));
+    // Every file the config names: the secrets as the comments say to make them, and a
+    // TLS pair (`check` looks at their presence and the key's mode).
+    let server = arka_tests::server::server_bin();
+    for line in text.lines().filter(|l| l.starts_with("secret_file")) {
+        let path = line.split('"').nth(1).unwrap();
+        let out = std::process::Command::new(server).args(["token", "new", path]).output().unwrap();
+        assert!(out.status.success(), "arka-server token new: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    for line in text.lines().filter(|l| l.starts_with("cert") || l.starts_with("key")) {
+        let path = line.split('"').nth(1).unwrap();
+        std::fs::write(path, "-----BEGIN PLACEHOLDER-----\n").unwrap();
+        std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    }
+    let config = dir.path().join("server.toml");
+    std::fs::write(&config, text).unwrap();
+    let out = std::process::Command::new(server).args(["check", "--config"]).arg(&config).output().unwrap();
+    assert!(out.status.success(), "arka-server check refused the example:\n{}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// `systemd-analyze verify` on `unit` with `exec` in ExecStart replaced by `bin` (verify
+/// wants an existing binary). It warns about unknown or malformed settings on stderr, not
+/// with its exit code, so any output fails. Skipped where systemd is not installed.
+fn systemd_verify(name: &str, unit: &str, exec: &str, bin: &std::path::Path) {
     let Ok(out) = std::process::Command::new("systemd-analyze").arg("--version").output() else {
-        println!("systemd-analyze is not installed: the unit's syntax was not checked by systemd");
+        println!("systemd-analyze is not installed: {name} was not checked by systemd");
         return;
     };
     assert!(out.status.success());
-    // ExecStart must name an existing binary for `verify`; point it at one.
     let dir = tempfile::tempdir().unwrap();
-    let copy = dir.path().join("arka-agent.service");
-    std::fs::write(&copy, unit.replace("/usr/local/bin/arka", arka_tests::arka_bin().to_str().unwrap())).unwrap();
+    let copy = dir.path().join(name);
+    std::fs::write(&copy, unit.replace(&format!("{exec} "), &format!("{} ", bin.display()))).unwrap();
     let out = std::process::Command::new("systemd-analyze").arg("verify").arg(&copy).output().unwrap();
     let complaints = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success() && complaints.trim().is_empty(), "systemd-analyze verify: {complaints}");
+    assert!(out.status.success() && complaints.trim().is_empty(), "systemd-analyze verify {name}: {complaints}");
 }
