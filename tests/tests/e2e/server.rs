@@ -597,3 +597,60 @@ fn sigterm_lets_an_upload_in_flight_finish() {
     let stored = std::fs::read(server.data_dir().join("clinic-a").join(&key)).unwrap();
     assert_eq!(stored, bytes);
 }
+
+/// Six agents back up at once through one server, each to its own repository with its own
+/// append token, with some data every clinic has in common: every backup restores byte
+/// for byte and verifies with its data read back.
+#[test]
+fn many_agents_back_up_at_once_through_the_server() {
+    const AGENTS: usize = 6;
+    let dir = tempfile::tempdir().unwrap();
+    let specs: Vec<TokenSpec> =
+        (0..AGENTS).map(|i| TokenSpec::new(&format!("agent-{i}"), "append", &[&format!("clinic-{i}")])).collect();
+    let server = ServerProcess::start(&dir.path().join("server"), &specs);
+    let fixtures: Vec<arka_tests::Fixture> = (0..AGENTS)
+        .map(|i| {
+            let env = vec![("ARKA_SERVER_TOKEN".to_string(), server.secret(&format!("agent-{i}")))];
+            arka_tests::Fixture::at(&server.repo_url(&format!("clinic-{i}")), env)
+        })
+        .collect();
+    let common = pseudo_random(4242, 3 << 20);
+    let started = Instant::now();
+    let results: Vec<_> = std::thread::scope(|scope| {
+        let handles: Vec<_> = fixtures
+            .iter()
+            .enumerate()
+            .map(|(i, fx)| {
+                let common = &common;
+                scope.spawn(move || {
+                    let src = fx.path("imaging");
+                    arka_tests::write_file(&src.join("template.dcm"), common);
+                    for j in 0..8u64 {
+                        arka_tests::write_file(
+                            &src.join(format!("study-{j}.dcm")),
+                            &pseudo_random(i as u64 * 100 + j, 1 << 20),
+                        );
+                    }
+                    let out = fx.backup_ok(&[&src], &[]);
+                    (src, out["snapshot_id"].as_str().unwrap().to_string())
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let took = started.elapsed();
+    eprintln!("{AGENTS} agents backed up 11 MiB each at once through arka-server in {:.1} s", took.as_secs_f64());
+    assert!(took < Duration::from_secs(180), "the backups took {took:?}");
+    for (fx, (src, snapshot)) in fixtures.iter().zip(&results) {
+        let target = fx.path("restored");
+        fx.restore(snapshot, &target, &[]).ok();
+        for entry in std::fs::read_dir(src).unwrap() {
+            let name = entry.unwrap().file_name();
+            assert!(
+                arka_tests::same_contents(&src.join(&name), &target.join("imaging").join(&name)),
+                "{name:?} differs after the round trip"
+            );
+        }
+        fx.arka(["verify", "--read-data"].iter().map(std::ffi::OsString::from).chain(fx.agent_args())).ok();
+    }
+}
