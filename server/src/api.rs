@@ -356,6 +356,14 @@ async fn dashboard_page(State(state): State<Arc<AppState>>, req: Request) -> Res
     let ctx = Ctx::of(&req);
     Metrics::add(&state.metrics.requests, 1);
     let Some(token) = authenticate(&state, req.headers()) else {
+        // A browser's first visit carries no credentials and is answered with the sign-in
+        // challenge alone; only a wrong credential counts as a refusal.
+        if !req.headers().contains_key(header::AUTHORIZATION) {
+            let mut resp = error_body(StatusCode::UNAUTHORIZED, None, "sign in with a token".into());
+            resp.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"arka-server\""));
+            return resp;
+        }
         return refuse(&state, &ctx, None, Refusal::Unauthenticated, "sign in with a token".into());
     };
     let html = dashboard::render(&view::fleet_view(&state, token));

@@ -7,6 +7,7 @@ use std::sync::Mutex;
 
 use arka_proto::server::Refusal;
 
+use crate::dashboard::AgentState;
 use crate::fleet::RefusalRow;
 
 const RECENT_REFUSALS: usize = 50;
@@ -52,8 +53,8 @@ impl Metrics {
 pub struct Gauges {
     /// (repository, bytes, objects)
     pub repos: Vec<(String, u64, u64)>,
-    /// (agent token, seconds since its last report, healthy as it reported)
-    pub agents: Vec<(String, Option<f64>, Option<bool>)>,
+    /// (agent token, seconds since its last report, its state as the dashboard judges it)
+    pub agents: Vec<(String, Option<f64>, AgentState)>,
 }
 
 /// Prometheus text exposition.
@@ -93,12 +94,17 @@ pub fn render(m: &Metrics, g: &Gauges) -> String {
         }
     }
     out.push_str(
-        "# HELP arka_server_agent_healthy 1 if the agent's last report was healthy.\n\
-         # TYPE arka_server_agent_healthy gauge\n",
+        "# HELP arka_server_agent_state 1 for the agent's state as the dashboard shows it, 0 for the others.\n\
+         # TYPE arka_server_agent_state gauge\n",
     );
-    for (agent, _, healthy) in &g.agents {
-        if let Some(h) = healthy {
-            let _ = writeln!(out, "arka_server_agent_healthy{{agent=\"{agent}\"}} {}", u8::from(*h));
+    for (agent, _, current) in &g.agents {
+        for state in AgentState::ALL {
+            let _ = writeln!(
+                out,
+                "arka_server_agent_state{{agent=\"{agent}\",state=\"{}\"}} {}",
+                state.name(),
+                u8::from(state == *current)
+            );
         }
     }
     out

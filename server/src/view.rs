@@ -77,7 +77,7 @@ pub fn gauges(state: &AppState, viewer: &Token) -> Gauges {
             .into_iter()
             .map(|a| {
                 let age = a.received_ns.map(|t| (now - t).max(0) as f64 / 1e9);
-                (a.token_name, age, a.status.map(|s| s.healthy()))
+                (a.token_name.clone(), age, crate::dashboard::assess(&a, now).state)
             })
             .collect(),
     }

@@ -358,13 +358,21 @@ impl Validator<'_> {
         if raw.target.is_empty() {
             self.fail(0..0, "no [[target]]: add at least one, e.g. [[target]] url = \"/mnt/nas/arka\"".into());
         }
-        if raw.source.is_empty() {
-            self.fail(0..0, "no [[source]]: add at least one (kind = \"files\" or kind = \"command\")".into());
-        }
         let targets = self.targets(&raw.target);
         let sources = self.sources(&raw.source);
         let status = self.status(raw.status.as_ref());
         let maintenance = self.maintenance(raw.maintenance.as_ref());
+        // A maintenance-only agent is how retention runs on the NAS for an append-only
+        // arka-server repository (with a maintain token), so no source is needed there.
+        let has_jobs = maintenance.as_ref().is_some_and(|m| m.forget.is_some() || m.prune.is_some() || m.verify.is_some());
+        if raw.source.is_empty() && !has_jobs {
+            self.fail(
+                0..0,
+                "no [[source]]: add at least one (kind = \"files\" or kind = \"command\"), or schedule \
+                 [maintenance] jobs for a maintenance-only agent"
+                    .into(),
+            );
+        }
         let notify = self.notify(raw.notify.as_ref());
         Some(Config {
             path: path.into(),
@@ -1056,6 +1064,15 @@ bind = "127.0.0.1:8765"
         let mut lines: Vec<&str> = MINIMAL.lines().collect();
         lines[n - 1] = with;
         lines.join("\n") + "\n"
+    }
+
+    #[test]
+    fn a_maintenance_only_agent_needs_no_source_but_an_idle_one_is_refused() {
+        let etc = Etc::new();
+        let nas = "agent_key = \"/etc/arka/agent.key\"\n[[target]]\nurl = \"/srv/arka/clinic-a\"\n";
+        let c = etc.load(&format!("{nas}[maintenance]\nforget = \"daily 03:00\"\nprune = \"sun 04:00\"\n")).unwrap();
+        assert!(c.sources.is_empty() && c.maintenance.forget.is_some() && c.maintenance.prune.is_some());
+        assert!(etc.error(nas).contains("no [[source]]"));
     }
 
     #[test]

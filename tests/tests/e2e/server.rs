@@ -58,6 +58,9 @@ fn stored_files(data: &Path) -> Vec<String> {
     files
 }
 
+/// What, method, path, headers, body, the expected status and refusal.
+type Attempt<'a> = (&'a str, &'a str, String, Vec<(&'a str, String)>, Vec<u8>, u16, &'a str);
+
 #[test]
 fn every_abuse_is_refused_logged_and_counted() {
     let dir = tempfile::tempdir().unwrap();
@@ -69,12 +72,11 @@ fn every_abuse_is_refused_logged_and_counted() {
     assert_eq!(raw_request(port, "PUT", &path_a, &[bearer(&a)], &bytes).status, 201);
     assert_eq!(raw_request(port, "PUT", &object_path("clinic-a", "config"), &[bearer(&a)], b"config v1").status, 201);
 
-    // Each attempt: (what, method, path, headers, body, expected status, expected refusal)
     let basic = |secret: &str| ("Authorization", format!("Basic {}", base64(format!("x:{secret}").as_bytes())));
     let (other_key, other_bytes) = pack(2, 1000);
     let (big_key, big_bytes) = pack(3, (1 << 20) + 1);
     let hex = ObjectId::of(&bytes).to_hex();
-    let cases: Vec<(&str, &str, String, Vec<(&str, String)>, Vec<u8>, u16, &str)> = vec![
+    let cases: Vec<Attempt> = vec![
         ("no token", "GET", path_a.clone(), vec![], vec![], 401, "unauthenticated"),
         ("no token, listing", "GET", "/v1/repos/clinic-a/objects".into(), vec![], vec![], 401, "unauthenticated"),
         (
