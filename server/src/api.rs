@@ -50,6 +50,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/", get(dashboard_page))
         .route("/metrics", get(metrics_page))
         .route("/healthz", get(|| async { "ok\n" }))
+        // Browsers ask for it on every visit; not worth a refusal.
+        .route("/favicon.ico", get(|| async { StatusCode::NOT_FOUND }))
         .route("/v1/agents/status", put(push_status))
         .route("/v1/repos/{*rest}", any(objects))
         .fallback(unknown)
