@@ -7,11 +7,14 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use arka_agent::store::{ServerOptions, Store};
 use arka_proto::layout::ObjectKind;
 use arka_proto::ObjectId;
 use arka_tests::garage::Garage;
 use arka_tests::server::{bearer, raw_request, try_raw_request, ServerProcess, TokenSpec};
 use arka_tests::{pseudo_random, walk_files};
+
+use crate::conformance::{conformance, runtime, CreateOnly, ForeignNames};
 
 fn tokens() -> Vec<TokenSpec> {
     vec![
@@ -558,6 +561,13 @@ fn fronting_garage_keeps_writes_create_only() {
     assert_eq!(raw_request(port, "DELETE", &object_path("clinic-a", &key), &[bearer(&a)], b"").status, 403);
     assert_eq!(raw_request(port, "DELETE", &object_path("clinic-a", &key), &[bearer(&nas)], b"").status, 204);
     assert_eq!(raw_request(port, "HEAD", &object_path("clinic-a", &key), &[bearer(&a)], b"").status, 404);
+
+    // The agent's store conformance suite through the server, create-only enforced even
+    // though the bucket underneath would overwrite.
+    let options = ServerOptions { token_file: Some(server.secret_file("chain-admin").into()), ..Default::default() };
+    let store = Store::open_with(&server.repo_url("conformance"), true, &options).expect("open the server store");
+    let fresh = Store::open_with(&server.repo_url("fresh"), true, &options).expect("open the fresh store");
+    runtime().block_on(conformance(&store, &fresh, CreateOnly::Enforced, ForeignNames::Refused));
 }
 
 fn leak(s: String) -> &'static str {
