@@ -364,7 +364,8 @@ impl Validator<'_> {
         let maintenance = self.maintenance(raw.maintenance.as_ref());
         // A maintenance-only agent is how retention runs on the NAS for an append-only
         // arka-server repository (with a maintain token), so no source is needed there.
-        let has_jobs = maintenance.as_ref().is_some_and(|m| m.forget.is_some() || m.prune.is_some() || m.verify.is_some());
+        let has_jobs =
+            maintenance.as_ref().is_some_and(|m| m.forget.is_some() || m.prune.is_some() || m.verify.is_some());
         if raw.source.is_empty() && !has_jobs {
             self.fail(
                 0..0,
