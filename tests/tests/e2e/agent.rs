@@ -23,13 +23,14 @@ fn get(port: u16, path: &str) -> Option<(u16, String)> {
     Some((code, body))
 }
 
-fn status(port: u16) -> Option<Value> {
+/// The agent's `/status` JSON.
+pub(crate) fn status(port: u16) -> Option<Value> {
     let (code, body) = get(port, "/status")?;
     (code == 200).then(|| serde_json::from_str(&body).ok()).flatten()
 }
 
 /// Polls `f` until it returns Some, or fails after `secs`.
-fn wait_for<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+pub(crate) fn wait_for<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
     let start = Instant::now();
     loop {
         if let Some(v) = f() {

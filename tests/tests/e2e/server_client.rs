@@ -17,6 +17,7 @@ use arka_tests::agent::{free_port, AgentProcess};
 use arka_tests::server::{ServerProcess, TokenSpec};
 use arka_tests::{assert_same_tree, os_args, pseudo_random, run, write_file, Fixture, Run};
 
+use crate::agent::{status, wait_for};
 use crate::conformance::{conformance, runtime, CreateOnly, ForeignNames};
 use crate::s3::small_tree;
 
@@ -329,29 +330,6 @@ pub(crate) fn count_files(dir: &Path) -> usize {
     arka_tests::walk_files(dir).len()
 }
 
-/// Polls `f` until it returns Some, or fails after `secs`.
-fn wait_for<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let start = Instant::now();
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(start.elapsed() < Duration::from_secs(secs), "timed out after {secs} s waiting for {what}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-/// The agent's `/status` JSON.
-fn agent_status(port: u16) -> Option<Value> {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-    write!(s, "GET /status HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").ok()?;
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).ok()?;
-    serde_json::from_str(raw.split_once("\r\n\r\n")?.1).ok()
-}
-
 #[test]
 fn the_agent_service_backs_up_to_the_server_and_pushes_its_status() {
     let dir = tempfile::tempdir().unwrap();
@@ -403,7 +381,7 @@ fn the_agent_service_backs_up_to_the_server_and_pushes_its_status() {
     // The target with the unknown token shows why on the agent's own status page; the
     // good one shows no error.
     let st = wait_for(60, "the stale target's error", || {
-        let st = agent_status(port)?;
+        let st = status(port)?;
         let t = st["targets"].as_array()?.iter().find(|t| t["name"] == "stale")?.clone();
         t["last_error"].as_str().map(|_| st)
     });
