@@ -1339,18 +1339,7 @@ bind = "127.0.0.1:8765"
     }
 
     /// Any PEM certificate does for a CA file's form.
-    const CA_PEM: &str = "-----BEGIN CERTIFICATE-----
-MIIBfjCCASWgAwIBAgIUZhZ+bejE1Vh4P8HWx2QNhjCKl0YwCgYIKoZIzj0EAwIw
-FDESMBAGA1UEAwwJYXJrYS10ZXN0MCAXDTI2MTEyMzA4NTkwOVoYDzIxMjYxMDMw
-MDg1OTA5WjAUMRIwEAYDVQQDDAlhcmthLXRlc3QwWTATBgcqhkjOPQIBBggqhkjO
-PQMBBwNCAAR+X70ukRYoz4QNtm2chd/PjDgjyDiGXjS4HczarSLybvWbnmitRif3
-NJW5RsIWkh3aVZg+wZnIHuzlCJdLLsmAo1MwUTAdBgNVHQ4EFgQU09WNntnuhFed
-GGDQSYJAL0WEqjMwHwYDVR0jBBgwFoAU09WNntnuhFedGGDQSYJAL0WEqjMwDwYD
-VR0TAQH/BAUwAwEB/zAKBggqhkjOPQQDAgNHADBEAiB5VGnl3rboHeZoyq87AGFg
-hhMPWdxzkTWtkFI2qtWQ+QIgYKSh7aSNeEl0Wj1d+8HNKAJ2IFCFq/rqXQKdS5oN
-f98=
------END CERTIFICATE-----
-";
+    use crate::store::server::options::tests::CERT as CA_PEM;
 
     #[test]
     fn a_token_opens_the_status_page_to_the_network() {

@@ -18,7 +18,7 @@
 //! in no `Debug` or error.
 
 mod listing;
-mod options;
+pub(crate) mod options;
 
 use std::future::Future;
 use std::ops::Range;

@@ -280,12 +280,12 @@ impl ServerCertVerifier for PinnedCert {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use rustls::pki_types::pem::PemObject;
 
     /// A self-signed P-256 certificate (CN=arka-test), made with the openssl CLI.
-    const CERT: &str = "-----BEGIN CERTIFICATE-----
+    pub(crate) const CERT: &str = "-----BEGIN CERTIFICATE-----
 MIIBfjCCASWgAwIBAgIUZhZ+bejE1Vh4P8HWx2QNhjCKl0YwCgYIKoZIzj0EAwIw
 FDESMBAGA1UEAwwJYXJrYS10ZXN0MCAXDTI2MTEyMzA4NTkwOVoYDzIxMjYxMDMw
 MDg1OTA5WjAUMRIwEAYDVQQDDAlhcmthLXRlc3QwWTATBgcqhkjOPQIBBggqhkjO
