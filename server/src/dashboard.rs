@@ -10,7 +10,10 @@
 use std::fmt::Write;
 
 use arka_proto::server::Refusal;
-use arka_proto::status::{ago, every, human_bytes, human_duration, AgentStatus, SourceKind, SourceState, TargetRole};
+pub use arka_proto::status::esc;
+use arka_proto::status::{
+    ago, every, human_bytes, human_duration, thousands, AgentStatus, SourceKind, SourceState, TargetRole,
+};
 use arka_proto::{SourceStatus, TargetStatus};
 use jiff::tz::TimeZone;
 use jiff::Timestamp;
@@ -533,35 +536,6 @@ impl Clock<'_> {
             _ => format!("{} {time}", t.strftime("%-d %b %Y")),
         }
     }
-}
-
-/// 12482 → "12,482".
-fn thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
-/// HTML-escapes text for element content and quoted attribute values.
-pub fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 #[cfg(test)]
