@@ -179,14 +179,16 @@ pub fn advice(e: &object_store::Error) -> Option<&'static str> {
     }
     let text = format!("{e:?} {e}");
     let has = |needle: &str| text.contains(needle);
-    if has("NoSuchBucket") {
+    // Reachability first, and never a bare "403": the URL in a connection error carries a port number,
+    // and port 40369 once made a dead endpoint look like refused credentials.
+    if has("onnection refused") || has("dns error") || has("error sending request") || has("timed out") {
+        Some("cannot reach the S3 endpoint: check AWS_ENDPOINT_URL, the network and the firewall")
+    } else if has("NoSuchBucket") {
         Some("the bucket does not exist: create it, or check the bucket name in the URL")
-    } else if has("InvalidAccessKeyId") || has("SignatureDoesNotMatch") || has("AccessDenied") || has("403") {
+    } else if has("InvalidAccessKeyId") || has("SignatureDoesNotMatch") || has("AccessDenied") || has("Forbidden") {
         Some("the S3 endpoint refused the credentials: check AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and the key's rights on the bucket")
     } else if has("RequestTimeTooSkewed") || has("RequestExpired") {
         Some("this machine's clock is too far from the store's: fix the system time (NTP)")
-    } else if has("onnection refused") || has("dns error") || has("error sending request") || has("timed out") {
-        Some("cannot reach the S3 endpoint: check AWS_ENDPOINT_URL, the network and the firewall")
     } else if has("No space left") {
         Some("the target disk is full: free space or move the repository; nothing was committed")
     } else {
@@ -197,6 +199,21 @@ pub fn advice(e: &object_store::Error) -> Option<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn generic(text: &str) -> object_store::Error {
+        object_store::Error::Generic { store: "S3", source: text.to_string().into() }
+    }
+
+    #[test]
+    fn advice_tells_an_unreachable_endpoint_from_refused_credentials() {
+        let reach = advice(&generic(
+            "Error performing GET http://127.0.0.1:40369/b/config in 4.5s, after 8 retries - HTTP error: error sending request",
+        ));
+        assert!(reach.unwrap().starts_with("cannot reach the S3 endpoint"), "{reach:?}");
+        let creds = advice(&generic("Client error with status 403 Forbidden: Forbidden: Invalid signature"));
+        assert!(creds.unwrap().contains("refused the credentials"), "{creds:?}");
+        assert_eq!(advice(&generic("something else on port 4030")), None);
+    }
 
     #[test]
     fn parses_repository_urls() {
