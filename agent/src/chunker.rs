@@ -91,7 +91,7 @@ impl Chunker {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use proptest::prelude::*;
 
@@ -106,7 +106,8 @@ mod tests {
         out
     }
 
-    fn pseudo_random(len: usize, mut state: u64) -> Vec<u8> {
+    /// Seeded xorshift bytes: random-looking, compressible by nothing, the same every run.
+    pub(crate) fn pseudo_random(len: usize, mut state: u64) -> Vec<u8> {
         (0..len)
             .map(|_| {
                 state ^= state << 13;

@@ -65,23 +65,21 @@ impl Packer {
 
     /// Seals `encoded` (the plaintext after compression) and appends it.
     pub fn add(&mut self, id: BlobId, kind: BlobKind, compression: Compression, raw_len: usize, encoded: &[u8]) {
-        let sealed = match (kind, &self.data_key) {
-            (BlobKind::Refs, _) => seal_meta(&self.meta_key, REFS_SEAL_LABEL, encoded),
-            (BlobKind::Data | BlobKind::Tree, Some(k)) => k.seal_blob(&id, kind, encoded),
+        let offset = self.buf.len();
+        match (kind, &self.data_key) {
+            (BlobKind::Refs, _) => self.buf.extend(seal_meta(&self.meta_key, REFS_SEAL_LABEL, encoded)),
+            (BlobKind::Data | BlobKind::Tree, Some(k)) => k.seal_blob_into(&id, kind, encoded, &mut self.buf),
             (_, None) => unreachable!("a pack of copies is never given plaintext"),
-        };
-        self.push(
-            PackBlobEntry {
-                id,
-                kind,
-                compression,
-                key: 0,
-                offset: 0,
-                stored_len: sealed.len() as u32,
-                raw_len: raw_len as u32,
-            },
-            &sealed,
-        );
+        }
+        self.entries.push(PackBlobEntry {
+            id,
+            kind,
+            compression,
+            key: 0,
+            offset: offset as u32,
+            stored_len: (self.buf.len() - offset) as u32,
+            raw_len: raw_len as u32,
+        });
     }
 
     /// Adds a sealed data key this pack's copied blobs refer to; returns its index.

@@ -111,11 +111,8 @@ async fn load_state(repo: &Arc<Repository>, report: &mut PruneReport) -> Result<
         ));
     }
     let segments = repo.load_segments().await?;
-    let mut index = Index::with_condemned(plans.iter().flat_map(|(_, _, p)| p.packs.iter().copied()).collect());
-    for (_, s) in &segments {
-        index.add_segment(s);
-    }
-    let index = Arc::new(index);
+    let condemned = plans.iter().flat_map(|(_, _, p)| p.packs.iter().copied()).collect();
+    let index = Arc::new(Index::build(&condemned, segments.iter().map(|(_, s)| s)));
     let reader = BlobReader::new(repo.clone(), index.clone());
     let roots: Vec<_> = snapshots.iter().map(|(_, s)| (s.tree, s.refs)).collect();
     let reachable = crate::reach::reachable_from(&reader, roots).await?;

@@ -104,11 +104,8 @@ impl Repository {
     }
 
     async fn index_with_condemned(&self, condemned: std::collections::HashSet<ObjectId>) -> Result<Index> {
-        let mut index = Index::with_condemned(condemned);
-        for (_, s) in self.load_segments().await? {
-            index.add_segment(&s);
-        }
-        Ok(index)
+        let segments = self.load_segments().await?;
+        Ok(Index::build(&condemned, segments.iter().map(|(_, s)| s)))
     }
 
     /// Every index segment with its ID.

@@ -69,19 +69,18 @@ impl VerifyReport {
 
 pub async fn verify(repo: std::sync::Arc<Repository>, opts: &VerifyOptions) -> Result<VerifyReport> {
     let mut report = VerifyReport::default();
-    let mut index = Index::default();
-    let mut entries_by_pack: HashMap<ObjectId, Vec<PackBlobEntry>> = HashMap::new();
+    let mut segments = Vec::new();
     for (id, _) in repo.store.list(ObjectKind::Index).await? {
         report.index_segments += 1;
         match repo.load_segment(id).await {
-            Ok(seg) => {
-                index.add_segment(&seg);
-                for p in seg.packs {
-                    entries_by_pack.entry(p.pack_id).or_default().extend(p.blobs);
-                }
-            }
+            Ok(seg) => segments.push(seg),
             Err(e) => report.damage.push(damage(ObjectKind::Index.key(&id), e)),
         }
+    }
+    let index = Index::build(&Default::default(), &segments);
+    let mut entries_by_pack: HashMap<ObjectId, Vec<PackBlobEntry>> = HashMap::new();
+    for p in segments.into_iter().flat_map(|s| s.packs) {
+        entries_by_pack.entry(p.pack_id).or_default().extend(p.blobs);
     }
     report.blobs = index.len();
     let mut snapshots = Vec::new();

@@ -5,7 +5,7 @@
 use std::io::{Read, Write};
 use std::str::FromStr;
 
-use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::aead::{Aead, AeadInPlace, KeyInit, Payload};
 use chacha20poly1305::{ChaCha20Poly1305, XChaCha20Poly1305};
 use rand::RngCore;
 use zeroize::{Zeroize, ZeroizeOnDrop};
@@ -175,11 +175,20 @@ impl DataKey {
     /// reveals only that it is the same). Because the nonce does not depend on where the
     /// blob lies, prune can copy sealed blobs into a new pack without a recovery identity.
     pub fn seal_blob(&self, id: &BlobId, kind: BlobKind, plaintext: &[u8]) -> Vec<u8> {
+        let mut sealed = Vec::with_capacity(plaintext.len() + 16);
+        self.seal_blob_into(id, kind, plaintext, &mut sealed);
+        sealed
+    }
+
+    /// `seal_blob`, appending to `out` (a pack being filled) instead of allocating.
+    pub fn seal_blob_into(&self, id: &BlobId, kind: BlobKind, plaintext: &[u8], out: &mut Vec<u8>) {
         let cipher = ChaCha20Poly1305::new((&self.0).into());
-        let aad = blob_aad(id, kind);
-        cipher
-            .encrypt(&blob_nonce(id).into(), Payload { msg: plaintext, aad: &aad })
-            .expect("ChaCha20Poly1305 encryption of a bounded buffer cannot fail")
+        let start = out.len();
+        out.extend_from_slice(plaintext);
+        let tag = cipher
+            .encrypt_in_place_detached(&blob_nonce(id).into(), &blob_aad(id, kind), &mut out[start..])
+            .expect("ChaCha20Poly1305 encryption of a bounded buffer cannot fail");
+        out.extend_from_slice(&tag);
     }
 
     pub fn open_blob(&self, id: &BlobId, kind: BlobKind, sealed: &[u8]) -> Result<Vec<u8>> {
@@ -247,6 +256,20 @@ mod tests {
         assert!(k.open_blob(&BlobId([8; 32]), BlobKind::Data, &sealed).is_err());
         assert!(k.open_blob(&id, BlobKind::Tree, &sealed).is_err());
         assert!(DataKey::random().open_blob(&id, BlobKind::Data, &sealed).is_err());
+    }
+
+    #[test]
+    fn sealing_into_a_pack_is_the_standard_aead_output_appended() {
+        let k = DataKey::random();
+        let id = BlobId([9; 32]);
+        let standard = ChaCha20Poly1305::new((&k.0).into())
+            .encrypt(&blob_nonce(&id).into(), Payload { msg: b"a scan", aad: &blob_aad(&id, BlobKind::Tree) })
+            .unwrap();
+        let mut pack = b"earlier blobs".to_vec();
+        k.seal_blob_into(&id, BlobKind::Tree, b"a scan", &mut pack);
+        assert_eq!(&pack[..13], b"earlier blobs");
+        assert_eq!(pack[13..], standard[..]);
+        assert_eq!(k.seal_blob(&id, BlobKind::Tree, b"a scan"), standard);
     }
 
     #[test]

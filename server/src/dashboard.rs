@@ -10,9 +10,8 @@
 use std::fmt::Write;
 
 use arka_proto::server::Refusal;
-pub use arka_proto::status::esc;
 use arka_proto::status::{
-    ago, every, human_bytes, human_duration, thousands, AgentStatus, SourceKind, SourceState, TargetRole,
+    ago, esc, every, human_bytes, human_duration, thousands, AgentStatus, SourceKind, SourceState, TargetRole,
 };
 use arka_proto::{SourceStatus, TargetStatus};
 use jiff::tz::TimeZone;

@@ -3,7 +3,8 @@
 //! large the backup, and every core has work.
 //!
 //! Stages: one walker thread (read, chunk, hash, dedup), one worker thread per core
-//! (compress, seal, pack), and an async uploader with a bounded number of packs in flight.
+//! (compress, then seal into the one pack being filled), and an async uploader with a
+//! bounded number of packs in flight.
 //! Write order is packs, then index, then snapshot, so a crash anywhere leaves no listed
 //! snapshot with missing data; index segments are also written every few packs, so an
 //! interrupted backup's uploads are reused by the next run.
@@ -13,7 +14,7 @@ mod walk;
 
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use futures::StreamExt;
@@ -34,7 +35,7 @@ use crate::store::ObjectKind;
 use walk::Walker;
 
 /// Blobs waiting for a worker. With chunks of at most 8 MiB this bounds the queue's memory.
-const BLOB_QUEUE: usize = 8;
+const BLOB_QUEUE: usize = 4;
 /// Closed packs waiting for, and in, upload.
 const PACK_QUEUE: usize = 1;
 const UPLOADS_IN_FLIGHT: usize = 2;
@@ -92,13 +93,14 @@ pub async fn run(repo: Arc<Repository>, source: Source, opts: BackupOptions) -> 
 
     let (job_tx, job_rx) = crossbeam_channel::bounded::<BlobJob>(BLOB_QUEUE);
     let (pack_tx, pack_rx) = tokio::sync::mpsc::channel::<FinishedPack>(PACK_QUEUE);
+    let shared_pack = Arc::new(Mutex::new(new_packer(&repo)));
     let workers: Vec<_> = (0..worker_count())
         .map(|_| {
-            let (rx, tx, repo) = (job_rx.clone(), pack_tx.clone(), repo.clone());
-            std::thread::spawn(move || pack_worker(&repo, rx, tx))
+            let (rx, tx, repo, shared) = (job_rx.clone(), pack_tx.clone(), repo.clone(), shared_pack.clone());
+            std::thread::spawn(move || pack_worker(&repo, &shared, rx, tx))
         })
         .collect();
-    drop((job_rx, pack_tx));
+    drop(job_rx);
     let uploader = tokio::spawn(upload_packs(repo.clone(), pack_rx, opts.progress.clone()));
 
     let (source_kind, source_names, cache_file) = describe(&repo, &source, opts.cache_dir.as_deref());
@@ -121,9 +123,16 @@ pub async fn run(repo: Arc<Repository>, source: Source, opts: BackupOptions) -> 
     })
     .await
     .map_err(|e| Error::Internal(e.to_string()))?;
-    tokio::task::spawn_blocking(move || workers.into_iter().for_each(|w| w.join().expect("pack worker panicked")))
-        .await
-        .map_err(|e| Error::Internal(e.to_string()))?;
+    tokio::task::spawn_blocking(move || {
+        workers.into_iter().for_each(|w| w.join().expect("pack worker panicked"));
+        // The workers are gone, and with them every other handle on the shared pack.
+        let last = Arc::into_inner(shared_pack).and_then(|m| m.into_inner().ok());
+        if let Some(last) = last.filter(|p| !p.is_empty()) {
+            let _ = pack_tx.blocking_send(last.finish());
+        }
+    })
+    .await
+    .map_err(|e| Error::Internal(e.to_string()))?;
     let uploaded = uploader.await.map_err(|e| Error::Internal(e.to_string()))?;
 
     let (root, mut stats, problems, new_cache) = walked;
@@ -196,29 +205,35 @@ fn describe(
     }
 }
 
-/// A worker: compresses and seals blobs into its own pack, and hands full packs on.
+/// A worker: compresses blobs, then seals them into the pack the workers share, and hands
+/// full packs on. Compression, the costly part, runs in parallel; sealing and appending
+/// take the lock briefly. One shared pack instead of one per worker keeps a pack's worth
+/// of memory (16 MiB) per worker out of the backup's peak.
 fn pack_worker(
     repo: &Repository,
+    shared: &Mutex<Packer>,
     jobs: crossbeam_channel::Receiver<BlobJob>,
     packs: tokio::sync::mpsc::Sender<FinishedPack>,
 ) {
     let target = repo.config.pack_size as usize;
-    let new_packer = || Packer::new(&repo.recipients, *repo.key.meta_key(), target + (1 << 20));
     let mut compressor = Compressor::new(repo.config.zstd_level);
-    let mut packer = new_packer();
     for job in jobs {
         let (compression, compressed) = compressor.encode(&job.data);
-        packer.add(job.id, job.kind, compression, job.data.len(), compressed.as_deref().unwrap_or(&job.data));
-        if packer.len() >= target {
-            let full = std::mem::replace(&mut packer, new_packer());
+        let full = {
+            let mut packer = shared.lock().expect("no panics while locked");
+            packer.add(job.id, job.kind, compression, job.data.len(), compressed.as_deref().unwrap_or(&job.data));
+            (packer.len() >= target).then(|| std::mem::replace(&mut *packer, new_packer(repo)))
+        };
+        if let Some(full) = full {
             if packs.blocking_send(full.finish()).is_err() {
                 return; // the uploader failed; its error is reported
             }
         }
     }
-    if !packer.is_empty() {
-        let _ = packs.blocking_send(packer.finish());
-    }
+}
+
+fn new_packer(repo: &Repository) -> Packer {
+    Packer::new(&repo.recipients, *repo.key.meta_key(), repo.config.pack_size as usize + (1 << 20))
 }
 
 /// Uploads packs with bounded concurrency and indexes them. Returns the bytes stored.

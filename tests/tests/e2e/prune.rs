@@ -35,7 +35,7 @@ fn verify_all(fx: &Fixture) {
     fx.arka(args).ok();
 }
 
-fn bytes_under(dir: &Path) -> u64 {
+pub(crate) fn bytes_under(dir: &Path) -> u64 {
     walk_files(dir).iter().map(|p| std::fs::metadata(p).unwrap().len()).sum()
 }
 

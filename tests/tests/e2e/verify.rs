@@ -49,7 +49,10 @@ fn bit_rot_is_found_and_traced_to_files_and_unaffected_files_still_restore() {
     let (fx, src) = small_pack_fixture();
     let victim = packs(&fx).into_iter().max_by_key(|p| std::fs::metadata(p).unwrap().len()).unwrap();
     let len = std::fs::metadata(&victim).unwrap().len();
-    flip_byte(&victim, len / 2);
+    // A quarter in, not half: the workers fill one pack together, so the small tree and
+    // reference blobs written last can sit between two scans, at the middle of the pack;
+    // a quarter in is inside the first scan's blob.
+    flip_byte(&victim, len / 4);
 
     let report = verify(&fx, &["--read-data"], false).expect_code(1).json();
     let key = victim.strip_prefix(&fx.repo).unwrap().to_string_lossy().into_owned();
