@@ -5,8 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use arka_proto::crypto::open_meta;
-use arka_proto::pack::{self, BlobKind, Compression};
-use arka_proto::tree::REFS_SEAL_LABEL;
+use arka_proto::pack::{self, Compression};
 use arka_proto::{BlobId, DataKey, ObjectId};
 
 use crate::error::{Error, Result};
@@ -148,7 +147,7 @@ fn decompress(compression: Compression, raw_len: u32, encoded: &[u8]) -> std::re
 
 /// Opens one sealed blob read from `pack_key` and checks its content against its ID.
 /// `data_key` is needed for Data and Tree blobs (a recovery identity unwrapped it);
-/// Refs blobs open with the agent key alone.
+/// Refs and List blobs open with the agent key alone.
 pub fn open_blob(
     agent_key: &arka_proto::AgentKey,
     data_key: Option<&DataKey>,
@@ -159,8 +158,8 @@ pub fn open_blob(
 ) -> Result<Vec<u8>> {
     let corrupt =
         |reason: String| Error::Corrupt { key: pack_key.into(), reason: format!("blob {}: {reason}", id.short()) };
-    let opened = match (loc.kind, data_key) {
-        (BlobKind::Refs, _) => open_meta(agent_key.meta_key(), REFS_SEAL_LABEL, sealed),
+    let opened = match (loc.kind.meta_seal_label(), data_key) {
+        (Some(label), _) => open_meta(agent_key.meta_key(), label, sealed),
         (_, Some(k)) => k.open_blob(id, loc.kind, sealed),
         (_, None) => return Err(Error::Usage("reading file contents needs a recovery identity".into())),
     }
@@ -253,9 +252,9 @@ impl BlobReader {
         let loc = self.location(id)?;
         let (pack_id, pack_len) = self.index.pack_of(&loc);
         let key = ObjectKind::Pack.key(&pack_id);
-        let data_key = match loc.kind {
-            BlobKind::Refs => None,
-            _ => Some(self.pack_data_key(&pack_id, pack_len, loc.key).await?),
+        let data_key = match loc.kind.meta_seal_label() {
+            Some(_) => None,
+            None => Some(self.pack_data_key(&pack_id, pack_len, loc.key).await?),
         };
         let sealed = self.sealed_bytes(pack_id, pack_len, &loc).await?;
         let repo = self.repo.clone();

@@ -8,6 +8,7 @@ pub mod backup;
 pub mod blob;
 pub mod chunker;
 pub mod cli;
+pub mod content;
 pub mod daemon;
 pub mod erase;
 pub mod error;

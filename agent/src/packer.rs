@@ -4,7 +4,6 @@
 
 use arka_proto::crypto::seal_meta;
 use arka_proto::pack::{self, BlobKind, Compression, PackBlobEntry};
-use arka_proto::tree::REFS_SEAL_LABEL;
 use arka_proto::{BlobId, DataKey, ObjectId, Recipients};
 
 pub struct Packer {
@@ -66,9 +65,9 @@ impl Packer {
     /// Seals `encoded` (the plaintext after compression) and appends it.
     pub fn add(&mut self, id: BlobId, kind: BlobKind, compression: Compression, raw_len: usize, encoded: &[u8]) {
         let offset = self.buf.len();
-        match (kind, &self.data_key) {
-            (BlobKind::Refs, _) => self.buf.extend(seal_meta(&self.meta_key, REFS_SEAL_LABEL, encoded)),
-            (BlobKind::Data | BlobKind::Tree, Some(k)) => k.seal_blob_into(&id, kind, encoded, &mut self.buf),
+        match (kind.meta_seal_label(), &self.data_key) {
+            (Some(label), _) => self.buf.extend(seal_meta(&self.meta_key, label, encoded)),
+            (None, Some(k)) => k.seal_blob_into(&id, kind, encoded, &mut self.buf),
             (_, None) => unreachable!("a pack of copies is never given plaintext"),
         }
         self.entries.push(PackBlobEntry {

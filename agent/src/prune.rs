@@ -354,7 +354,7 @@ async fn repack(
                 key: key.clone(),
                 reason: format!("blob {} lies past the end", e.id.short()),
             })?;
-            if e.kind != arka_proto::BlobKind::Refs {
+            if e.kind.meta_seal_label().is_none() {
                 let sealed_key = sealed_keys.get(e.key as usize).ok_or_else(|| Error::Corrupt {
                     key: key.clone(),
                     reason: format!("blob {} names a data key the pack lacks", e.id.short()),

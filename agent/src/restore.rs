@@ -12,6 +12,7 @@ use futures::{StreamExt, TryStreamExt};
 use arka_proto::{BlobId, Node, NodeKind, Snapshot, Tree};
 
 use crate::blob::BlobReader;
+use crate::content::content_ids;
 use crate::error::{Error, Result};
 use crate::platform::{apply_permissions, name_from_bytes, ns_to_time, symlink};
 use crate::progress::Progress;
@@ -228,13 +229,14 @@ async fn write_file(
     progress: &Progress,
 ) -> Result<()> {
     let mut file = std::fs::File::create(tmp).map_err(|e| Error::io(tmp, e))?;
-    let mut blobs = futures::stream::iter(&node.content)
+    let mut blobs = std::pin::pin!(content_ids(reader, node)
         .map(|id| async move {
-            let mib = reader.location(id)?.raw_len.div_ceil(1 << 20).clamp(1, BUFFER_BUDGET_MIB);
+            let id = id?;
+            let mib = reader.location(&id)?.raw_len.div_ceil(1 << 20).clamp(1, BUFFER_BUDGET_MIB);
             let permit = budget.acquire_many(mib).await.map_err(|e| Error::Internal(e.to_string()))?;
-            Ok::<_, Error>((reader.read(id).await?, permit))
+            Ok::<_, Error>((reader.read(&id).await?, permit))
         })
-        .buffered(BLOBS_AHEAD);
+        .buffered(BLOBS_AHEAD));
     let mut written = 0u64;
     while let Some((data, _permit)) = blobs.try_next().await? {
         tokio::task::block_in_place(|| {
@@ -268,7 +270,9 @@ pub async fn dump(reader: &BlobReader, node: &Node, out: &mut (impl Write + Send
     if node.kind != NodeKind::File {
         return Err(Error::Usage(format!("{:?} is not a file", String::from_utf8_lossy(&node.name))));
     }
-    let mut blobs = futures::stream::iter(&node.content).map(|id| reader.read(id)).buffered(BLOBS_AHEAD);
+    let mut blobs = std::pin::pin!(content_ids(reader, node)
+        .map(|id| async move { reader.read(&id?).await })
+        .buffered(BLOBS_AHEAD));
     let mut n = 0u64;
     while let Some(data) = blobs.try_next().await? {
         tokio::task::block_in_place(|| out.write_all(&data)).map_err(|e| Error::io("standard output", e))?;

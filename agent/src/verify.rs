@@ -239,14 +239,14 @@ async fn read_pack(
     };
     for e in &indexed {
         let loc = Location::from(e);
-        // Reference lists are sealed under the metadata key: they need no data key.
-        let data_key = match e.kind {
-            pack::BlobKind::Refs => None,
-            _ => data_keys.get(e.key as usize),
+        // Reference and content lists are sealed under the metadata key: they need no data key.
+        let data_key = match e.kind.meta_seal_label() {
+            Some(_) => None,
+            None => data_keys.get(e.key as usize),
         };
         let opened = match (bytes.get(e.offset as usize..e.end() as usize), data_key) {
             (Some(sealed), Some(data_key)) => open_blob(&repo.key, Some(data_key), &key, &e.id, &loc, sealed),
-            (Some(sealed), None) if e.kind == pack::BlobKind::Refs => {
+            (Some(sealed), None) if e.kind.meta_seal_label().is_some() => {
                 open_blob(&repo.key, None, &key, &e.id, &loc, sealed)
             }
             (None, _) => {
@@ -317,6 +317,9 @@ impl Reachability<'_> {
                         for (sub_tree, sub_refs) in list.subtrees {
                             ok &= self.subtree_ok(sub_tree, sub_refs, memo, missing).await;
                         }
+                        for content in list.lists {
+                            ok &= self.content_list_ok(content, memo, missing).await;
+                        }
                     }
                     Err(e) => {
                         missing
@@ -330,6 +333,30 @@ impl Reachability<'_> {
         })
     }
 
+    /// Whether a content list and every blob it names are intact; memoised like subtrees,
+    /// since an hourly dump shares most of its lists with the hour before.
+    async fn content_list_ok(&self, id: BlobId, memo: &mut HashMap<BlobId, bool>, missing: &mut Vec<Damage>) -> bool {
+        if let Some(&known) = memo.get(&id) {
+            return known;
+        }
+        let mut ok = self.blob_ok(&id, missing);
+        if ok {
+            match crate::content::read_list(self.reader, &id).await {
+                Ok(list) => {
+                    for d in &list.data {
+                        ok &= self.blob_ok(d, missing);
+                    }
+                }
+                Err(e) => {
+                    missing.push(Damage { object: format!("content list {}", id.short()), reason: e.to_string() });
+                    ok = false;
+                }
+            }
+        }
+        memo.insert(id, ok);
+        ok
+    }
+
     async fn read_refs(&self, id: &BlobId) -> Result<TreeRefs> {
         let plain = self.reader.read(id).await?;
         TreeRefs::decode(&plain)
@@ -338,16 +365,31 @@ impl Reachability<'_> {
 
     /// With a recovery identity: the paths of a broken snapshot's files whose data is damaged.
     async fn damaged_files(&self, snap: &Snapshot) -> Vec<String> {
-        match crate::restore::walk(self.reader, snap, None).await {
-            Ok(entries) => entries
-                .iter()
-                .filter(|e| {
-                    e.node.kind == arka_proto::NodeKind::File && e.node.content.iter().any(|id| self.damaged(id))
-                })
-                .map(|e| e.display_path())
-                .collect(),
-            Err(e) => vec![format!("(the directory tree itself is damaged: {e})")],
+        let entries = match crate::restore::walk(self.reader, snap, None).await {
+            Ok(entries) => entries,
+            Err(e) => return vec![format!("(the directory tree itself is damaged: {e})")],
+        };
+        let mut files = Vec::new();
+        for e in entries.iter().filter(|e| e.node.kind == arka_proto::NodeKind::File) {
+            if self.file_damaged(&e.node).await {
+                files.push(e.display_path());
+            }
         }
+        files
+    }
+
+    async fn file_damaged(&self, node: &arka_proto::Node) -> bool {
+        if node.content.iter().chain(&node.lists).any(|id| self.damaged(id)) {
+            return true;
+        }
+        let mut ids = std::pin::pin!(crate::content::content_ids(self.reader, node).skip(node.content.len()));
+        while let Some(id) = ids.next().await {
+            match id {
+                Ok(id) if !self.damaged(&id) => {}
+                _ => return true,
+            }
+        }
+        false
     }
 }
 

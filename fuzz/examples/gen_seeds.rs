@@ -14,7 +14,7 @@ use arka_fuzz::{table_plaintext, PackLayout, AUDIT_LABEL, INDEX_LABEL, KEY, PACK
 use arka_proto::{
     audit, codec, index, pack, plan, snapshot, AgentKey, BlobId, BlobKind, ChunkerParams, Compression, IndexSegment, Node,
     NodeKind, ObjectId, PackBlobEntry, PackIndex, PrunePlan, RecoveryIdentities, RepoConfig, RepoId, Snapshot, SnapshotStats,
-    Tree, TreeRefs,
+    ContentList, Tree, TreeRefs,
 };
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::XChaCha20Poly1305;
@@ -65,6 +65,7 @@ fn node(name: &[u8], kind: NodeKind) -> Node {
         attributes: None,
         size: 0,
         content: vec![],
+        lists: vec![],
         subtree: None,
         target: None,
     }
@@ -174,6 +175,7 @@ fn main() {
     let tree = Tree {
         nodes: vec![
             Node { size: 4096, content: vec![BlobId([3; 32]), BlobId([4; 32])], ..node(b"scan.dcm", NodeKind::File) },
+            Node { size: 1 << 36, lists: vec![BlobId([10; 32])], ..node(b"clinic.sql", NodeKind::File) },
             Node { mode: Some(0o40755), subtree: Some(BlobId([5; 32])), ..node(b"sub", NodeKind::Dir) },
             Node {
                 mode: None,
@@ -188,10 +190,16 @@ fn main() {
     assert_eq!(Tree::decode(&tree.encode()).unwrap(), tree);
     s.put("tree", "tree", &tree.encode());
     s.put("tree", "tree-empty", &Tree::default().encode());
-    let refs =
-        TreeRefs { data: vec![BlobId([3; 32]), BlobId([4; 32])], subtrees: vec![(BlobId([5; 32]), BlobId([6; 32]))] };
+    let refs = TreeRefs {
+        data: vec![BlobId([3; 32]), BlobId([4; 32])],
+        subtrees: vec![(BlobId([5; 32]), BlobId([6; 32]))],
+        lists: vec![BlobId([7; 32])],
+    };
     assert_eq!(TreeRefs::decode(&refs.encode()).unwrap(), refs);
     s.put("tree", "refs", &refs.encode());
+    let list = ContentList { data: vec![BlobId([8; 32]), BlobId([9; 32])] };
+    assert_eq!(ContentList::decode(&list.encode()).unwrap(), list);
+    s.put("tree", "content-list", &list.encode());
 
     // audit: a first record and a later one, sealed and plaintext CBOR.
     let first = arka_proto::AuditRecord {

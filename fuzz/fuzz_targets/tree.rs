@@ -1,8 +1,8 @@
-//! Tree blobs (CBOR) and reference lists (fixed layout): both are plaintexts after their
-//! blob is opened, so the input is fed to the decoders directly.
+//! Tree blobs (CBOR), reference lists and content lists (fixed layouts): all are plaintexts
+//! after their blob is opened, so the input is fed to the decoders directly.
 #![no_main]
 
-use arka_proto::{Tree, TreeRefs};
+use arka_proto::{ContentList, Tree, TreeRefs};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -20,5 +20,9 @@ fuzz_target!(|data: &[u8]| {
         // The layout is canonical: anything accepted re-encodes to itself.
         assert_eq!(bytes, data, "accepted a non-canonical reference list");
         assert_eq!(TreeRefs::decode(&bytes).unwrap(), refs);
+    }
+
+    if let Ok(list) = ContentList::decode(data) {
+        assert_eq!(list.encode(), data, "accepted a non-canonical content list");
     }
 });

@@ -59,6 +59,9 @@ impl AgentKey {
             BlobKind::Data => blake3::Hasher::new_keyed(&self.chunk_key),
             BlobKind::Tree => blake3::Hasher::new_keyed(&self.derived("arka 2026 tree blob id", &self.chunk_key)),
             BlobKind::Refs => blake3::Hasher::new_keyed(&self.derived("arka 2026 refs blob id", &self.chunk_key)),
+            BlobKind::List => {
+                blake3::Hasher::new_keyed(&self.derived("arka 2026 content list blob id", &self.chunk_key))
+            }
         }
     }
 

@@ -34,7 +34,7 @@ pub use snapshot::{Snapshot, SnapshotStats};
 pub use status::{
     AgentStatus, MaintenanceStatus, RunOutcome, SourceKind, SourceState, SourceStatus, TargetRole, TargetStatus,
 };
-pub use tree::{Node, NodeKind, Tree, TreeRefs};
+pub use tree::{ContentList, Node, NodeKind, Tree, TreeRefs};
 
 /// The repository format version this build writes. Readers accept every version listed
 /// in `docs/FORMAT.md` up to this one.

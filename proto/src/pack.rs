@@ -37,6 +37,9 @@ pub enum BlobKind {
     /// The blob IDs a tree references; sealed under the metadata key so that prune and
     /// verify can walk reachability without a recovery identity.
     Refs = 3,
+    /// A run of one file's content blob IDs (`tree::ContentList`), for files too long to
+    /// list inline; sealed under the metadata key, like Refs, so reachability can follow it.
+    List = 4,
 }
 
 impl BlobKind {
@@ -45,7 +48,18 @@ impl BlobKind {
             1 => Ok(Self::Data),
             2 => Ok(Self::Tree),
             3 => Ok(Self::Refs),
+            4 => Ok(Self::List),
             _ => Err(Error::Malformed { what: "blob entry", reason: format!("unknown blob kind {b}") }),
+        }
+    }
+
+    /// The associated data of a kind sealed under the metadata key (readable with the
+    /// agent key), or `None` for kinds sealed under a pack data key (a recovery identity's).
+    pub fn meta_seal_label(self) -> Option<&'static str> {
+        match self {
+            Self::Data | Self::Tree => None,
+            Self::Refs => Some(crate::tree::REFS_SEAL_LABEL),
+            Self::List => Some(crate::tree::LIST_SEAL_LABEL),
         }
     }
 }
@@ -223,7 +237,8 @@ pub fn decode_table(meta_key: &[u8; 32], pack: &[u8]) -> Result<Vec<PackBlobEntr
             return Err(Error::Malformed { what: "pack table", reason: "blob outside the pack's blob area".into() });
         }
         let key_ok = match e.kind {
-            BlobKind::Refs => e.key == 0, // sealed under the metadata key, not a data key
+            // Sealed under the metadata key, not a data key.
+            BlobKind::Refs | BlobKind::List => e.key == 0,
             BlobKind::Data | BlobKind::Tree => (e.key as usize) < key_count,
         };
         if !key_ok {
@@ -246,7 +261,7 @@ mod tests {
                 id: BlobId(id),
                 kind: BlobKind::from_u8(k).unwrap(),
                 compression: Compression::from_u8(c).unwrap(),
-                key: if k == BlobKind::Refs as u8 { 0 } else { key },
+                key: if BlobKind::from_u8(k).unwrap().meta_seal_label().is_some() { 0 } else { key },
                 offset: 200 + off,
                 stored_len: len,
                 raw_len: raw,

@@ -4,7 +4,9 @@
 //! directory's entries with names and metadata: names are personal data, so only a
 //! recovery identity can read them. Its reference list (kind Refs, sealed under the
 //! metadata key) holds only the blob IDs the tree reaches, so prune and structural verify
-//! can walk reachability with the agent key alone.
+//! can walk reachability with the agent key alone. A file too long to list its content
+//! inline lists it in pieces instead (kind List, also under the metadata key), so no tree,
+//! reference list or writer's memory grows with one file's length.
 
 use serde::{Deserialize, Serialize};
 
@@ -43,9 +45,13 @@ pub struct Node {
     /// File size in bytes (files only).
     #[serde(default)]
     pub size: u64,
-    /// Content blobs in order (files only).
+    /// Content blobs in order (files only), when listed inline.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub content: Vec<BlobId>,
+    /// Otherwise: the `ContentList` blobs that list the content blobs, in order (files only;
+    /// never together with `content`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lists: Vec<BlobId>,
     /// The subdirectory's tree blob (directories only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subtree: Option<BlobId>,
@@ -68,6 +74,12 @@ impl Tree {
     pub fn decode(bytes: &[u8]) -> Result<Self> {
         let tree: Tree = codec::from_cbor(bytes, "tree")?;
         for n in &tree.nodes {
+            if !n.content.is_empty() && !n.lists.is_empty() {
+                return Err(Error::Malformed {
+                    what: "tree",
+                    reason: "an entry lists its content both inline and in pieces".into(),
+                });
+            }
             let bad_name = n.name.is_empty()
                 || n.name == b"."
                 || n.name == b".."
@@ -89,42 +101,82 @@ impl Tree {
 /// (`crypto::seal_meta`) rather than a pack's data key.
 pub const REFS_SEAL_LABEL: &str = "arka refs v1";
 
-/// The blob IDs one tree reaches directly: its files' content blobs and, for each
-/// subdirectory, the subtree's ID and the subtree's own reference list.
+/// Associated data of content-list blobs, sealed under the metadata key like reference lists.
+pub const LIST_SEAL_LABEL: &str = "arka content list v1";
+
+/// The blob IDs one tree reaches directly: its files' inline content blobs; for each
+/// subdirectory, the subtree's ID and the subtree's own reference list; and its files'
+/// content-list blobs, whose entries are reached too.
 ///
 /// ```text
-/// data_count:u32 data_id[32]*  subtree_count:u32 { tree_id[32] refs_id[32] }*
+/// data_count:u32 data_id[32]*  subtree_count:u32 { tree_id[32] refs_id[32] }*  list_count:u32 list_id[32]*
 /// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TreeRefs {
     pub data: Vec<BlobId>,
     pub subtrees: Vec<(BlobId, BlobId)>,
+    pub lists: Vec<BlobId>,
 }
 
 impl TreeRefs {
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(8 + 32 * self.data.len() + 64 * self.subtrees.len());
-        out.extend_from_slice(&(self.data.len() as u32).to_le_bytes());
-        for id in &self.data {
-            out.extend_from_slice(&id.0);
-        }
+        let mut out = Vec::with_capacity(12 + 32 * (self.data.len() + 2 * self.subtrees.len() + self.lists.len()));
+        put_ids(&mut out, &self.data);
         out.extend_from_slice(&(self.subtrees.len() as u32).to_le_bytes());
         for (t, r) in &self.subtrees {
             out.extend_from_slice(&t.0);
             out.extend_from_slice(&r.0);
         }
+        put_ids(&mut out, &self.lists);
         out
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Self> {
         let mut r = Reader::new(bytes, "reference list");
-        let n = r.count(32)?;
-        let data = (0..n).map(|_| r.array().map(BlobId)).collect::<Result<_>>()?;
+        let data = take_ids(&mut r)?;
         let m = r.count(64)?;
         let subtrees = (0..m).map(|_| Ok((BlobId(r.array()?), BlobId(r.array()?)))).collect::<Result<_>>()?;
+        let lists = take_ids(&mut r)?;
         r.finish()?;
-        Ok(Self { data, subtrees })
+        Ok(Self { data, subtrees, lists })
     }
+}
+
+/// A piece of one file's content listing: consecutive content blob IDs.
+///
+/// ```text
+/// count:u32 data_id[32]*count
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ContentList {
+    pub data: Vec<BlobId>,
+}
+
+impl ContentList {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(4 + 32 * self.data.len());
+        put_ids(&mut out, &self.data);
+        out
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Self> {
+        let mut r = Reader::new(bytes, "content list");
+        let data = take_ids(&mut r)?;
+        r.finish()?;
+        Ok(Self { data })
+    }
+}
+
+fn put_ids(out: &mut Vec<u8>, ids: &[BlobId]) {
+    out.extend_from_slice(&(ids.len() as u32).to_le_bytes());
+    for id in ids {
+        out.extend_from_slice(&id.0);
+    }
+}
+
+fn take_ids(r: &mut Reader) -> Result<Vec<BlobId>> {
+    let n = r.count(32)?;
+    (0..n).map(|_| r.array().map(BlobId)).collect()
 }
 
 #[cfg(test)]
@@ -152,7 +204,12 @@ mod tests {
                 gid: None,
                 attributes: None,
                 size,
-                content: content.into_iter().map(BlobId).collect(),
+                content: if k == 0 && size % 2 == 1 {
+                    Vec::new()
+                } else {
+                    content.iter().copied().map(BlobId).collect()
+                },
+                lists: if k == 0 && size % 2 == 1 { content.into_iter().map(BlobId).collect() } else { Vec::new() },
                 subtree: (k == 1).then_some(BlobId([3; 32])),
                 target,
             })
@@ -166,17 +223,33 @@ mod tests {
         }
 
         #[test]
-        fn refs_round_trip(data in proptest::collection::vec(any::<[u8; 32]>(), 0..10), subs in proptest::collection::vec((any::<[u8; 32]>(), any::<[u8; 32]>()), 0..5)) {
-            let r = TreeRefs { data: data.into_iter().map(BlobId).collect(), subtrees: subs.into_iter().map(|(a, b)| (BlobId(a), BlobId(b))).collect() };
+        fn refs_round_trip(data in proptest::collection::vec(any::<[u8; 32]>(), 0..10), subs in proptest::collection::vec((any::<[u8; 32]>(), any::<[u8; 32]>()), 0..5), lists in proptest::collection::vec(any::<[u8; 32]>(), 0..5)) {
+            let r = TreeRefs {
+                data: data.into_iter().map(BlobId).collect(),
+                subtrees: subs.into_iter().map(|(a, b)| (BlobId(a), BlobId(b))).collect(),
+                lists: lists.into_iter().map(BlobId).collect(),
+            };
             let bytes = r.encode();
             prop_assert_eq!(TreeRefs::decode(&bytes).unwrap(), r);
             prop_assert!(TreeRefs::decode(&bytes[..bytes.len() - 1]).is_err());
         }
 
         #[test]
+        fn content_lists_round_trip(data in proptest::collection::vec(any::<[u8; 32]>(), 0..20)) {
+            let l = ContentList { data: data.into_iter().map(BlobId).collect() };
+            let bytes = l.encode();
+            prop_assert_eq!(ContentList::decode(&bytes).unwrap(), l);
+            prop_assert!(ContentList::decode(&bytes[..bytes.len() - 1]).is_err());
+            let mut longer = bytes.clone();
+            longer.push(0);
+            prop_assert!(ContentList::decode(&longer).is_err());
+        }
+
+        #[test]
         fn garbage_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
             let _ = Tree::decode(&bytes);
             let _ = TreeRefs::decode(&bytes);
+            let _ = ContentList::decode(&bytes);
         }
     }
 
@@ -194,11 +267,33 @@ mod tests {
                     attributes: None,
                     size: 0,
                     content: vec![],
+                    lists: vec![],
                     subtree: None,
                     target: None,
                 }],
             };
             assert!(Tree::decode(&t.encode()).is_err(), "{name:?}");
         }
+    }
+
+    #[test]
+    fn content_inline_and_in_pieces_at_once_is_refused() {
+        let node = Node {
+            name: b"dump.sql".to_vec(),
+            kind: NodeKind::File,
+            mode: None,
+            mtime_ns: 0,
+            uid: None,
+            gid: None,
+            attributes: None,
+            size: 2,
+            content: vec![BlobId([1; 32])],
+            lists: vec![BlobId([2; 32])],
+            subtree: None,
+            target: None,
+        };
+        assert!(Tree::decode(&Tree { nodes: vec![node.clone()] }.encode()).is_err());
+        let pieces_only = Node { content: vec![], ..node };
+        assert!(Tree::decode(&Tree { nodes: vec![pieces_only] }.encode()).is_ok());
     }
 }

@@ -18,7 +18,11 @@ pub struct CacheEntry {
     pub mtime_ns: i64,
     pub ctime_ns: i64,
     pub inode: u64,
+    /// Every content blob of the file, also when its listing is in pieces.
     pub content: Vec<BlobId>,
+    /// The file's content lists, if its listing is in pieces.
+    #[serde(default)]
+    pub lists: Vec<BlobId>,
 }
 
 #[derive(Default, Serialize, Deserialize)]
@@ -84,7 +88,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("c.cbor");
         let mut c = FilesCache::default();
-        let e = CacheEntry { size: 1, mtime_ns: 2, ctime_ns: 3, inode: 4, content: vec![BlobId([1; 32])] };
+        let e =
+            CacheEntry { size: 1, mtime_ns: 2, ctime_ns: 3, inode: 4, content: vec![BlobId([1; 32])], lists: vec![] };
         c.insert([7; 16], e.clone());
         c.save(&p).unwrap();
         assert_eq!(FilesCache::load(&p).get(&[7; 16]), Some(&e));

@@ -300,3 +300,6 @@ async fn write_segment(repo: &Repository, pending: &mut IndexSegment) -> Result<
     repo.put_object(ObjectKind::Index, seg.encode(repo.key.meta_key())).await?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;

@@ -18,6 +18,7 @@ use arka_proto::{AgentKey, BlobId, Node, NodeKind, SnapshotStats, Tree, TreeRefs
 use super::files_cache::{CacheEntry, FilesCache};
 use super::{BlobJob, Problem};
 use crate::chunker::Chunker;
+use crate::content::{ContentBuilder, Listing};
 use crate::error::{Error, Result};
 use crate::index::Index;
 use crate::platform::{name_to_bytes, platform_meta, same_name, time_to_ns, top_level_name, PlatformMeta};
@@ -96,17 +97,20 @@ impl Walker {
         Ok(id)
     }
 
-    /// Chunks a stream into data blobs; returns the blob IDs and the byte count.
-    fn store_stream(&mut self, reader: impl Read) -> Result<(Vec<BlobId>, u64), FileError> {
-        let mut ids = Vec::new();
+    /// Chunks a stream into data blobs; returns its listing and byte count. `keep_all`
+    /// also returns every content ID (for the files cache) when the listing is in pieces.
+    fn store_stream(&mut self, reader: impl Read, keep_all: bool) -> Result<(Listing, u64), FileError> {
+        let mut listing = ContentBuilder::new(keep_all);
         let mut fatal = None;
         let mut buf = std::mem::take(&mut self.buf);
         let chunker = self.chunker.clone();
         let result = chunker.chunk_reader(reader, &mut buf, |chunk| {
-            let stored = self.check_cancelled().and_then(|_| self.store_blob(BlobKind::Data, chunk));
+            let stored = self.check_cancelled().and_then(|_| {
+                let id = self.store_blob(BlobKind::Data, chunk)?;
+                listing.push(id, &mut |piece| self.store_blob(BlobKind::List, &piece.encode()))
+            });
             match stored {
-                Ok(id) => {
-                    ids.push(id);
+                Ok(()) => {
                     self.stats.bytes_read += chunk.len() as u64;
                     self.progress.bytes.fetch_add(chunk.len() as u64, Ordering::Relaxed);
                     Ok(())
@@ -121,7 +125,10 @@ impl Walker {
         match (result, fatal) {
             (_, Some(e)) => Err(FileError::Fatal(e)),
             (Err(e), None) => Err(FileError::Unreadable(e)),
-            (Ok(n), None) => Ok((ids, n)),
+            (Ok(n), None) => {
+                let done = listing.finish(&mut |piece| self.store_blob(BlobKind::List, &piece.encode()));
+                Ok((done.map_err(FileError::Fatal)?, n))
+            }
         }
     }
 
@@ -178,6 +185,7 @@ impl Walker {
             attributes: pm.attributes,
             size: 0,
             content: Vec::new(),
+            lists: Vec::new(),
             subtree: None,
             target: None,
         };
@@ -190,8 +198,9 @@ impl Walker {
             self.stats.dirs += 1;
         } else if ft.is_file() {
             match self.file(path, meta, &pm, node.mtime_ns) {
-                Ok((content, size)) => {
-                    node.content = content;
+                Ok((listing, size)) => {
+                    node.content = listing.content;
+                    node.lists = listing.lists;
                     node.size = size;
                     self.stats.files += 1;
                     self.stats.bytes += size;
@@ -262,29 +271,37 @@ impl Walker {
         meta: &Metadata,
         pm: &PlatformMeta,
         mtime_ns: i64,
-    ) -> Result<(Vec<BlobId>, u64), FileError> {
+    ) -> Result<(Listing, u64), FileError> {
         let cache_key = self.key.path_hash(path.as_os_str().as_encoded_bytes());
         if let Some(hit) = self.old_cache.get(&cache_key) {
             let unchanged = hit.size == meta.len()
                 && hit.mtime_ns == mtime_ns
                 && hit.ctime_ns == pm.ctime_ns
                 && hit.inode == pm.inode
-                && hit.content.iter().all(|id| self.known(id));
+                // Every data blob, not only the lists: a content list can outlive in a kept
+                // pack the data it names, once nothing references either.
+                && hit.content.iter().chain(&hit.lists).all(|id| self.known(id));
             if unchanged {
                 let hit = hit.clone();
                 self.progress.bytes.fetch_add(hit.size, Ordering::Relaxed);
-                let out = (hit.content.clone(), hit.size);
+                let listing = match hit.lists.is_empty() {
+                    true => Listing { content: hit.content.clone(), lists: Vec::new(), all: None },
+                    false => Listing { content: Vec::new(), lists: hit.lists.clone(), all: None },
+                };
+                let size = hit.size;
                 self.new_cache.insert(cache_key, hit);
-                return Ok(out);
+                return Ok((listing, size));
             }
         }
         let file = std::fs::File::open(path).map_err(FileError::Unreadable)?;
-        let (content, size) = self.store_stream(file)?;
+        let (mut listing, size) = self.store_stream(file, true)?;
         if mtime_ns < self.cache_cutoff_ns && pm.ctime_ns < self.cache_cutoff_ns && size == meta.len() {
-            let entry = CacheEntry { size, mtime_ns, ctime_ns: pm.ctime_ns, inode: pm.inode, content: content.clone() };
+            let content = listing.all.take().unwrap_or_else(|| listing.content.clone());
+            let lists = listing.lists.clone();
+            let entry = CacheEntry { size, mtime_ns, ctime_ns: pm.ctime_ns, inode: pm.inode, content, lists };
             self.new_cache.insert(cache_key, entry);
         }
-        Ok((content, size))
+        Ok((listing, size))
     }
 
     /// Backs up a command's standard output as one file named `name`. The command's exit
@@ -306,13 +323,13 @@ impl Walker {
             let tail = &all[all.len().saturating_sub(2000)..];
             String::from_utf8_lossy(tail).trim().to_string()
         });
-        let streamed = self.store_stream(stdout);
+        let streamed = self.store_stream(stdout, false);
         if streamed.is_err() {
             let _ = child.kill();
         }
         let status = child.wait().map_err(|e| failed(e.to_string()))?;
         let stderr = stderr_tail.join().unwrap_or_default();
-        let (content, size) = match streamed {
+        let (listing, size) = match streamed {
             Ok(v) => v,
             Err(FileError::Fatal(e)) => return Err(e),
             Err(FileError::Unreadable(e)) => return Err(failed(format!("reading its output failed: {e}"))),
@@ -335,7 +352,8 @@ impl Walker {
             gid: None,
             attributes: None,
             size,
-            content,
+            content: listing.content,
+            lists: listing.lists,
             subtree: None,
             target: None,
         };
@@ -363,12 +381,13 @@ fn shell(command: &str) -> std::process::Command {
 }
 
 /// A directory's tree blob (entries sorted by name) and its reference list (the content
-/// blobs its files use, once each, and its subdirectories): the one encoding every writer
-/// uses, so that identical directories deduplicate.
+/// blobs and content lists its files use, once each, and its subdirectories): the one
+/// encoding every writer uses, so that identical directories deduplicate.
 pub(crate) fn encode_tree(mut nodes: Vec<Node>, subtrees: Vec<(BlobId, BlobId)>) -> Result<(Vec<u8>, Vec<u8>)> {
     nodes.sort_by(|a, b| a.name.cmp(&b.name));
     let mut seen = HashSet::new();
     let data = nodes.iter().flat_map(|n| n.content.iter()).filter(|id| seen.insert(**id)).copied().collect();
+    let lists = nodes.iter().flat_map(|n| n.lists.iter()).filter(|id| seen.insert(**id)).copied().collect();
     let tree = Tree { nodes }.encode();
     if tree.len() > arka_proto::pack::MAX_BLOB_LEN as usize {
         return Err(Error::Usage(format!(
@@ -377,5 +396,5 @@ pub(crate) fn encode_tree(mut nodes: Vec<Node>, subtrees: Vec<(BlobId, BlobId)>)
             arka_proto::pack::MAX_BLOB_LEN
         )));
     }
-    Ok((tree, TreeRefs { data, subtrees }.encode()))
+    Ok((tree, TreeRefs { data, subtrees, lists }.encode()))
 }

@@ -1,0 +1,71 @@
+//! A file long enough to list its content in pieces, backed up through the files cache and
+//! restored: in-crate, because with the default chunk sizes such a file has over 512 MiB.
+
+use std::sync::Arc;
+
+use arka_proto::config::ChunkerParams;
+use arka_proto::{NodeKind, RecoveryIdentities};
+
+use super::{run, BackupOptions, Source};
+use crate::repo::Repository;
+use crate::store::Store;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_file_is_listed_in_pieces_cached_and_restored() {
+    let dir = tempfile::tempdir().unwrap();
+    let identities = RecoveryIdentities::generate();
+    let repo_dir = dir.path().join("repo");
+    let store = || Store::open(repo_dir.to_str().unwrap(), true).unwrap();
+    let (mut repo, _) = Repository::init(store(), &identities.recipients(), None).await.unwrap();
+    // Small chunks, so that 6 MiB make ~3,000 blobs, well over what is listed inline. Only
+    // writers use the sizes; readers follow whatever the listing says.
+    repo.config.chunker_files = ChunkerParams { min: 1024, avg: 2048, max: 8192 };
+    let repo = Arc::new(repo);
+    let src = dir.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    let bytes = crate::chunker::tests::pseudo_random(6 << 20, 7);
+    std::fs::write(src.join("volume.dcm"), &bytes).unwrap();
+    std::fs::write(src.join("note.txt"), b"short").unwrap();
+    // Files changed in the last two seconds are not cached (they may change again unseen).
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+
+    let backup = || {
+        let opts = BackupOptions {
+            hostname: "test".into(),
+            tags: vec![],
+            cache_dir: Some(dir.path().join("cache")),
+            progress: Default::default(),
+        };
+        run(repo.clone(), Source::Paths(vec![src.clone()]), opts)
+    };
+    let first = backup().await.unwrap();
+    let second = backup().await.unwrap();
+    assert!(first.snapshot.stats.bytes_read >= bytes.len() as u64);
+    assert_eq!(second.snapshot.stats.bytes_read, 0, "the unchanged file was read again");
+    assert_eq!(second.snapshot.tree, first.snapshot.tree, "the cached listing differs from the read one");
+
+    let reader_repo = Arc::new(Repository::open_with_identity(store(), identities).await.unwrap());
+    let index = Arc::new(reader_repo.load_index_for_reading().await.unwrap());
+    let reader = Arc::new(crate::blob::BlobReader::new(reader_repo.clone(), index));
+    let entries = crate::restore::walk(&reader, &second.snapshot, None).await.unwrap();
+    let volume = entries.iter().find(|e| e.node.name == b"volume.dcm").unwrap();
+    assert_eq!(volume.node.kind, NodeKind::File);
+    assert!(volume.node.content.is_empty() && volume.node.lists.len() > 10, "{} lists", volume.node.lists.len());
+    let note = entries.iter().find(|e| e.node.name == b"note.txt").unwrap();
+    assert!(note.node.lists.is_empty() && note.node.content.len() == 1);
+
+    let target = dir.path().join("restored");
+    let summary =
+        crate::restore::restore(reader.clone(), &second.snapshot, None, &target, Default::default()).await.unwrap();
+    assert!(summary.damaged.is_empty(), "{:?}", summary.damaged);
+    assert!(std::fs::read(target.join("src/volume.dcm")).unwrap() == bytes, "restored content differs");
+
+    // Reachability (what prune keeps) includes every content list and every blob they name.
+    let reached =
+        crate::reach::reachable_from(&reader, vec![(second.snapshot.tree, second.snapshot.refs)]).await.unwrap();
+    assert!(volume.node.lists.iter().all(|id| reached.contains(id)));
+    let data = crate::content::content_ids(&reader, &volume.node);
+    let ids: Vec<_> = futures::TryStreamExt::try_collect::<Vec<_>>(data).await.unwrap();
+    assert!(ids.len() > crate::content::INLINE_MAX);
+    assert!(ids.iter().all(|id| reached.contains(id)));
+}
