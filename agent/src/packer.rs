@@ -30,9 +30,14 @@ pub struct FinishedPack {
 impl Packer {
     /// A pack for new blobs, sealed under a fresh data key.
     pub fn new(recipients: &Recipients, meta_key: [u8; 32], capacity: usize) -> Self {
+        Self::new_in(recipients, meta_key, Vec::with_capacity(capacity))
+    }
+
+    /// The same, built in `buf` (emptied first), such as a buffer from a pool.
+    pub fn new_in(recipients: &Recipients, meta_key: [u8; 32], mut buf: Vec<u8>) -> Self {
         let data_key = DataKey::random();
         let sealed_keys = vec![recipients.seal(data_key.as_bytes())];
-        let mut buf = Vec::with_capacity(capacity);
+        buf.clear();
         buf.extend(pack::encode_header(&sealed_keys));
         Self { data_key: Some(data_key), sealed_keys, meta_key, header_in_buf: true, buf, entries: Vec::new() }
     }

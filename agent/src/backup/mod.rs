@@ -9,7 +9,9 @@
 //! snapshot with missing data; index segments are also written every few packs, so an
 //! interrupted backup's uploads are reused by the next run.
 
+mod buffers;
 mod files_cache;
+mod queued;
 mod walk;
 
 use std::path::PathBuf;
@@ -32,6 +34,7 @@ use crate::packer::{FinishedPack, Packer};
 use crate::progress::Progress;
 use crate::repo::Repository;
 use crate::store::ObjectKind;
+use buffers::BufferPool;
 use walk::Walker;
 
 /// Blobs waiting for a worker. With chunks of at most 8 MiB this bounds the queue's memory.
@@ -39,8 +42,11 @@ const BLOB_QUEUE: usize = 4;
 /// Closed packs waiting for, and in, upload.
 const PACK_QUEUE: usize = 1;
 const UPLOADS_IN_FLIGHT: usize = 2;
-/// Write an index segment every this many packs, so an interrupted backup loses little...
+/// Write an index segment every this many packs, so an interrupted backup loses little,
+/// or once it names this many blobs (48 bytes each, in memory until written; a pack of a
+/// well-compressed dump holds thousands)...
 const PACKS_PER_SEGMENT: usize = 32;
+const BLOBS_PER_SEGMENT: usize = 16_384;
 /// ...and at the latest this long after a pack was stored: prune takes packs that no
 /// index names, once older than its grace period, for leftovers of a killed backup, so a
 /// long backup that finds little new data must not keep its packs unindexed for hours.
@@ -93,15 +99,17 @@ pub async fn run(repo: Arc<Repository>, source: Source, opts: BackupOptions) -> 
 
     let (job_tx, job_rx) = crossbeam_channel::bounded::<BlobJob>(BLOB_QUEUE);
     let (pack_tx, pack_rx) = tokio::sync::mpsc::channel::<FinishedPack>(PACK_QUEUE);
-    let shared_pack = Arc::new(Mutex::new(new_packer(&repo)));
+    let buffers = BufferPool::new(repo.config.pack_size as usize + (1 << 20));
+    let shared_pack = Arc::new(Mutex::new(new_packer(&repo, &buffers)));
     let workers: Vec<_> = (0..worker_count())
         .map(|_| {
             let (rx, tx, repo, shared) = (job_rx.clone(), pack_tx.clone(), repo.clone(), shared_pack.clone());
-            std::thread::spawn(move || pack_worker(&repo, &shared, rx, tx))
+            let buffers = buffers.clone();
+            std::thread::spawn(move || pack_worker(&repo, &shared, &buffers, rx, tx))
         })
         .collect();
     drop(job_rx);
-    let uploader = tokio::spawn(upload_packs(repo.clone(), pack_rx, opts.progress.clone()));
+    let uploader = tokio::spawn(upload_packs(repo.clone(), pack_rx, buffers, opts.progress.clone()));
 
     let (source_kind, source_names, cache_file) = describe(&repo, &source, opts.cache_dir.as_deref());
     let chunker = Chunker::new(
@@ -212,6 +220,7 @@ fn describe(
 fn pack_worker(
     repo: &Repository,
     shared: &Mutex<Packer>,
+    buffers: &BufferPool,
     jobs: crossbeam_channel::Receiver<BlobJob>,
     packs: tokio::sync::mpsc::Sender<FinishedPack>,
 ) {
@@ -222,7 +231,7 @@ fn pack_worker(
         let full = {
             let mut packer = shared.lock().expect("no panics while locked");
             packer.add(job.id, job.kind, compression, job.data.len(), compressed.as_deref().unwrap_or(&job.data));
-            (packer.len() >= target).then(|| std::mem::replace(&mut *packer, new_packer(repo)))
+            (packer.len() >= target).then(|| std::mem::replace(&mut *packer, new_packer(repo, buffers)))
         };
         if let Some(full) = full {
             if packs.blocking_send(full.finish()).is_err() {
@@ -232,23 +241,24 @@ fn pack_worker(
     }
 }
 
-fn new_packer(repo: &Repository) -> Packer {
-    Packer::new(&repo.recipients, *repo.key.meta_key(), repo.config.pack_size as usize + (1 << 20))
+fn new_packer(repo: &Repository, buffers: &BufferPool) -> Packer {
+    Packer::new_in(&repo.recipients, *repo.key.meta_key(), buffers.take())
 }
 
 /// Uploads packs with bounded concurrency and indexes them. Returns the bytes stored.
 async fn upload_packs(
     repo: Arc<Repository>,
     packs: tokio::sync::mpsc::Receiver<FinishedPack>,
+    buffers: BufferPool,
     progress: Arc<Progress>,
 ) -> Result<u64> {
     let incoming = futures::stream::unfold(packs, |mut rx| async move { rx.recv().await.map(|p| (p, rx)) });
     let mut uploads = incoming
         .map(|pack| {
-            let repo = repo.clone();
+            let (repo, bytes) = (repo.clone(), buffers.bytes(pack.bytes));
             async move {
-                let len = pack.bytes.len() as u64;
-                repo.store.put_new(&ObjectKind::Pack.key(&pack.id), pack.bytes.into()).await?;
+                let len = bytes.len() as u64;
+                repo.store.put_new(&ObjectKind::Pack.key(&pack.id), bytes).await?;
                 Ok::<_, Error>(PackIndex { pack_id: pack.id, pack_len: len, blobs: pack.entries })
             }
         })
@@ -283,7 +293,8 @@ async fn upload_packs(
         progress.uploaded.fetch_add(done.pack_len, Ordering::Relaxed);
         pending.packs.push(done);
         oldest_pending.get_or_insert_with(tokio::time::Instant::now);
-        if pending.packs.len() >= PACKS_PER_SEGMENT {
+        let blobs: usize = pending.packs.iter().map(|p| p.blobs.len()).sum();
+        if pending.packs.len() >= PACKS_PER_SEGMENT || blobs >= BLOBS_PER_SEGMENT {
             write_segment(&repo, &mut pending).await?;
             oldest_pending = None;
         }

@@ -16,6 +16,7 @@ use arka_proto::pack::BlobKind;
 use arka_proto::{AgentKey, BlobId, Node, NodeKind, SnapshotStats, Tree, TreeRefs};
 
 use super::files_cache::{CacheEntry, FilesCache};
+use super::queued::Queued;
 use super::{BlobJob, Problem};
 use crate::chunker::Chunker;
 use crate::content::{ContentBuilder, Listing};
@@ -28,7 +29,7 @@ pub struct Walker {
     key: AgentKey,
     chunker: Arc<Chunker>,
     index: Arc<Index>,
-    queued: HashSet<BlobId>,
+    queued: Queued,
     jobs: Sender<BlobJob>,
     pub old_cache: FilesCache,
     pub new_cache: FilesCache,
@@ -60,7 +61,7 @@ impl Walker {
             key,
             chunker: Arc::new(chunker),
             index,
-            queued: HashSet::new(),
+            queued: Queued::default(),
             jobs,
             old_cache: FilesCache::default(),
             new_cache: FilesCache::default(),
@@ -87,7 +88,7 @@ impl Walker {
     fn store_blob(&mut self, kind: BlobKind, data: &[u8]) -> Result<BlobId> {
         let id = self.key.blob_id(kind, data);
         if !self.known(&id) {
-            self.queued.insert(id);
+            self.queued.insert(&id);
             self.stats.blobs_new += 1;
             self.stats.bytes_new += data.len() as u64;
             self.jobs
