@@ -63,6 +63,14 @@ impl Packer {
         self.buf.len()
     }
 
+    /// Whether a blob of `encoded_len` bytes, sealed, and the finished pack's blob table
+    /// still fit in the buffer without growing it.
+    pub fn fits(&self, encoded_len: usize) -> bool {
+        const SEAL_AND_TRAILER: usize = 256; // nonce, tag, table length, magic, and spare
+        let table = (self.entries.len() + 1) * pack::ENTRY_LEN;
+        self.buf.len() + encoded_len + table + SEAL_AND_TRAILER <= self.buf.capacity()
+    }
+
     pub fn key_count(&self) -> usize {
         self.sealed_keys.len()
     }

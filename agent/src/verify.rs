@@ -382,6 +382,7 @@ impl Reachability<'_> {
         if node.content.iter().chain(&node.lists).any(|id| self.damaged(id)) {
             return true;
         }
+        // The inline IDs were checked above; what is left comes from the content lists.
         let mut ids = std::pin::pin!(crate::content::content_ids(self.reader, node).skip(node.content.len()));
         while let Some(id) = ids.next().await {
             match id {

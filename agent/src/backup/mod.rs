@@ -228,12 +228,17 @@ fn pack_worker(
     let mut compressor = Compressor::new(repo.config.zstd_level);
     for job in jobs {
         let (compression, compressed) = compressor.encode(&job.data);
-        let full = {
+        let encoded = compressed.as_deref().unwrap_or(&job.data);
+        let (full_before, full_after) = {
             let mut packer = shared.lock().expect("no panics while locked");
-            packer.add(job.id, job.kind, compression, job.data.len(), compressed.as_deref().unwrap_or(&job.data));
-            (packer.len() >= target).then(|| std::mem::replace(&mut *packer, new_packer(repo, buffers)))
+            let next = |packer: &mut Packer| std::mem::replace(packer, new_packer(repo, buffers));
+            // A pack closes before a blob that would outgrow its buffer (a grown buffer
+            // doubles, and the pool would keep it), and once it reaches the target size.
+            let before = (!packer.is_empty() && !packer.fits(encoded.len())).then(|| next(&mut packer));
+            packer.add(job.id, job.kind, compression, job.data.len(), encoded);
+            (before, (packer.len() >= target).then(|| next(&mut packer)))
         };
-        if let Some(full) = full {
+        for full in [full_before, full_after].into_iter().flatten() {
             if packs.blocking_send(full.finish()).is_err() {
                 return; // the uploader failed; its error is reported
             }

@@ -285,9 +285,10 @@ impl Walker {
             if unchanged {
                 let hit = hit.clone();
                 self.progress.bytes.fetch_add(hit.size, Ordering::Relaxed);
-                let listing = match hit.lists.is_empty() {
-                    true => Listing { content: hit.content.clone(), lists: Vec::new(), all: None },
-                    false => Listing { content: Vec::new(), lists: hit.lists.clone(), all: None },
+                let listing = if hit.lists.is_empty() {
+                    Listing { content: hit.content.clone(), lists: Vec::new(), all: None }
+                } else {
+                    Listing { content: Vec::new(), lists: hit.lists.clone(), all: None }
                 };
                 let size = hit.size;
                 self.new_cache.insert(cache_key, hit);
