@@ -10,6 +10,8 @@ use bytes::Bytes;
 
 /// At most this many idle buffers are kept: enough for the packs being filled, queued and
 /// in flight (`backup::PACK_QUEUE`, `UPLOADS_IN_FLIGHT`) to cycle without allocating.
+/// Chunk buffers are not pooled: kept at the largest chunk each ever held (8 MiB), seven
+/// of them stayed resident and the 1 GiB backup peaked 20-30 MiB higher.
 const KEPT: usize = 4;
 
 #[derive(Clone)]
