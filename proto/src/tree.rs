@@ -253,45 +253,35 @@ mod tests {
         }
     }
 
-    #[test]
-    fn hostile_names_are_refused() {
-        for name in [&b".."[..], b"a/b", b"", b"."] {
-            let t = Tree {
-                nodes: vec![Node {
-                    name: name.to_vec(),
-                    kind: NodeKind::File,
-                    mode: None,
-                    mtime_ns: 0,
-                    uid: None,
-                    gid: None,
-                    attributes: None,
-                    size: 0,
-                    content: vec![],
-                    lists: vec![],
-                    subtree: None,
-                    target: None,
-                }],
-            };
-            assert!(Tree::decode(&t.encode()).is_err(), "{name:?}");
-        }
-    }
-
-    #[test]
-    fn content_inline_and_in_pieces_at_once_is_refused() {
-        let node = Node {
-            name: b"dump.sql".to_vec(),
+    fn empty_file(name: &[u8]) -> Node {
+        Node {
+            name: name.to_vec(),
             kind: NodeKind::File,
             mode: None,
             mtime_ns: 0,
             uid: None,
             gid: None,
             attributes: None,
-            size: 2,
-            content: vec![BlobId([1; 32])],
-            lists: vec![BlobId([2; 32])],
+            size: 0,
+            content: vec![],
+            lists: vec![],
             subtree: None,
             target: None,
-        };
+        }
+    }
+
+    #[test]
+    fn hostile_names_are_refused() {
+        for name in [&b".."[..], b"a/b", b"", b"."] {
+            let t = Tree { nodes: vec![empty_file(name)] };
+            assert!(Tree::decode(&t.encode()).is_err(), "{name:?}");
+        }
+    }
+
+    #[test]
+    fn content_inline_and_in_pieces_at_once_is_refused() {
+        let node =
+            Node { size: 2, content: vec![BlobId([1; 32])], lists: vec![BlobId([2; 32])], ..empty_file(b"dump.sql") };
         assert!(Tree::decode(&Tree { nodes: vec![node.clone()] }.encode()).is_err());
         let pieces_only = Node { content: vec![], ..node };
         assert!(Tree::decode(&Tree { nodes: vec![pieces_only] }.encode()).is_ok());

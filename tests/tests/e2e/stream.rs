@@ -28,13 +28,12 @@ fn command_output_dumps_back_identically() {
     assert_eq!(snaps.len(), 1);
     assert_eq!(snaps[0]["source_kind"].as_str(), Some("command"));
 
+    assert_latest_dump_is(&fx, &expected.stdout);
+}
+
+fn assert_latest_dump_is(fx: &Fixture, expected: &[u8]) {
     let dumped = fx.dump("latest", "clinic.sql").ok();
-    assert!(
-        dumped.stdout == expected.stdout,
-        "dump differs: {} bytes vs {} expected",
-        dumped.stdout.len(),
-        expected.stdout.len()
-    );
+    assert!(dumped.stdout == expected, "dump differs: {} bytes vs {} expected", dumped.stdout.len(), expected.len());
 }
 
 #[test]
@@ -82,13 +81,7 @@ fn a_long_dump_is_listed_in_pieces_that_later_dumps_share() {
     assert!(report["packs_repacked"].as_u64().unwrap() + report["packs_deleted"].as_u64().unwrap() >= 1, "{report}");
 
     let expected = Command::new("/bin/sh").arg("-c").arg(CHANGED).output().expect("sh");
-    let dumped = fx.dump("latest", "clinic.sql").ok();
-    assert!(
-        dumped.stdout == expected.stdout,
-        "dump differs: {} bytes vs {}",
-        dumped.stdout.len(),
-        expected.stdout.len()
-    );
+    assert_latest_dump_is(&fx, &expected.stdout);
     let mut verify: Vec<std::ffi::OsString> = vec!["--json".into(), "verify".into(), "--read-data".into()];
     verify.extend(fx.reader_args());
     let report = fx.arka(verify).ok().json();
