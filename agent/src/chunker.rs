@@ -7,8 +7,10 @@ use fastcdc::v2020::{cut_gear, select_masks, Normalization};
 
 use arka_proto::{AgentKey, ChunkerParams};
 
-/// Size of the read buffer; must exceed the largest chunk so every cut is found in one pass.
-const READ_BUFFER: usize = 16 << 20;
+/// Least size of the read buffer, which also holds twice the largest chunk so every cut is
+/// found in one pass and a refill moves at most half of it: 16 MiB for files (8 MiB
+/// chunks), 4 MiB for streams, whose reads from a pipe bring 64 KiB at a time anyway.
+const READ_BUFFER: usize = 4 << 20;
 
 pub struct Chunker {
     params: ChunkerParams,
