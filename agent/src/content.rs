@@ -18,6 +18,7 @@ pub const INLINE_MAX: usize = 1024;
 const PIECE_MIN: usize = 16;
 const PIECE_MAX: usize = 256;
 const PIECE_MASK: u8 = 63;
+const _: () = assert!(PIECE_MAX <= INLINE_MAX, "cutting an overlong listing must store a piece");
 /// Content lists read ahead of the blobs they name.
 const LISTS_AHEAD: usize = 2;
 
@@ -33,7 +34,8 @@ fn ends_piece(last: &BlobId, len: usize) -> bool {
 pub struct ContentBuilder {
     /// IDs not yet in a piece: the whole listing until it exceeds `INLINE_MAX`.
     pending: Vec<BlobId>,
-    in_pieces: bool,
+    /// The pieces stored so far; none while the listing may still be inline (a listing
+    /// past `INLINE_MAX` always completes a piece at once, since pieces are shorter).
     lists: Vec<BlobId>,
     /// Every ID, for callers that need the full listing (the files cache); `None` keeps
     /// the builder's memory bounded.
@@ -55,24 +57,27 @@ pub type StorePiece<'a> = dyn FnMut(&ContentList) -> Result<BlobId> + 'a;
 impl ContentBuilder {
     /// `keep_all`: also keep every ID, for `Listing::all`.
     pub fn new(keep_all: bool) -> Self {
-        Self { pending: Vec::new(), in_pieces: false, lists: Vec::new(), all: keep_all.then(Vec::new) }
+        Self { pending: Vec::new(), lists: Vec::new(), all: keep_all.then(Vec::new) }
     }
 
     pub fn push(&mut self, id: BlobId, store: &mut StorePiece) -> Result<()> {
         if let Some(all) = &mut self.all {
             all.push(id);
         }
-        if self.in_pieces {
+        if self.in_pieces() {
             return self.add_to_piece(id, store);
         }
         self.pending.push(id);
         if self.pending.len() > INLINE_MAX {
-            self.in_pieces = true;
             for id in std::mem::take(&mut self.pending) {
                 self.add_to_piece(id, store)?;
             }
         }
         Ok(())
+    }
+
+    fn in_pieces(&self) -> bool {
+        !self.lists.is_empty()
     }
 
     fn add_to_piece(&mut self, id: BlobId, store: &mut StorePiece) -> Result<()> {
@@ -90,7 +95,7 @@ impl ContentBuilder {
     }
 
     pub fn finish(mut self, store: &mut StorePiece) -> Result<Listing> {
-        if !self.in_pieces {
+        if !self.in_pieces() {
             return Ok(Listing { content: self.pending, lists: Vec::new(), all: self.all });
         }
         if !self.pending.is_empty() {

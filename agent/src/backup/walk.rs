@@ -13,7 +13,7 @@ use std::sync::Arc;
 use crossbeam_channel::Sender;
 
 use arka_proto::pack::BlobKind;
-use arka_proto::{AgentKey, BlobId, Node, NodeKind, SnapshotStats, Tree, TreeRefs};
+use arka_proto::{AgentKey, BlobId, ContentList, Node, NodeKind, SnapshotStats, Tree, TreeRefs};
 
 use super::files_cache::{CacheEntry, FilesCache};
 use super::queued::Queued;
@@ -98,6 +98,10 @@ impl Walker {
         Ok(id)
     }
 
+    fn store_list(&mut self, piece: &ContentList) -> Result<BlobId> {
+        self.store_blob(BlobKind::List, &piece.encode())
+    }
+
     /// Chunks a stream into data blobs; returns its listing and byte count. `keep_all`
     /// also returns every content ID (for the files cache) when the listing is in pieces.
     fn store_stream(&mut self, reader: impl Read, keep_all: bool) -> Result<(Listing, u64), FileError> {
@@ -108,7 +112,7 @@ impl Walker {
         let result = chunker.chunk_reader(reader, &mut buf, |chunk| {
             let stored = self.check_cancelled().and_then(|_| {
                 let id = self.store_blob(BlobKind::Data, chunk)?;
-                listing.push(id, &mut |piece| self.store_blob(BlobKind::List, &piece.encode()))
+                listing.push(id, &mut |piece| self.store_list(piece))
             });
             match stored {
                 Ok(()) => {
@@ -127,7 +131,7 @@ impl Walker {
             (_, Some(e)) => Err(FileError::Fatal(e)),
             (Err(e), None) => Err(FileError::Unreadable(e)),
             (Ok(n), None) => {
-                let done = listing.finish(&mut |piece| self.store_blob(BlobKind::List, &piece.encode()));
+                let done = listing.finish(&mut |piece| self.store_list(piece));
                 Ok((done.map_err(FileError::Fatal)?, n))
             }
         }
