@@ -11,7 +11,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use arka_agent::daemon::status::{serve_on, StatusBoard};
+use arka_agent::service::status::{serve_on, StatusBoard};
 use arka_proto::status::{AgentStatus, RunOutcome, SourceKind, SourceStatus, TargetRole, TargetStatus};
 
 const S: i64 = 1_000_000_000;

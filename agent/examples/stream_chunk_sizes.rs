@@ -11,7 +11,7 @@
 
 use std::collections::HashSet;
 
-use arka_agent::chunker::Chunker;
+use arka_agent::engine::chunker::Chunker;
 use arka_proto::pack::BlobKind;
 use arka_proto::{AgentKey, ChunkerParams};
 

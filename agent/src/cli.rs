@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::backup::{self, BackupOptions, Problem, Source};
+use crate::engine::backup::{self, BackupOptions, Problem, Source};
 
 /// Prints a line to stdout. A closed stdout (`arka ls … | head`) ends the process quietly
 /// with the status a SIGPIPE would give, instead of panicking.
@@ -29,14 +29,14 @@ mod erase_cmd;
 mod prune_cmd;
 mod service_cmd;
 
-use crate::audit::{Entry as AuditEntry, Operation};
-use crate::blob::BlobReader;
+use crate::engine::audit::{Entry as AuditEntry, Operation};
+use crate::engine::progress::Progress;
+use crate::engine::restore;
 use crate::error::{Error, Result};
-use crate::keys::{load_agent_key, load_identities, write_secret_file};
-use crate::progress::Progress;
+use crate::repo::blob::BlobReader;
+use crate::repo::keys::{load_agent_key, load_identities, write_secret_file};
+use crate::repo::snapshots;
 use crate::repo::Repository;
-use crate::restore;
-use crate::snapshots;
 use crate::store::Store;
 
 #[derive(Parser)]
@@ -230,19 +230,19 @@ struct ForgetArgs {
     #[arg(long)]
     keep_last: Option<u32>,
     /// Keep every snapshot within this time of now (48h, 7d, 6m, 2y).
-    #[arg(long, value_parser = crate::retention::parse_duration)]
+    #[arg(long, value_parser = crate::engine::retention::parse_duration)]
     keep_within: Option<i64>,
     /// Newest snapshot of each hour: a count (24) or a time span (7d).
     #[arg(long)]
-    keep_hourly: Option<crate::retention::Keep>,
+    keep_hourly: Option<crate::engine::retention::Keep>,
     #[arg(long)]
-    keep_daily: Option<crate::retention::Keep>,
+    keep_daily: Option<crate::engine::retention::Keep>,
     #[arg(long)]
-    keep_weekly: Option<crate::retention::Keep>,
+    keep_weekly: Option<crate::engine::retention::Keep>,
     #[arg(long)]
-    keep_monthly: Option<crate::retention::Keep>,
+    keep_monthly: Option<crate::engine::retention::Keep>,
     #[arg(long)]
-    keep_yearly: Option<crate::retention::Keep>,
+    keep_yearly: Option<crate::engine::retention::Keep>,
     /// Show what would be kept and why, delete nothing.
     #[arg(long)]
     dry_run: bool,
@@ -652,11 +652,11 @@ async fn verify(a: VerifyArgs, out: &Output) -> Result<ExitCode> {
     }
     let repo = Arc::new(open_any(&a.repo.repo, a.keys.agent_key.as_ref(), a.keys.identity.as_ref()).await?);
     let cache_dir = a.cache_dir.unwrap_or_else(backup::default_cache_dir);
-    let opts = crate::verify::VerifyOptions {
+    let opts = crate::engine::verify::VerifyOptions {
         read_data_percent: a.read_data,
         state_file: Some(cache_dir.join(repo.config.repo_id.to_hex()).join("verify-state.cbor")),
     };
-    let report = crate::verify::verify(repo.clone(), &opts).await?;
+    let report = crate::engine::verify::verify(repo.clone(), &opts).await?;
     audit_cmd::verified(&repo, &report, a.read_data, cache_dir).await;
     if out.json {
         say!("{}", serde_json::to_string(&report).expect("report serializes"));
@@ -688,7 +688,7 @@ async fn verify(a: VerifyArgs, out: &Output) -> Result<ExitCode> {
 }
 
 async fn forget(a: ForgetArgs, out: &Output) -> Result<ExitCode> {
-    use crate::retention::RetentionPolicy;
+    use crate::engine::retention::RetentionPolicy;
     let repo = Arc::new(open_any(&a.repo.repo, Some(&a.agent_key), None).await?);
     let mut policy = RetentionPolicy {
         last: a.keep_last,
@@ -704,8 +704,8 @@ async fn forget(a: ForgetArgs, out: &Output) -> Result<ExitCode> {
         policy = RetentionPolicy::clinic_default();
     }
     let now = jiff::Timestamp::now().as_nanosecond() as i64;
-    let plan = crate::forget::plan(&repo, &policy, now).await?;
-    let deleted = if a.dry_run { 0 } else { crate::forget::execute(&repo, &plan).await? };
+    let plan = crate::engine::forget::plan(&repo, &policy, now).await?;
+    let deleted = if a.dry_run { 0 } else { crate::engine::forget::execute(&repo, &plan).await? };
     if !a.dry_run {
         audit_cmd::forgot(&repo, &plan, deleted, &policy).await;
     }
@@ -765,7 +765,7 @@ async fn sync(a: SyncArgs, out: &Output) -> Result<ExitCode> {
     let progress = Arc::new(Progress::default());
     let started = std::time::Instant::now();
     let guard = out.progress_bar(&progress, "copied");
-    let report = crate::sync::sync(&from, &to, &progress).await?;
+    let report = crate::engine::sync::sync(&from, &to, &progress).await?;
     drop(guard);
     let secs = started.elapsed().as_secs_f64().max(0.001);
     if out.json {

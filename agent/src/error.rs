@@ -40,11 +40,6 @@ pub enum Error {
 }
 
 impl Error {
-    pub fn store(op: &'static str, key: impl Into<String>, source: object_store::Error) -> Self {
-        let advice = crate::store::advice(&source);
-        Self::Store { op, key: key.into(), source: Box::new(source), advice }
-    }
-
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Self::Io { path: path.into(), source }
     }

@@ -1,33 +1,23 @@
-//! arka's agent: the backup engine, storage targets and the command-line interface.
+//! arka's agent: the backup engine, storage targets, the agent service and the CLI.
 //!
-//! Layers, with dependencies flowing one way: `store` (objects in any backend) →
-//! `repo` (keys, config, index, snapshots) → engine (`backup`, `restore`) → `cli`.
+//! Layers, each a folder; a layer imports only the layers listed before it:
+//! - `error`, `platform`: error types and OS facts (host, user, file metadata).
+//! - `store`: objects in any backend (local disk, S3, arka-server).
+//! - `repo`: a repository opened with a key and its objects (index, packs, blobs, keys,
+//!   local state, snapshot selection).
+//! - `engine`: the operations (backup, restore, verify, forget, prune, sync, erase) and
+//!   the audit trail.
+//! - `service`: the agent service (config, schedules, watcher, runner, status page,
+//!   notifications, Windows service).
+//! - `cli`: the `arka` command, one file per command group.
 
-pub mod audit;
-pub mod backup;
-pub mod blob;
-pub mod chunker;
 pub mod cli;
-pub mod content;
-pub mod daemon;
-pub mod erase;
+pub mod engine;
 pub mod error;
-pub mod forget;
-pub mod index;
-pub mod keys;
-pub mod local_state;
-pub mod packer;
 pub mod platform;
-pub mod progress;
-pub mod prune;
-pub mod reach;
 pub mod repo;
-pub mod restore;
-pub mod retention;
-pub mod snapshots;
+pub mod service;
 pub mod store;
-pub mod sync;
-pub mod verify;
 
 pub use error::{Error, Result};
 pub use repo::Repository;

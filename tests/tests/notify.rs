@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use arka_agent::daemon::notify::{Delivery, EmailSettings, Event, EventKind, Notifier, WebhookSettings};
+use arka_agent::service::notify::{Delivery, EmailSettings, Event, EventKind, Notifier, WebhookSettings};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;

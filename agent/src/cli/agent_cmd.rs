@@ -6,9 +6,9 @@ use std::sync::Arc;
 
 use clap::{Args, Subcommand};
 
-use crate::daemon::config;
-use crate::daemon::schedule::SystemClock;
 use crate::error::{Error, Result};
+use crate::service::config;
+use crate::service::schedule::SystemClock;
 
 #[derive(Args)]
 pub(super) struct AgentArgs {
@@ -55,7 +55,7 @@ pub(super) async fn agent(a: AgentArgs) -> Result<ExitCode> {
         let _ = stop_tx.send(true);
     });
     eprintln!("arka agent: {} sources, status page on http://{}/", cfg.sources.len(), cfg.status.bind);
-    crate::daemon::runner::run(cfg, Arc::new(SystemClock), stop).await?;
+    crate::service::runner::run(cfg, Arc::new(SystemClock), stop).await?;
     Ok(ExitCode::SUCCESS)
 }
 

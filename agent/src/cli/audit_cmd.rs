@@ -10,14 +10,14 @@ use clap::{Args, ValueEnum};
 use arka_proto::ObjectId;
 
 use super::{open_any, rfc3339, AnyKeyArgs, Output, RepoArg};
-use crate::audit::{self, AuditLog, ChainReport, Entry, Operation};
-use crate::backup::BackupOutcome;
+use crate::engine::audit::{self, AuditLog, ChainReport, Entry, Operation};
+use crate::engine::backup::BackupOutcome;
+use crate::engine::forget::ForgetPlan;
+use crate::engine::restore::RestoreSummary;
+use crate::engine::retention::RetentionPolicy;
+use crate::engine::verify::VerifyReport;
 use crate::error::Result;
-use crate::forget::ForgetPlan;
 use crate::repo::Repository;
-use crate::restore::RestoreSummary;
-use crate::retention::RetentionPolicy;
-use crate::verify::VerifyReport;
 
 #[derive(Args)]
 pub(super) struct AuditArgs {
@@ -55,7 +55,7 @@ pub(super) async fn run(a: AuditArgs, out: &Output) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Action::Verify => {
-            let cache_dir = a.cache_dir.unwrap_or_else(crate::backup::default_cache_dir);
+            let cache_dir = a.cache_dir.unwrap_or_else(crate::engine::backup::default_cache_dir);
             let (_, report) = audit::verify(&repo, &cache_dir).await?;
             show_report(&report, out);
             if report.is_intact() {

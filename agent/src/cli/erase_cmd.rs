@@ -8,9 +8,9 @@ use clap::Args;
 
 use super::prune_cmd::{parse_grace, print_report};
 use super::{open_for_reading, AuditEntry, IdentityArg, Operation, Output, RepoArg};
-use crate::erase::PathPattern;
+use crate::engine::erase::PathPattern;
+use crate::engine::prune::PruneOptions;
 use crate::error::Result;
-use crate::prune::PruneOptions;
 
 #[derive(Args)]
 pub(super) struct EraseArgs {
@@ -37,7 +37,7 @@ pub(super) async fn erase(a: EraseArgs, out: &Output) -> Result<ExitCode> {
     let patterns = a.paths.iter().map(|p| PathPattern::parse(p)).collect::<Result<Vec<_>>>()?;
     let repo = open_for_reading(&a.repo.repo, &a.identity).await?;
     let prune = PruneOptions { grace: a.grace, max_unused_percent: 0.0, dry_run: false };
-    let report = crate::erase::erase(repo.clone(), &patterns, a.dry_run, Some(prune)).await?;
+    let report = crate::engine::erase::erase(repo.clone(), &patterns, a.dry_run, Some(prune)).await?;
     if !a.dry_run {
         // What was erased is recorded as a count and a keyed hash of the patterns: the
         // names are exactly what must not stay behind.
@@ -54,7 +54,7 @@ pub(super) async fn erase(a: EraseArgs, out: &Output) -> Result<ExitCode> {
             .count("files_erased", report.files_erased)
             .count("packs_deleted", report.prune.as_ref().map_or(0, |p| p.packs_deleted as u64))
             .detail(format!("pattern hash {}", tag[..16].iter().map(|b| format!("{b:02x}")).collect::<String>()))
-            .cache_dir(a.cache_dir.unwrap_or_else(crate::backup::default_cache_dir))
+            .cache_dir(a.cache_dir.unwrap_or_else(crate::engine::backup::default_cache_dir))
             .record(&repo)
             .await;
     }

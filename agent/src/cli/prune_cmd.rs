@@ -8,8 +8,8 @@ use std::time::Duration;
 use clap::Args;
 
 use super::{human_bytes, open_any, rfc3339, AuditEntry, Operation, Output, RepoArg};
+use crate::engine::prune::{PruneOptions, PruneReport, SAFE_GRACE};
 use crate::error::Result;
-use crate::prune::{PruneOptions, PruneReport, SAFE_GRACE};
 use crate::repo::Repository;
 
 /// A day: hourly backups have long finished, and space comes back by the next day's prune.
@@ -40,8 +40,8 @@ pub(super) struct PruneArgs {
 /// `forget --prune`: a prune with the defaults of `arka prune`, recorded in the audit trail.
 pub(super) async fn prune_with_defaults(repo: &Arc<Repository>) -> Result<PruneReport> {
     let opts = PruneOptions { grace: DEFAULT_GRACE, max_unused_percent: DEFAULT_MAX_UNUSED, dry_run: false };
-    let report = crate::prune::prune(repo, &opts).await?;
-    audit_entry(&report, crate::backup::default_cache_dir()).record(repo).await;
+    let report = crate::engine::prune::prune(repo, &opts).await?;
+    audit_entry(&report, crate::engine::backup::default_cache_dir()).record(repo).await;
     Ok(report)
 }
 
@@ -64,9 +64,9 @@ pub(super) async fn prune(a: PruneArgs, out: &Output) -> Result<ExitCode> {
     }
     let repo = Arc::new(open_any(&a.repo.repo, Some(&a.agent_key), None).await?);
     let opts = PruneOptions { grace: a.grace, max_unused_percent: a.max_unused, dry_run: a.dry_run };
-    let report = crate::prune::prune(&repo, &opts).await?;
+    let report = crate::engine::prune::prune(&repo, &opts).await?;
     if !a.dry_run {
-        audit_entry(&report, a.cache_dir.unwrap_or_else(crate::backup::default_cache_dir)).record(&repo).await;
+        audit_entry(&report, a.cache_dir.unwrap_or_else(crate::engine::backup::default_cache_dir)).record(&repo).await;
     }
     if out.json {
         say!("{}", serde_json::to_string(&report).expect("report serializes"));

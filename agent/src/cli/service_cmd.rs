@@ -44,7 +44,7 @@ pub(super) async fn service(a: ServiceArgs) -> Result<ExitCode> {
         ServiceCommand::Install(c) | ServiceCommand::Run(c) => c.config,
         _ => None,
     };
-    let config = config.unwrap_or_else(crate::daemon::config::default_config_path);
+    let config = config.unwrap_or_else(crate::service::config::default_config_path);
     Err(Error::Usage(format!(
         "`arka service` manages the Windows service. On Linux the agent runs under systemd: install \
          packaging/systemd/arka-agent.service (it runs `arka agent run --config {}`), then \
@@ -55,8 +55,8 @@ pub(super) async fn service(a: ServiceArgs) -> Result<ExitCode> {
 
 #[cfg(windows)]
 pub(super) async fn service(a: ServiceArgs) -> Result<ExitCode> {
-    use crate::daemon::config;
-    use crate::daemon::windows_service as ws;
+    use crate::service::config;
+    use crate::service::windows_service as ws;
 
     let failed = |e: ws::ServiceError| Error::Refused(e.to_string());
     match a.command {

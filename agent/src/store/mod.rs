@@ -26,6 +26,15 @@ pub use server::{ServerOptions, ServerStore};
 
 pub use arka_proto::layout::{ObjectKind, CONFIG_KEY};
 
+// Defined here rather than in `error` so that the error layer stays below storage.
+impl Error {
+    /// A backend error on `key`, with advice where we recognise the cause.
+    pub fn store(op: &'static str, key: impl Into<String>, source: object_store::Error) -> Self {
+        let advice = advice(&source);
+        Self::Store { op, key: key.into(), source: Box::new(source), advice }
+    }
+}
+
 #[derive(Clone)]
 pub struct Store {
     inner: Arc<dyn ObjectStore>,

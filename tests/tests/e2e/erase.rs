@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::ffi::OsString;
 use std::sync::Arc;
 
-use arka_agent::blob::BlobReader;
+use arka_agent::repo::blob::BlobReader;
 use arka_agent::repo::Repository;
 use arka_agent::store::{ObjectKind, Store};
 use arka_tests::{contains, pseudo_random, walk_files, write_file, Fixture};
@@ -73,7 +73,7 @@ fn erase_leaves_no_trace_of_the_erased_files() {
     let samples: Vec<&[u8]> = [0usize, 200_000, 450_000, 899_000].iter().map(|&o| &xray[o..o + 64]).collect();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let opened = rt.block_on(async {
-        let ids = arka_agent::keys::load_identities(&fx.identity, || unreachable!("no passphrase")).unwrap();
+        let ids = arka_agent::repo::keys::load_identities(&fx.identity, || unreachable!("no passphrase")).unwrap();
         let store = Store::open(fx.repo.to_str().unwrap(), false).unwrap();
         let repo = Arc::new(Repository::open_with_identity(store, ids).await.unwrap());
         let index = Arc::new(repo.load_index().await.unwrap());

@@ -57,7 +57,7 @@ fn back_dated_snapshots_cannot_push_real_ones_out_of_a_weekly_policy() {
     let week_ns = 7 * 86_400 * 1_000_000_000i64;
     let now_ns = jiff::Timestamp::now().as_nanosecond() as i64;
     let (real, planted) = rt.block_on(async {
-        let key = arka_agent::keys::load_agent_key(&fx.agent_key).unwrap();
+        let key = arka_agent::repo::keys::load_agent_key(&fx.agent_key).unwrap();
         let store = Store::open(fx.repo.to_str().unwrap(), false).unwrap();
         let repo = Repository::open_with_agent_key(store, key).await.unwrap();
         let template = repo.list_snapshots().await.unwrap().remove(0).1;

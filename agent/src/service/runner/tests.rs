@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
 
-use crate::daemon::config;
-use crate::daemon::schedule::{Clock, ManualClock};
 use crate::repo::Repository;
+use crate::service::config;
+use crate::service::schedule::{Clock, ManualClock};
 use crate::store::Store;
 
 async fn snapshot_count(repo: &Repository) -> usize {
@@ -45,7 +45,7 @@ async fn runs_follow_the_schedule_and_catch_up_once_after_downtime() {
     let store = Store::open(repo_dir.to_str().unwrap(), true).unwrap();
     let (_, key) = Repository::init(store, &[recipient], None).await.unwrap();
     let key_file = dir.path().join("agent.key");
-    crate::keys::write_secret_file(&key_file, key.to_file_text().as_bytes()).unwrap();
+    crate::repo::keys::write_secret_file(&key_file, key.to_file_text().as_bytes()).unwrap();
     let text = format!(
         "agent_key = {key_file:?}\nstate_dir = {state:?}\n[[target]]\nurl = {repo_dir:?}\n\
          [[source]]\nname = \"db\"\nkind = \"command\"\ncommand = \"echo rows\"\nschedule = \"every 1h\"\n\

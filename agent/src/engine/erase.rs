@@ -12,9 +12,9 @@ use std::sync::Arc;
 use arka_proto::pack::BlobKind;
 use arka_proto::{BlobId, IndexSegment, Node, NodeKind, ObjectId, PackIndex, Snapshot, Tree, TreeRefs};
 
-use crate::blob::{BlobReader, Compressor};
 use crate::error::{Error, Result};
-use crate::packer::Packer;
+use crate::repo::blob::{BlobReader, Compressor};
+use crate::repo::packer::Packer;
 use crate::repo::Repository;
 use crate::store::ObjectKind;
 
@@ -67,7 +67,7 @@ pub struct EraseReport {
     pub bytes_erased: u64,
     /// Originals the storage refused to delete (append-only or object lock).
     pub delete_refused: Vec<String>,
-    pub prune: Option<crate::prune::PruneReport>,
+    pub prune: Option<crate::engine::prune::PruneReport>,
 }
 
 /// Rewrites every snapshot holding a path that matches any of `patterns`. With `dry_run`,
@@ -76,7 +76,7 @@ pub async fn erase(
     repo: Arc<Repository>,
     patterns: &[PathPattern],
     dry_run: bool,
-    prune: Option<crate::prune::PruneOptions>,
+    prune: Option<crate::engine::prune::PruneOptions>,
 ) -> Result<EraseReport> {
     repo.identities()?;
     let index = Arc::new(repo.load_index().await?);
@@ -119,7 +119,7 @@ pub async fn erase(
         report.rewritten.push((old.to_hex(), new.to_hex()));
     }
     if let Some(opts) = prune {
-        report.prune = Some(crate::prune::prune(&repo, &opts).await?);
+        report.prune = Some(crate::engine::prune::prune(&repo, &opts).await?);
     }
     Ok(report)
 }
@@ -206,14 +206,14 @@ impl Rewrite<'_, '_> {
 /// Writes new tree and reference-list blobs into one pack, skipping those already stored.
 struct TreeWriter {
     repo: Arc<Repository>,
-    index: Arc<crate::index::Index>,
+    index: Arc<crate::repo::index::Index>,
     packer: Packer,
     compressor: Compressor,
     written: std::collections::HashSet<BlobId>,
 }
 
 impl TreeWriter {
-    fn new(repo: &Arc<Repository>, index: Arc<crate::index::Index>) -> Self {
+    fn new(repo: &Arc<Repository>, index: Arc<crate::repo::index::Index>) -> Self {
         Self {
             packer: Packer::new(&repo.recipients, *repo.key.meta_key(), 1 << 20),
             compressor: Compressor::new(repo.config.zstd_level),
@@ -225,7 +225,7 @@ impl TreeWriter {
 
     /// The backup's encoding, so that unchanged directories keep their IDs.
     fn store_tree(&mut self, nodes: Vec<Node>, subtrees: Vec<(BlobId, BlobId)>) -> Result<(BlobId, BlobId)> {
-        let (tree, refs) = crate::backup::encode_tree(nodes, subtrees)?;
+        let (tree, refs) = crate::engine::backup::encode_tree(nodes, subtrees)?;
         Ok((self.store_blob(BlobKind::Tree, &tree), self.store_blob(BlobKind::Refs, &refs)))
     }
 

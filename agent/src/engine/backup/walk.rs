@@ -18,12 +18,12 @@ use arka_proto::{AgentKey, BlobId, ContentList, Node, NodeKind, SnapshotStats, T
 use super::files_cache::{CacheEntry, FilesCache};
 use super::queued::Queued;
 use super::{BlobJob, Problem};
-use crate::chunker::Chunker;
-use crate::content::{ContentBuilder, Listing};
+use crate::engine::chunker::Chunker;
+use crate::engine::progress::Progress;
 use crate::error::{Error, Result};
-use crate::index::Index;
 use crate::platform::{name_to_bytes, platform_meta, same_name, time_to_ns, top_level_name, PlatformMeta};
-use crate::progress::Progress;
+use crate::repo::content::{ContentBuilder, Listing};
+use crate::repo::index::Index;
 
 pub struct Walker {
     key: AgentKey,

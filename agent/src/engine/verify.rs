@@ -17,9 +17,9 @@ use futures::StreamExt;
 use arka_proto::pack;
 use arka_proto::{BlobId, ObjectId, PackBlobEntry, Snapshot, TreeRefs};
 
-use crate::blob::{open_blob, BlobReader};
 use crate::error::{Error, Result};
-use crate::index::{Index, Location};
+use crate::repo::blob::{open_blob, BlobReader};
+use crate::repo::index::{Index, Location};
 use crate::repo::{check_object_id, Repository};
 use crate::store::ObjectKind;
 
@@ -341,7 +341,7 @@ impl Reachability<'_> {
         }
         let mut ok = self.blob_ok(&id, missing);
         if ok {
-            match crate::content::read_list(self.reader, &id).await {
+            match crate::repo::content::read_list(self.reader, &id).await {
                 Ok(list) => {
                     for d in &list.data {
                         ok &= self.blob_ok(d, missing);
@@ -365,7 +365,7 @@ impl Reachability<'_> {
 
     /// With a recovery identity: the paths of a broken snapshot's files whose data is damaged.
     async fn damaged_files(&self, snap: &Snapshot) -> Vec<String> {
-        let entries = match crate::restore::walk(self.reader, snap, None).await {
+        let entries = match crate::engine::restore::walk(self.reader, snap, None).await {
             Ok(entries) => entries,
             Err(e) => return vec![format!("(the directory tree itself is damaged: {e})")],
         };
@@ -383,7 +383,7 @@ impl Reachability<'_> {
             return true;
         }
         // The inline IDs were checked above; what is left comes from the content lists.
-        let mut ids = std::pin::pin!(crate::content::content_ids(self.reader, node).skip(node.content.len()));
+        let mut ids = std::pin::pin!(crate::repo::content::content_ids(self.reader, node).skip(node.content.len()));
         while let Some(id) = ids.next().await {
             match id {
                 Ok(id) if !self.damaged(&id) => {}
@@ -402,12 +402,12 @@ struct ReadState {
 
 impl ReadState {
     fn load(path: Option<&std::path::Path>) -> Self {
-        path.map(crate::local_state::load).unwrap_or_default()
+        path.map(crate::repo::local_state::load).unwrap_or_default()
     }
 
     fn save(&self, path: Option<&std::path::Path>) {
         if let Some(path) = path {
-            if crate::local_state::save(path, self).is_err() {
+            if crate::repo::local_state::save(path, self).is_err() {
                 tracing::warn!("could not save the verify rotation state");
             }
         }

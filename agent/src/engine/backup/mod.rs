@@ -27,11 +27,11 @@ use arka_proto::{BlobId, IndexSegment, ObjectId, PackIndex, Snapshot};
 pub use files_cache::{default_cache_dir, FilesCache};
 pub(crate) use walk::encode_tree;
 
-use crate::blob::Compressor;
-use crate::chunker::Chunker;
+use crate::engine::chunker::Chunker;
+use crate::engine::progress::Progress;
 use crate::error::{Error, Result};
-use crate::packer::{FinishedPack, Packer};
-use crate::progress::Progress;
+use crate::repo::blob::Compressor;
+use crate::repo::packer::{FinishedPack, Packer};
 use crate::repo::Repository;
 use crate::store::ObjectKind;
 use buffers::BufferPool;
@@ -148,7 +148,7 @@ pub async fn run(repo: Arc<Repository>, source: Source, opts: BackupOptions) -> 
     let bytes_stored = uploaded?;
     let (tree, refs) = root?;
     stats.bytes_stored = bytes_stored;
-    if index_loaded.elapsed() > crate::prune::SAFE_GRACE / 2 {
+    if index_loaded.elapsed() > crate::engine::prune::SAFE_GRACE / 2 {
         check_against_new_plans(&repo, tree, refs).await?;
     }
     stats.duration_ms = started.elapsed().as_millis() as u64;
@@ -181,8 +181,8 @@ pub async fn run(repo: Arc<Repository>, source: Source, opts: BackupOptions) -> 
 /// without a snapshot and the next run stores the data again (see `prune`).
 async fn check_against_new_plans(repo: &Arc<Repository>, tree: BlobId, refs: BlobId) -> Result<()> {
     let fresh = Arc::new(repo.load_index().await?);
-    let reader = crate::blob::BlobReader::new(repo.clone(), fresh.clone());
-    let used = crate::reach::reachable_from(&reader, vec![(tree, refs)]).await?;
+    let reader = crate::repo::blob::BlobReader::new(repo.clone(), fresh.clone());
+    let used = crate::engine::reach::reachable_from(&reader, vec![(tree, refs)]).await?;
     let gone = used.iter().filter(|id| !fresh.contains(id)).count();
     if gone > 0 {
         return Err(Error::Refused(format!(

@@ -7,9 +7,9 @@
 
 use arka_proto::{ObjectId, Snapshot};
 
+use crate::engine::retention::{apply, effective_time, Candidate, Decision, RetentionPolicy};
 use crate::error::Result;
 use crate::repo::Repository;
-use crate::retention::{apply, effective_time, Candidate, Decision, RetentionPolicy};
 use crate::store::ObjectKind;
 
 pub struct ForgetPlan {

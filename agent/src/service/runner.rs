@@ -20,10 +20,10 @@ use super::notify::{EmailSettings, Event, EventKind, Notifier, WebhookSettings};
 use super::schedule::{Clock, ScheduleState, FORGET_JOB, PRUNE_JOB, VERIFY_JOB};
 use super::status::StatusBoard;
 use super::watch::{SourceWatcher, WatchSettings, WatchSignal};
-use crate::audit::{Entry as AuditEntry, Operation};
-use crate::backup::{self, BackupOptions};
+use crate::engine::audit::{Entry as AuditEntry, Operation};
+use crate::engine::backup::{self, BackupOptions};
+use crate::engine::progress::Progress;
 use crate::error::{Error, Result};
-use crate::progress::Progress;
 use crate::repo::Repository;
 use crate::store::{Location, Store};
 
@@ -53,7 +53,7 @@ struct Agent {
 /// Runs the agent until `stop` turns true. Returns an error only for what makes running
 /// impossible (the agent key, the status address); storage problems are reported and retried.
 pub async fn run(cfg: Config, clock: Arc<dyn Clock>, stop: watch::Receiver<bool>) -> Result<()> {
-    let key = crate::keys::load_agent_key(&cfg.agent_key)?;
+    let key = crate::repo::keys::load_agent_key(&cfg.agent_key)?;
     std::fs::create_dir_all(&cfg.state_dir).map_err(|e| Error::io(&cfg.state_dir, e))?;
     let notifier = notifier_from(&cfg)?;
     let board = Arc::new(StatusBoard::new(initial_status(&cfg, clock.now().as_nanosecond() as i64)));
@@ -439,14 +439,14 @@ async fn replicate_once(agent: &Agent, key: &arka_proto::AgentKey, target: &Targ
     let from = agent.primary(key).await?.store.clone();
     let to = Store::open_with(url, true, &target.server)?;
     // Before copying, tell the board how far behind the target is.
-    let (snapshots, bytes) = crate::sync::backlog(&from, &to).await?;
+    let (snapshots, bytes) = crate::engine::sync::backlog(&from, &to).await?;
     agent.board.update(|st| {
         if let Some(t) = st.targets.iter_mut().find(|t| t.url_display == arka_proto::status::display_url(url)) {
             t.backlog_snapshots = snapshots;
             t.backlog_bytes = bytes;
         }
     });
-    crate::sync::sync(&from, &to, &Progress::default()).await?;
+    crate::engine::sync::sync(&from, &to, &Progress::default()).await?;
     Ok((0, 0))
 }
 
@@ -508,21 +508,22 @@ async fn maintain(agent: Arc<Agent>, key: arka_proto::AgentKey, job: &'static st
     let m = &agent.cfg.maintenance;
     match job {
         FORGET_JOB => {
-            let plan = crate::forget::plan(&repo, &m.retention, agent.now_ns()).await?;
-            crate::forget::execute(&repo, &plan).await?;
+            let plan = crate::engine::forget::plan(&repo, &m.retention, agent.now_ns()).await?;
+            crate::engine::forget::execute(&repo, &plan).await?;
             Ok(None)
         }
         PRUNE_JOB => {
-            let opts = crate::prune::PruneOptions { grace: m.prune_grace, max_unused_percent: 10.0, dry_run: false };
-            crate::prune::prune(&repo, &opts).await?;
+            let opts =
+                crate::engine::prune::PruneOptions { grace: m.prune_grace, max_unused_percent: 10.0, dry_run: false };
+            crate::engine::prune::prune(&repo, &opts).await?;
             Ok(None)
         }
         _ => {
-            let opts = crate::verify::VerifyOptions {
+            let opts = crate::engine::verify::VerifyOptions {
                 read_data_percent: Some(m.verify_percent as f64),
                 state_file: Some(agent.cfg.state_dir.join("verify-state.cbor")),
             };
-            let report = crate::verify::verify(repo, &opts).await?;
+            let report = crate::engine::verify::verify(repo, &opts).await?;
             let damage = report.damage.len() as u64;
             if damage > 0 {
                 agent.notify(

@@ -11,11 +11,11 @@ use futures::{StreamExt, TryStreamExt};
 
 use arka_proto::{BlobId, Node, NodeKind, Snapshot, Tree};
 
-use crate::blob::BlobReader;
-use crate::content::content_ids;
+use crate::engine::progress::Progress;
 use crate::error::{Error, Result};
 use crate::platform::{apply_permissions, name_from_bytes, ns_to_time, symlink};
-use crate::progress::Progress;
+use crate::repo::blob::BlobReader;
+use crate::repo::content::content_ids;
 
 /// Files restored at once.
 const FILES_IN_FLIGHT: usize = 8;

@@ -75,7 +75,7 @@ impl Entry {
 
     /// Appends the record after the current head; returns its ID.
     pub async fn append(self, repo: &Repository) -> Result<ObjectId> {
-        let cache_dir = self.cache_dir.clone().unwrap_or_else(crate::backup::default_cache_dir);
+        let cache_dir = self.cache_dir.clone().unwrap_or_else(crate::engine::backup::default_cache_dir);
         let memory_file = memory_path(&cache_dir, repo);
         let mut memory = LocalMemory::load(&memory_file);
         let head = find_head(repo, &mut memory).await?;
@@ -258,14 +258,14 @@ pub struct LocalMemory {
 impl LocalMemory {
     /// A missing or unreadable file is an empty memory.
     pub fn load(path: &Path) -> Self {
-        crate::local_state::load(path)
+        crate::repo::local_state::load(path)
     }
 
     /// Saves, merged with what is on disk now, so concurrent runs lose nothing.
     pub fn save(&self, path: &Path) -> std::io::Result<()> {
         let mut merged = Self::load(path);
         merged.known.extend(self.known.iter().map(|(id, seq)| (*id, *seq)));
-        crate::local_state::save(path, &merged)
+        crate::repo::local_state::save(path, &merged)
     }
 }
 

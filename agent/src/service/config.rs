@@ -20,7 +20,7 @@ use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
 use super::schedule::{parse_interval, Schedule};
-use crate::retention::{parse_duration as parse_retention, Keep, RetentionPolicy};
+use crate::engine::retention::{parse_duration as parse_retention, Keep, RetentionPolicy};
 use crate::store::server::{check_ca_pem, parse_pin, Token};
 use crate::store::{Location, ServerOptions};
 

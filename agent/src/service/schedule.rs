@@ -167,7 +167,7 @@ fn parse_day(s: &str) -> Result<Weekday, String> {
 
 /// Parses a time span for schedules and operational settings: `30s`, `2m` (minutes),
 /// `90min`, `1h`, `1h30m`, `2d`, `1w`. (Retention rules use their own units, where `m`
-/// is a month: see [`crate::retention::parse_duration`].)
+/// is a month: see [`crate::engine::retention::parse_duration`].)
 pub fn parse_interval(s: &str) -> Result<Duration, String> {
     let compact: String = s.chars().filter(|c| !c.is_whitespace()).collect::<String>().to_ascii_lowercase();
     let bad = |why: &str| format!("{s:?}: {why}; write a number and a unit (s, m, h, d, w), e.g. 30s, 15m, 1h, 2d");
@@ -454,12 +454,12 @@ impl ScheduleState {
     }
 
     pub fn load(state_dir: &Path) -> Self {
-        crate::local_state::load(&Self::path(state_dir))
+        crate::repo::local_state::load(&Self::path(state_dir))
     }
 
     /// Replaces the file atomically.
     pub fn save(&self, state_dir: &Path) -> std::io::Result<()> {
-        crate::local_state::save(&Self::path(state_dir), self)
+        crate::repo::local_state::save(&Self::path(state_dir), self)
     }
 
     /// The job's state (empty if it never ran).

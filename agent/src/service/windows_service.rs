@@ -110,8 +110,8 @@ mod scm {
     use windows_service::service_manager::{ServiceManager, ServiceManagerAccess};
 
     use super::{launch_arguments, ServiceLog, DESCRIPTION, DISPLAY_NAME, LOG_FILE, LOG_MAX_BYTES, SERVICE_NAME};
-    use crate::daemon::config;
-    use crate::daemon::schedule::SystemClock;
+    use crate::service::config;
+    use crate::service::schedule::SystemClock;
 
     const ERROR_ACCESS_DENIED: i32 = 5;
     const ERROR_SERVICE_ALREADY_RUNNING: i32 = 1056;
@@ -439,7 +439,7 @@ mod scm {
                     tokio::time::sleep(Duration::from_secs(5)).await;
                 }
             });
-            let result = crate::daemon::runner::run(cfg, Arc::new(SystemClock), stop).await;
+            let result = crate::service::runner::run(cfg, Arc::new(SystemClock), stop).await;
             progress.abort();
             result
         });
@@ -450,7 +450,7 @@ mod scm {
                 ServiceExitCode::Win32(0)
             }
             Err(e) => {
-                tracing::error!("the service stopped: {}", crate::daemon::runner::scrub(&e));
+                tracing::error!("the service stopped: {}", crate::service::runner::scrub(&e));
                 ServiceExitCode::ServiceSpecific(EXIT_RUN_FAILED)
             }
         }

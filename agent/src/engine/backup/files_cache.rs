@@ -33,12 +33,12 @@ pub struct FilesCache {
 impl FilesCache {
     /// Loads a cache file; a missing or unreadable one is an empty cache.
     pub fn load(path: &Path) -> Self {
-        crate::local_state::load(path)
+        crate::repo::local_state::load(path)
     }
 
     /// Writes the cache atomically (temp file, then rename).
     pub fn save(&self, path: &Path) -> std::io::Result<()> {
-        crate::local_state::save(path, self)
+        crate::repo::local_state::save(path, self)
     }
 
     pub fn get(&self, key: &[u8; 16]) -> Option<&CacheEntry> {

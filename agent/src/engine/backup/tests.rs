@@ -23,7 +23,7 @@ async fn a_long_file_is_listed_in_pieces_cached_and_restored() {
     let repo = Arc::new(repo);
     let src = dir.path().join("src");
     std::fs::create_dir_all(&src).unwrap();
-    let bytes = crate::chunker::tests::pseudo_random(6 << 20, 7);
+    let bytes = crate::engine::chunker::tests::pseudo_random(6 << 20, 7);
     std::fs::write(src.join("volume.dcm"), &bytes).unwrap();
     std::fs::write(src.join("note.txt"), b"short").unwrap();
     // Files changed in the last two seconds are not cached (they may change again unseen).
@@ -46,8 +46,8 @@ async fn a_long_file_is_listed_in_pieces_cached_and_restored() {
 
     let reader_repo = Arc::new(Repository::open_with_identity(store(), identities).await.unwrap());
     let index = Arc::new(reader_repo.load_index_for_reading().await.unwrap());
-    let reader = Arc::new(crate::blob::BlobReader::new(reader_repo.clone(), index));
-    let entries = crate::restore::walk(&reader, &second.snapshot, None).await.unwrap();
+    let reader = Arc::new(crate::repo::blob::BlobReader::new(reader_repo.clone(), index));
+    let entries = crate::engine::restore::walk(&reader, &second.snapshot, None).await.unwrap();
     let volume = entries.iter().find(|e| e.node.name == b"volume.dcm").unwrap();
     assert_eq!(volume.node.kind, NodeKind::File);
     assert!(volume.node.content.is_empty() && volume.node.lists.len() > 10, "{} lists", volume.node.lists.len());
@@ -55,17 +55,19 @@ async fn a_long_file_is_listed_in_pieces_cached_and_restored() {
     assert!(note.node.lists.is_empty() && note.node.content.len() == 1);
 
     let target = dir.path().join("restored");
-    let summary =
-        crate::restore::restore(reader.clone(), &second.snapshot, None, &target, Default::default()).await.unwrap();
+    let summary = crate::engine::restore::restore(reader.clone(), &second.snapshot, None, &target, Default::default())
+        .await
+        .unwrap();
     assert!(summary.damaged.is_empty(), "{:?}", summary.damaged);
     assert!(std::fs::read(target.join("src/volume.dcm")).unwrap() == bytes, "restored content differs");
 
     // Reachability (what prune keeps) includes every content list and every blob they name.
-    let reached =
-        crate::reach::reachable_from(&reader, vec![(second.snapshot.tree, second.snapshot.refs)]).await.unwrap();
+    let reached = crate::engine::reach::reachable_from(&reader, vec![(second.snapshot.tree, second.snapshot.refs)])
+        .await
+        .unwrap();
     assert!(volume.node.lists.iter().all(|id| reached.contains(id)));
-    let data = crate::content::content_ids(&reader, &volume.node);
+    let data = crate::repo::content::content_ids(&reader, &volume.node);
     let ids: Vec<_> = futures::TryStreamExt::try_collect::<Vec<_>>(data).await.unwrap();
-    assert!(ids.len() > crate::content::INLINE_MAX);
+    assert!(ids.len() > crate::repo::content::INLINE_MAX);
     assert!(ids.iter().all(|id| reached.contains(id)));
 }

@@ -30,10 +30,10 @@ use std::time::Duration;
 use arka_proto::pack::{self, MAX_PACK_KEYS};
 use arka_proto::{BlobId, IndexSegment, ObjectId, PackIndex, PrunePlan};
 
-use crate::blob::BlobReader;
 use crate::error::{Error, Result};
-use crate::index::Index;
-use crate::packer::Packer;
+use crate::repo::blob::BlobReader;
+use crate::repo::index::Index;
+use crate::repo::packer::Packer;
 use crate::repo::{check_object_id, Repository};
 use crate::store::{Listed, ObjectKind};
 
@@ -115,7 +115,7 @@ async fn load_state(repo: &Arc<Repository>, report: &mut PruneReport) -> Result<
     let index = Arc::new(Index::build(&condemned, segments.iter().map(|(_, s)| s)));
     let reader = BlobReader::new(repo.clone(), index.clone());
     let roots: Vec<_> = snapshots.iter().map(|(_, s)| (s.tree, s.refs)).collect();
-    let reachable = crate::reach::reachable_from(&reader, roots).await?;
+    let reachable = crate::engine::reach::reachable_from(&reader, roots).await?;
     report.snapshots = snapshots.len();
     report.blobs_reachable = reachable.len();
     Ok(State { plans, segments, index, reachable })

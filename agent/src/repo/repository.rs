@@ -8,7 +8,7 @@ use arka_proto::{
 };
 
 use crate::error::{Error, Result};
-use crate::index::Index;
+use crate::repo::index::Index;
 use crate::store::{Listed, ObjectKind, Store, CONFIG_KEY};
 
 /// Default pack size: large enough to keep object counts and S3 PUT costs low, small

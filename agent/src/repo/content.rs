@@ -8,8 +8,8 @@ use futures::{Stream, StreamExt, TryStreamExt};
 
 use arka_proto::{BlobId, ContentList, Node};
 
-use crate::blob::BlobReader;
 use crate::error::{Error, Result};
+use crate::repo::blob::BlobReader;
 
 /// A file with at most this many content blobs lists them inline (32 KiB of IDs).
 pub const INLINE_MAX: usize = 1024;

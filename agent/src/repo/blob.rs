@@ -9,7 +9,7 @@ use arka_proto::pack::{self, Compression};
 use arka_proto::{BlobId, DataKey, ObjectId};
 
 use crate::error::{Error, Result};
-use crate::index::{Index, Location};
+use crate::repo::index::{Index, Location};
 use crate::repo::Repository;
 use crate::store::ObjectKind;
 
@@ -303,7 +303,7 @@ impl BlobReader {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::chunker::tests::pseudo_random as xorshift;
+    use crate::engine::chunker::tests::pseudo_random as xorshift;
     use proptest::prelude::*;
 
     /// 16-bit little-endian samples like a CT slice: a smooth high byte, 6 bits of noise low.

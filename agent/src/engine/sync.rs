@@ -16,8 +16,8 @@ use futures::{StreamExt, TryStreamExt};
 
 use arka_proto::ObjectId;
 
+use crate::engine::progress::Progress;
 use crate::error::{Error, Result};
-use crate::progress::Progress;
 use crate::repo::check_object_id;
 use crate::store::{ObjectKind, Store, CONFIG_KEY};
 

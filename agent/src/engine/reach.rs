@@ -11,8 +11,8 @@ use futures::{StreamExt, TryStreamExt};
 
 use arka_proto::{BlobId, TreeRefs};
 
-use crate::blob::BlobReader;
 use crate::error::{Error, Result};
+use crate::repo::blob::BlobReader;
 
 /// Content lists read at once.
 const LISTS_IN_FLIGHT: usize = 8;
@@ -38,7 +38,7 @@ pub async fn reachable_from(reader: &BlobReader, roots: Vec<(BlobId, BlobId)>) -
         // Owned IDs: a closure over borrowed ones would not be Send for every lifetime.
         let mut contents = futures::stream::iter(new_lists)
             .map(|id| async move {
-                crate::content::read_list(reader, &id).await.map_err(|e| cannot_tell("content list", &id, e))
+                crate::repo::content::read_list(reader, &id).await.map_err(|e| cannot_tell("content list", &id, e))
             })
             .buffer_unordered(LISTS_IN_FLIGHT);
         while let Some(content) = contents.try_next().await? {

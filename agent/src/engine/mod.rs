@@ -1,0 +1,16 @@
+//! The engine layer: the operations on a repository (backup, restore, verify, retention,
+//! prune, sync, erase) and the audit trail that records them. It builds on `repo` and
+//! `store`; the CLI and the service call it and nothing below it decides policy.
+
+pub mod audit;
+pub mod backup;
+pub mod chunker;
+pub mod erase;
+pub mod forget;
+pub mod progress;
+pub mod prune;
+pub mod reach;
+pub mod restore;
+pub mod retention;
+pub mod sync;
+pub mod verify;

@@ -1,0 +1,13 @@
+//! The repository layer: a repository opened with a key and the objects it is made of.
+//! It reads and writes through `store` and knows nothing of operations (those are `engine`).
+
+pub mod blob;
+pub mod content;
+pub mod index;
+pub mod keys;
+pub mod local_state;
+pub mod packer;
+mod repository;
+pub mod snapshots;
+
+pub use repository::*;
