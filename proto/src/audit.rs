@@ -49,10 +49,13 @@ pub enum Operation {
     Prune,
     Erase,
     Key,
+    /// A copy of the repository to another target (recorded in the source repository,
+    /// which the next sync carries to the copy).
+    Sync,
 }
 
 impl Operation {
-    pub const ALL: [Operation; 9] = [
+    pub const ALL: [Operation; 10] = [
         Self::Init,
         Self::Backup,
         Self::Restore,
@@ -62,6 +65,7 @@ impl Operation {
         Self::Prune,
         Self::Erase,
         Self::Key,
+        Self::Sync,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -75,6 +79,7 @@ impl Operation {
             Self::Prune => "prune",
             Self::Erase => "erase",
             Self::Key => "key",
+            Self::Sync => "sync",
         }
     }
 
@@ -242,7 +247,7 @@ mod tests {
     #[test]
     fn operation_names_are_stable_and_match_the_encoding() {
         let names: Vec<&str> = Operation::ALL.iter().map(|o| o.as_str()).collect();
-        assert_eq!(names, ["init", "backup", "restore", "dump", "verify", "forget", "prune", "erase", "key"]);
+        assert_eq!(names, ["init", "backup", "restore", "dump", "verify", "forget", "prune", "erase", "key", "sync"]);
         for op in Operation::ALL {
             assert_eq!(Operation::from_name(op.as_str()), Some(op));
             let cbor = codec::to_cbor(&op);

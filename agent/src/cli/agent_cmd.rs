@@ -37,7 +37,7 @@ pub(super) async fn agent(a: AgentArgs) -> Result<ExitCode> {
         AgentCommand::Check(c) => (false, c),
     };
     let path = arg.config.unwrap_or_else(config::default_config_path);
-    let cfg = config::load(&path).map_err(|e| Error::Usage(e.to_string()))?;
+    let cfg = config::load(&path).map_err(|e| Error::Config(e.to_string()))?;
     if !run {
         say!(
             "{}: {} sources, {} targets, status page on http://{}/",
@@ -48,34 +48,9 @@ pub(super) async fn agent(a: AgentArgs) -> Result<ExitCode> {
         );
         return Ok(ExitCode::SUCCESS);
     }
-    let (stop_tx, stop) = tokio::sync::watch::channel(false);
-    tokio::spawn(async move {
-        stop_signal().await;
-        tracing::info!("stopping: running backups end at their next safe point");
-        let _ = stop_tx.send(true);
-    });
+    let stop = tokio_util::sync::CancellationToken::new();
+    crate::platform::shutdown::cancel_on_shutdown(stop.clone());
     eprintln!("arka agent: {} sources, status page on http://{}/", cfg.sources.len(), cfg.status.bind);
     crate::service::runner::run(cfg, Arc::new(SystemClock), stop).await?;
     Ok(ExitCode::SUCCESS)
-}
-
-/// SIGTERM (systemd, `kill`) or Ctrl-C.
-async fn stop_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = tokio::signal::ctrl_c().await;
 }

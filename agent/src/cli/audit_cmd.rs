@@ -1,23 +1,14 @@
 //! `arka audit [verify]`: list the repository's audit records, or check their hash chain
-//! (exit 0 intact, 1 with the problems named); and the records the other commands append
-//! when they succeed (IDs and counts only: a path or file name is personal data).
+//! (exit 0 intact, 1 with the problems named). What the records say is `engine::records`.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, ValueEnum};
 
-use arka_proto::ObjectId;
-
-use super::{open_any, rfc3339, AnyKeyArgs, Output, RepoArg};
-use crate::engine::audit::{self, AuditLog, ChainReport, Entry, Operation};
-use crate::engine::backup::BackupOutcome;
-use crate::engine::forget::ForgetPlan;
-use crate::engine::restore::RestoreSummary;
-use crate::engine::retention::RetentionPolicy;
-use crate::engine::verify::VerifyReport;
+use super::output::{rfc3339, Output};
+use super::{session, AnyKeyArgs, CacheArg, RepoArg};
+use crate::engine::audit::{self, AuditLog, ChainReport};
 use crate::error::Result;
-use crate::repo::Repository;
 
 #[derive(Args)]
 pub(super) struct AuditArgs {
@@ -28,10 +19,8 @@ pub(super) struct AuditArgs {
     repo: RepoArg,
     #[command(flatten)]
     keys: AnyKeyArgs,
-    /// Where this machine remembers the records it has seen, so that removing the newest
-    /// ones is detected.
-    #[arg(long, env = "ARKA_CACHE_DIR")]
-    cache_dir: Option<PathBuf>,
+    #[command(flatten)]
+    cache: CacheArg,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -41,10 +30,11 @@ enum Action {
 }
 
 pub(super) async fn run(a: AuditArgs, out: &Output) -> Result<ExitCode> {
-    let repo = open_any(&a.repo.repo, a.keys.agent_key.as_ref(), a.keys.identity.as_ref()).await?;
+    let session = session(&a.repo, &a.keys, &a.cache).await?;
+    let repo = session.repo();
     match a.action {
         Action::List => {
-            let log = audit::load_all(&repo).await?;
+            let log = audit::load_all(repo).await?;
             list(&log, out);
             if !log.unreadable.is_empty() {
                 eprintln!(
@@ -55,8 +45,7 @@ pub(super) async fn run(a: AuditArgs, out: &Output) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Action::Verify => {
-            let cache_dir = a.cache_dir.unwrap_or_else(crate::engine::backup::default_cache_dir);
-            let (_, report) = audit::verify(&repo, &cache_dir).await?;
+            let (_, report) = audit::verify(repo, session.cache_dir()).await?;
             show_report(&report, out);
             if report.is_intact() {
                 Ok(ExitCode::SUCCESS)
@@ -149,74 +138,4 @@ fn show_report(report: &ChainReport, out: &Output) {
     if report.is_intact() {
         say!("the audit trail is intact");
     }
-}
-
-/// `init` also created the agent key: one record stands for both.
-pub(super) async fn initialised(repo: &Repository) {
-    Entry::new(Operation::Init)
-        .count("recipients", repo.config.recipients.len() as u64)
-        .detail("repository created, agent key created")
-        .record(repo)
-        .await;
-}
-
-pub(super) async fn backed_up(repo: &Repository, outcome: &BackupOutcome, cache_dir: PathBuf) {
-    let s = &outcome.snapshot.stats;
-    let mut entry = Entry::new(Operation::Backup)
-        .snapshots([outcome.id])
-        .count("files", s.files)
-        .count("bytes", s.bytes)
-        .count("bytes_new", s.bytes_new)
-        .count("bytes_stored", s.bytes_stored)
-        .count("unreadable", s.unreadable)
-        .cache_dir(cache_dir);
-    if outcome.snapshot.partial {
-        entry = entry.detail("partial: some files could not be read");
-    }
-    entry.record(repo).await;
-}
-
-/// `part`: only a path within the snapshot was restored (which one is not recorded).
-pub(super) async fn restored(repo: &Repository, snapshot: ObjectId, summary: &RestoreSummary, part: bool) {
-    let mut entry = Entry::new(Operation::Restore)
-        .snapshots([snapshot])
-        .count("files", summary.files)
-        .count("dirs", summary.dirs)
-        .count("bytes", summary.bytes)
-        .count("damaged", summary.damaged.len() as u64);
-    if part {
-        entry = entry.detail("part of the snapshot");
-    }
-    entry.record(repo).await;
-}
-
-pub(super) async fn dumped(repo: &Repository, snapshot: ObjectId, bytes: u64) {
-    Entry::new(Operation::Dump).snapshots([snapshot]).count("files", 1).count("bytes", bytes).record(repo).await;
-}
-
-pub(super) async fn verified(repo: &Repository, report: &VerifyReport, read_data: Option<f64>, cache_dir: PathBuf) {
-    let mut entry = Entry::new(Operation::Verify)
-        .count("snapshots", report.snapshots as u64)
-        .count("index_segments", report.index_segments as u64)
-        .count("packs", report.packs as u64)
-        .count("packs_read", report.packs_read as u64)
-        .count("blobs_decrypted", report.blobs_decrypted)
-        .count("damaged", report.damage.len() as u64)
-        .count("broken_snapshots", report.broken_snapshots.len() as u64)
-        .cache_dir(cache_dir);
-    if let Some(p) = read_data {
-        entry = entry.detail(format!("read-data {p}%"));
-    }
-    entry.record(repo).await;
-}
-
-pub(super) async fn forgot(repo: &Repository, plan: &ForgetPlan, deleted: usize, policy: &RetentionPolicy) {
-    let kept = plan.decisions.len() - plan.forgotten().count() + plan.unreadable.len();
-    Entry::new(Operation::Forget)
-        .snapshots(plan.forgotten().map(|(d, _)| d.id))
-        .count("forgotten", deleted as u64)
-        .count("kept", kept as u64)
-        .detail(format!("policy {}", serde_json::to_string(policy).expect("a policy serializes")))
-        .record(repo)
-        .await;
 }

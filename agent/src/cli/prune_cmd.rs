@@ -2,19 +2,14 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
 
-use super::{human_bytes, open_any, rfc3339, AuditEntry, Operation, Output, RepoArg};
-use crate::engine::prune::{PruneOptions, PruneReport, SAFE_GRACE};
+use super::output::{human_bytes, rfc3339, Output};
+use super::{agent_session, CacheArg, RepoArg};
+use crate::engine::prune::{PruneOptions, PruneReport, DEFAULT_MAX_UNUSED_PERCENT, SAFE_GRACE};
 use crate::error::Result;
-use crate::repo::Repository;
-
-/// A day: hourly backups have long finished, and space comes back by the next day's prune.
-const DEFAULT_GRACE: Duration = Duration::from_secs(86400);
-const DEFAULT_MAX_UNUSED: f64 = 10.0;
 
 #[derive(Args)]
 pub(super) struct PruneArgs {
@@ -27,32 +22,13 @@ pub(super) struct PruneArgs {
     #[arg(long, default_value = "1d", value_parser = parse_grace)]
     grace: Duration,
     /// Repack a pack when more than this percentage of it is unreferenced.
-    #[arg(long, default_value_t = DEFAULT_MAX_UNUSED)]
+    #[arg(long, default_value_t = DEFAULT_MAX_UNUSED_PERCENT)]
     max_unused: f64,
     /// Report what would be deleted and repacked; change nothing.
     #[arg(long)]
     dry_run: bool,
-    /// Where the audit trail's local memory lives.
-    #[arg(long, env = "ARKA_CACHE_DIR")]
-    cache_dir: Option<PathBuf>,
-}
-
-/// `forget --prune`: a prune with the defaults of `arka prune`, recorded in the audit trail.
-pub(super) async fn prune_with_defaults(repo: &Arc<Repository>) -> Result<PruneReport> {
-    let opts = PruneOptions { grace: DEFAULT_GRACE, max_unused_percent: DEFAULT_MAX_UNUSED, dry_run: false };
-    let report = crate::engine::prune::prune(repo, &opts).await?;
-    audit_entry(&report, crate::engine::backup::default_cache_dir()).record(repo).await;
-    Ok(report)
-}
-
-fn audit_entry(report: &PruneReport, cache_dir: PathBuf) -> AuditEntry {
-    AuditEntry::new(Operation::Prune)
-        .count("packs_deleted", report.packs_deleted as u64)
-        .count("bytes_freed", report.bytes_freed)
-        .count("packs_condemned", report.packs_condemned as u64)
-        .count("packs_repacked", report.packs_repacked as u64)
-        .count("delete_refused", report.delete_refused.len() as u64)
-        .cache_dir(cache_dir)
+    #[command(flatten)]
+    cache: CacheArg,
 }
 
 pub(super) async fn prune(a: PruneArgs, out: &Output) -> Result<ExitCode> {
@@ -62,12 +38,9 @@ pub(super) async fn prune(a: PruneArgs, out: &Output) -> Result<ExitCode> {
             SAFE_GRACE.as_secs() / 3600
         );
     }
-    let repo = Arc::new(open_any(&a.repo.repo, Some(&a.agent_key), None).await?);
+    let session = agent_session(&a.repo, &a.agent_key, &a.cache).await?;
     let opts = PruneOptions { grace: a.grace, max_unused_percent: a.max_unused, dry_run: a.dry_run };
-    let report = crate::engine::prune::prune(&repo, &opts).await?;
-    if !a.dry_run {
-        audit_entry(&report, a.cache_dir.unwrap_or_else(crate::engine::backup::default_cache_dir)).record(&repo).await;
-    }
+    let report = session.prune(&opts).await?;
     if out.json {
         say!("{}", serde_json::to_string(&report).expect("report serializes"));
     } else {

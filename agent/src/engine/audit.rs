@@ -34,6 +34,25 @@ const RECORD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
 /// disagree a little) before verification calls it a problem.
 pub const CLOCK_TOLERANCE_NS: i64 = 15 * 60 * 1_000_000_000;
 
+/// Who ran an operation, as its audit record names them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Actor {
+    pub host: String,
+    pub user: String,
+}
+
+impl Actor {
+    /// A person at the command line: this machine's host name and their OS user.
+    pub fn cli() -> Self {
+        Self { host: crate::platform::hostname(), user: crate::platform::username() }
+    }
+
+    /// The agent service: the host name its configuration gives, and the user `service`.
+    pub fn service(hostname: &str) -> Self {
+        Self { host: hostname.to_string(), user: "service".to_string() }
+    }
+}
+
 /// One operation to record. Build it, then `append` (errors returned) or `record`
 /// (errors logged: a successful operation never fails because its record could not be
 /// written).
@@ -44,11 +63,12 @@ pub struct Entry {
     counts: BTreeMap<String, u64>,
     detail: Option<String>,
     cache_dir: Option<PathBuf>,
+    actor: Option<Actor>,
 }
 
 impl Entry {
     pub fn new(operation: Operation) -> Self {
-        Self { operation, snapshots: Vec::new(), counts: BTreeMap::new(), detail: None, cache_dir: None }
+        Self { operation, snapshots: Vec::new(), counts: BTreeMap::new(), detail: None, cache_dir: None, actor: None }
     }
 
     pub fn snapshots(mut self, ids: impl IntoIterator<Item = ObjectId>) -> Self {
@@ -70,6 +90,12 @@ impl Entry {
     /// Where the local memory lives (default: `backup::default_cache_dir()`).
     pub fn cache_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.cache_dir = Some(dir.into());
+        self
+    }
+
+    /// Who ran it (default: `Actor::cli()`).
+    pub fn by(mut self, actor: Actor) -> Self {
+        self.actor = Some(actor);
         self
     }
 
@@ -107,6 +133,7 @@ impl Entry {
 
     /// The record that follows `head`, cut to the format's limits.
     fn into_record(self, head: Option<(u64, ObjectId)>) -> AuditRecord {
+        let actor = self.actor.unwrap_or_else(Actor::cli);
         let mut counts = self.counts;
         let mut snapshots = self.snapshots;
         if snapshots.len() > format::MAX_SNAPSHOTS {
@@ -121,8 +148,8 @@ impl Entry {
             seq: head.map_or(0, |(seq, _)| seq + 1),
             prev: head.map(|(_, id)| id),
             time_ns: jiff::Timestamp::now().as_nanosecond() as i64,
-            host: cut(crate::platform::hostname(), format::MAX_NAME_LEN),
-            user: cut(crate::platform::username(), format::MAX_NAME_LEN),
+            host: cut(actor.host, format::MAX_NAME_LEN),
+            user: cut(actor.user, format::MAX_NAME_LEN),
             operation: self.operation,
             snapshots,
             counts,
@@ -130,37 +157,6 @@ impl Entry {
             program: format!("arka {}", env!("CARGO_PKG_VERSION")),
         }
     }
-}
-
-/// Appends a record; see [`Entry`] for a builder with a cache directory.
-pub async fn append(
-    repo: &Repository,
-    op: Operation,
-    snapshots: &[ObjectId],
-    counts: &[(&str, u64)],
-    detail: Option<String>,
-) -> Result<ObjectId> {
-    entry(op, snapshots, counts, detail).append(repo).await
-}
-
-/// Appends a record, logging instead of failing: for the end of a successful operation.
-pub async fn record(
-    repo: &Repository,
-    op: Operation,
-    snapshots: &[ObjectId],
-    counts: &[(&str, u64)],
-    detail: Option<String>,
-) -> Option<ObjectId> {
-    entry(op, snapshots, counts, detail).record(repo).await
-}
-
-fn entry(op: Operation, snapshots: &[ObjectId], counts: &[(&str, u64)], detail: Option<String>) -> Entry {
-    let mut e = Entry::new(op).snapshots(snapshots.iter().copied());
-    for (name, n) in counts {
-        e = e.count(name, *n);
-    }
-    e.detail = detail;
-    e
 }
 
 /// Cuts `s` to at most `max` bytes, at a character boundary.

@@ -10,7 +10,12 @@ pub mod forget;
 pub mod progress;
 pub mod prune;
 pub mod reach;
+mod records;
 pub mod restore;
 pub mod retention;
+pub mod session;
 pub mod sync;
 pub mod verify;
+
+pub use audit::Actor;
+pub use session::{BackupRequest, Session};

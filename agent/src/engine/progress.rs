@@ -1,6 +1,8 @@
 //! Counters the engine updates and the CLI (or the service's status) reads.
 
-use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::atomic::AtomicU64;
+
+use tokio_util::sync::CancellationToken;
 
 #[derive(Default)]
 pub struct Progress {
@@ -9,6 +11,6 @@ pub struct Progress {
     pub files: AtomicU64,
     /// Bytes written to the repository.
     pub uploaded: AtomicU64,
-    /// Set to stop the operation at the next safe point.
-    pub cancelled: AtomicBool,
+    /// Cancelled to stop the operation at the next safe point.
+    pub cancel: CancellationToken,
 }

@@ -43,6 +43,11 @@ pub const SAFE_GRACE: Duration = Duration::from_secs(2 * 3600);
 /// Packs per rewritten index segment.
 const PACKS_PER_SEGMENT: usize = 2000;
 
+/// A day: hourly backups have long finished, and space comes back by the next day's prune.
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(86400);
+/// Repack a pack when more than this share of it is unreferenced.
+pub const DEFAULT_MAX_UNUSED_PERCENT: f64 = 10.0;
+
 pub struct PruneOptions {
     /// How long condemned objects wait before they are deleted.
     pub grace: Duration,
@@ -50,6 +55,13 @@ pub struct PruneOptions {
     pub max_unused_percent: f64,
     /// Report what would be done; write and delete nothing.
     pub dry_run: bool,
+}
+
+impl Default for PruneOptions {
+    /// What `arka prune`, `forget --prune` and the service's scheduled prune use.
+    fn default() -> Self {
+        Self { grace: DEFAULT_GRACE, max_unused_percent: DEFAULT_MAX_UNUSED_PERCENT, dry_run: false }
+    }
 }
 
 #[derive(Debug, Default, serde::Serialize)]

@@ -1,6 +1,8 @@
 //! Platform specifics of file metadata and names, kept behind `cfg` so the Windows build
 //! shares everything else.
 
+pub mod shutdown;
+
 use std::ffi::{OsStr, OsString};
 use std::fs::Metadata;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

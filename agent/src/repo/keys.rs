@@ -9,14 +9,14 @@ use arka_proto::{AgentKey, RecoveryIdentities};
 use crate::error::{Error, Result};
 
 fn read_key_file(path: &Path, what: &str) -> Result<Vec<u8>> {
-    std::fs::read(path).map_err(|e| Error::Usage(format!("cannot read the {what} file {}: {e}", path.display())))
+    std::fs::read(path).map_err(|e| Error::Key(format!("cannot read the {what} file {}: {e}", path.display())))
 }
 
 pub fn load_agent_key(path: &Path) -> Result<AgentKey> {
     let bytes = read_key_file(path, "agent key")?;
     let text = String::from_utf8(bytes)
-        .map_err(|_| Error::Usage(format!("{} is not an arka agent key file", path.display())))?;
-    AgentKey::parse(&text).map_err(|e| Error::Usage(format!("{}: {e}", path.display())))
+        .map_err(|_| Error::Key(format!("{} is not an arka agent key file", path.display())))?;
+    AgentKey::parse(&text).map_err(|e| Error::Key(format!("{}: {e}", path.display())))
 }
 
 /// Loads recovery identities. A passphrase-protected file asks `passphrase` for its
@@ -26,14 +26,14 @@ pub fn load_identities(path: &Path, passphrase: impl FnOnce() -> Result<String>)
     let plain = if is_age_file(&bytes) {
         let pass = passphrase()?;
         zeroize::Zeroizing::new(
-            open_with_passphrase(&bytes, &pass).map_err(|e| Error::Usage(format!("{}: {e}", path.display())))?,
+            open_with_passphrase(&bytes, &pass).map_err(|e| Error::Key(format!("{}: {e}", path.display())))?,
         )
     } else {
         zeroize::Zeroizing::new(bytes)
     };
     let text = std::str::from_utf8(&plain)
-        .map_err(|_| Error::Usage(format!("{} is not an age identity file", path.display())))?;
-    RecoveryIdentities::parse(text).map_err(|e| Error::Usage(format!("{}: {e}", path.display())))
+        .map_err(|_| Error::Key(format!("{} is not an age identity file", path.display())))?;
+    RecoveryIdentities::parse(text).map_err(|e| Error::Key(format!("{}: {e}", path.display())))
 }
 
 /// Writes a secret file readable by its owner only.

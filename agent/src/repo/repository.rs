@@ -61,7 +61,13 @@ impl Repository {
 
     pub async fn open_with_agent_key(store: Store, key: AgentKey) -> Result<Self> {
         let bytes = Self::read_config(&store).await?;
-        let config = RepoConfig::decode(&bytes, &key)?;
+        let config = RepoConfig::decode(&bytes, &key).map_err(|e| match e {
+            arka_proto::Error::Authentication { .. } => Error::Key(format!(
+                "the agent key does not open {}: it belongs to another repository, or the config object was altered",
+                store.display
+            )),
+            other => other.into(),
+        })?;
         let recipients = Recipients::parse(&config.recipients)?;
         Ok(Self { store, config, key, recipients, identities: None })
     }

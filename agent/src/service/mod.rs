@@ -6,5 +6,6 @@ pub mod notify;
 pub mod runner;
 pub mod schedule;
 pub mod status;
+pub mod supervisor;
 pub mod watch;
 pub mod windows_service;

@@ -6,23 +6,22 @@
 //! only, and replication is a separate task that catches up when the link is back. The
 //! status report is pushed to every arka-server target by tasks of its own (`push`).
 
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use jiff::tz::TimeZone;
 use tokio::sync::{watch, Semaphore};
+use tokio_util::sync::CancellationToken;
 
 use arka_proto::status::{AgentStatus, RunOutcome, SourceKind as StatusKind, SourceStatus, TargetRole, TargetStatus};
 
-use super::config::{Config, Source, SourceKind, Target};
+use super::config::{Config, Source, SourceKind};
 use super::notify::{EmailSettings, Event, EventKind, Notifier, WebhookSettings};
 use super::schedule::{Clock, ScheduleState, FORGET_JOB, PRUNE_JOB, VERIFY_JOB};
 use super::status::StatusBoard;
+use super::supervisor::{Ended, Supervisor};
 use super::watch::{SourceWatcher, WatchSettings, WatchSignal};
-use crate::engine::audit::{Entry as AuditEntry, Operation};
-use crate::engine::backup::{self, BackupOptions};
-use crate::engine::progress::Progress;
+use crate::engine::{Actor, Session};
 use crate::error::{Error, Result};
 use crate::repo::Repository;
 use crate::store::{Location, Store};
@@ -30,6 +29,12 @@ use crate::store::{Location, Store};
 /// How often replication retries a target that failed, and how often the RPO is checked.
 const REPLICATION_RETRY: Duration = Duration::from_secs(300);
 const RPO_CHECK: Duration = Duration::from_secs(60);
+/// A backup or maintenance run that found the store unreachable or busy is tried again
+/// after each of these waits before it counts as failed.
+const RETRY_DELAYS: [Duration; 2] = [Duration::from_secs(15), Duration::from_secs(60)];
+/// How long a running backup may take to reach a safe point once the service stops
+/// (systemd's default stop timeout is 90 s; Windows asks for a wait hint).
+pub const EXIT_DEADLINE: Duration = Duration::from_secs(60);
 
 /// Shared by every task of the agent.
 struct Agent {
@@ -41,8 +46,12 @@ struct Agent {
     state: Mutex<ScheduleState>,
     /// One backup or maintenance job at a time: the clinic server has other work to do.
     busy: Semaphore,
-    /// Set when the agent is told to stop; running backups are cancelled at a safe point.
-    stop: watch::Receiver<bool>,
+    /// Cancelled when the agent is told to stop; running jobs stop at a safe point.
+    stop: CancellationToken,
+    /// Runs backups and maintenance: retries, panics, the exit deadline.
+    jobs: Supervisor,
+    /// Runs replication, which retries on its own schedule and may be abandoned at once.
+    copies: Supervisor,
     /// Signals replication that the primary has new snapshots.
     replicate: watch::Sender<u64>,
     primary: tokio::sync::OnceCell<Arc<Repository>>,
@@ -50,9 +59,9 @@ struct Agent {
     runs: watch::Sender<u64>,
 }
 
-/// Runs the agent until `stop` turns true. Returns an error only for what makes running
+/// Runs the agent until `stop` is cancelled. Returns an error only for what makes running
 /// impossible (the agent key, the status address); storage problems are reported and retried.
-pub async fn run(cfg: Config, clock: Arc<dyn Clock>, stop: watch::Receiver<bool>) -> Result<()> {
+pub async fn run(cfg: Config, clock: Arc<dyn Clock>, stop: CancellationToken) -> Result<()> {
     let key = crate::repo::keys::load_agent_key(&cfg.agent_key)?;
     std::fs::create_dir_all(&cfg.state_dir).map_err(|e| Error::io(&cfg.state_dir, e))?;
     let notifier = notifier_from(&cfg)?;
@@ -71,6 +80,8 @@ pub async fn run(cfg: Config, clock: Arc<dyn Clock>, stop: watch::Receiver<bool>
         notifier: Arc::new(notifier),
         state: Mutex::new(state),
         busy: Semaphore::new(1),
+        jobs: Supervisor::new(stop.clone(), RETRY_DELAYS.to_vec(), EXIT_DEADLINE),
+        copies: Supervisor::new(stop.clone(), Vec::new(), Duration::ZERO),
         stop: stop.clone(),
         replicate,
         primary: tokio::sync::OnceCell::new(),
@@ -86,13 +97,11 @@ pub async fn run(cfg: Config, clock: Arc<dyn Clock>, stop: watch::Receiver<bool>
     let token = agent.cfg.status.token.as_ref().map(|t| t.expose().to_string());
     let listener = tokio::net::TcpListener::bind(agent.cfg.status.bind)
         .await
-        .map_err(|e| Error::Usage(format!("cannot listen on {} for the status page: {e}", agent.cfg.status.bind)))?;
+        .map_err(|e| Error::Config(format!("cannot listen on {} for the status page: {e}", agent.cfg.status.bind)))?;
     let mut tasks = tokio::task::JoinSet::new();
-    let mut stop_server = stop.clone();
+    let stop_server = stop.clone();
     tasks.spawn(async move {
-        let shutdown = async move {
-            let _ = stop_server.wait_for(|s| *s).await;
-        };
+        let shutdown = async move { stop_server.cancelled().await };
         if let Err(e) = super::status::serve_on(listener, board, token, shutdown).await {
             tracing::error!("the status endpoint stopped: {e}");
         }
@@ -131,7 +140,13 @@ impl Agent {
     }
 
     fn stopping(&self) -> bool {
-        *self.stop.borrow()
+        self.stop.is_cancelled()
+    }
+
+    /// A session on the primary target, recorded in the audit trail as the service.
+    async fn session(&self, key: &arka_proto::AgentKey) -> Result<Session> {
+        let repo = self.primary(key).await?;
+        Ok(Session::new(repo, Actor::service(&self.cfg.hostname), self.cfg.state_dir.join("cache")))
     }
 
     /// Sends a notification without making the caller wait for slow receivers.
@@ -159,10 +174,9 @@ impl Agent {
 
     /// Sleeps until `until`, returning early (false) when the agent stops.
     async fn sleep_until(&self, until: jiff::Timestamp) -> bool {
-        let mut stop = self.stop.clone();
         tokio::select! {
             _ = self.clock.sleep_until(until) => true,
-            _ = stop.wait_for(|s| *s) => false,
+            _ = self.stop.cancelled() => false,
         }
     }
 }
@@ -182,7 +196,7 @@ fn notifier_from(cfg: &Config) -> Result<Notifier> {
         from: e.from.clone(),
         to: e.to.clone(),
     });
-    Notifier::new(webhook, email).map_err(|e| Error::Usage(format!("[notify]: {e}")))
+    Notifier::new(webhook, email).map_err(|e| Error::Config(format!("[notify]: {e}")))
 }
 
 fn initial_status(cfg: &Config, now_ns: i64) -> AgentStatus {
@@ -223,7 +237,6 @@ async fn source_loop(agent: Arc<Agent>, key: arka_proto::AgentKey, index: usize)
         }
         _ => None,
     };
-    let mut stop = agent.stop.clone();
     loop {
         let due = agent.next_run(&source.name, &source.schedule);
         let due_ns = due.as_nanosecond() as i64;
@@ -246,7 +259,7 @@ async fn source_loop(agent: Arc<Agent>, key: arka_proto::AgentKey, index: usize)
         tokio::select! {
             _ = agent.clock.sleep_until(due) => {}
             _ = watched => {}
-            _ = stop.wait_for(|s| *s) => return,
+            _ = agent.stop.cancelled() => return,
         }
         let Ok(_permit) = agent.busy.acquire().await else { return };
         if agent.stopping() {
@@ -256,8 +269,9 @@ async fn source_loop(agent: Arc<Agent>, key: arka_proto::AgentKey, index: usize)
     }
 }
 
-/// One backup of a source: status, schedule state, audit trail and notifications.
-async fn run_source(agent: &Agent, key: &arka_proto::AgentKey, source: &Source) {
+/// One backup of a source: status, schedule state and notifications (the session writes
+/// the audit record).
+async fn run_source(agent: &Arc<Agent>, key: &arka_proto::AgentKey, source: &Source) {
     let started = agent.clock.now();
     let started_ns = started.as_nanosecond() as i64;
     agent.board.update(|st| {
@@ -266,11 +280,12 @@ async fn run_source(agent: &Agent, key: &arka_proto::AgentKey, source: &Source) 
         }
     });
     let t0 = std::time::Instant::now();
-    let result = backup_source(agent, key, source).await;
+    let job = Arc::new(jobs::Backup { agent: agent.clone(), key: key.clone(), source: source.clone() });
+    let ended = agent.jobs.run(&job).await;
     let ms = t0.elapsed().as_millis() as u64;
     let now_ns = agent.now_ns();
-    match result {
-        Ok(outcome) => {
+    match ended {
+        Ended::Done(outcome) => {
             let st = &outcome.snapshot.stats;
             let run = RunOutcome {
                 snapshot: outcome.id.short(),
@@ -295,11 +310,11 @@ async fn run_source(agent: &Agent, key: &arka_proto::AgentKey, source: &Source) 
                 tracing::warn!("source {}: {} files could not be read", source.name, st.unreadable);
             }
         }
-        Err(Error::Interrupted) => {
+        Ended::Cancelled | Ended::Abandoned => {
             tracing::info!("source {}: backup stopped by shutdown; the next run resumes", source.name);
         }
-        Err(e) => {
-            let why = scrub(&e);
+        failed => {
+            let why = failed.failure().unwrap_or_default();
             tracing::warn!("source {}: backup failed: {why}", source.name);
             agent.board.update(|s| {
                 if let Some(s) = s.source_mut(&source.name) {
@@ -316,138 +331,54 @@ async fn run_source(agent: &Agent, key: &arka_proto::AgentKey, source: &Source) 
     agent.runs.send_modify(|n| *n += 1);
 }
 
-async fn backup_source(agent: &Agent, key: &arka_proto::AgentKey, source: &Source) -> Result<backup::BackupOutcome> {
-    let repo = agent.primary(key).await?;
-    let progress = Arc::new(Progress::default());
-    // Stop at a safe point when the agent stops, or when a command outlives its timeout.
-    let timeout = match &source.kind {
-        SourceKind::Command { timeout, .. } => Some(*timeout),
-        SourceKind::Files { .. } => None,
-    };
-    let canceller = {
-        let (p, mut stop) = (progress.clone(), agent.stop.clone());
-        tokio::spawn(async move {
-            let timed_out = async {
-                match timeout {
-                    Some(t) => tokio::time::sleep(t).await,
-                    None => std::future::pending().await,
-                }
-            };
-            tokio::select! {
-                _ = stop.wait_for(|s| *s) => {}
-                _ = timed_out => {}
-            }
-            p.cancelled.store(true, Ordering::Relaxed);
-        })
-    };
-    let src = match &source.kind {
-        SourceKind::Files { paths, .. } => backup::Source::Paths(paths.clone()),
-        SourceKind::Command { command, dump_name, .. } => {
-            backup::Source::Command { command: command.clone(), name: dump_name.clone() }
-        }
-    };
-    let opts = BackupOptions {
-        hostname: agent.cfg.hostname.clone(),
-        tags: source.tags.clone(),
-        cache_dir: Some(agent.cfg.state_dir.join("cache")),
-        progress: progress.clone(),
-    };
-    let result = backup::run(repo.clone(), src, opts).await;
-    canceller.abort();
-    let outcome = match result {
-        Err(Error::Interrupted) if !agent.stopping() => {
-            return Err(Error::CommandFailed {
-                command: source.name.clone(),
-                reason: "it ran longer than its timeout and was stopped".into(),
-            })
-        }
-        r => r?,
-    };
-    let s = &outcome.snapshot.stats;
-    AuditEntry::new(Operation::Backup)
-        .snapshots([outcome.id])
-        .count("files", s.files)
-        .count("bytes", s.bytes)
-        .count("bytes_stored", s.bytes_stored)
-        .count("unreadable", s.unreadable)
-        .detail(format!("agent source {}", source.name))
-        .cache_dir(agent.cfg.state_dir.join("cache"))
-        .record(&repo)
-        .await;
-    Ok(outcome)
-}
-
 /// Copies the primary to one secondary target after each backup, and retries a failing
 /// link every few minutes. Reports the backlog on the status board.
 async fn replication_loop(agent: Arc<Agent>, key: arka_proto::AgentKey, index: usize, mut wake: watch::Receiver<u64>) {
     let target = agent.cfg.targets[index].clone();
-    let mut stop = agent.stop.clone();
+    let job = Arc::new(jobs::Replicate { agent: agent.clone(), key, target: target.clone() });
     loop {
-        // Copying is safe to abandon at any point (see `sync`): a stop does not wait for it.
-        let result = tokio::select! {
-            r = replicate_once(&agent, &key, &target) => r,
-            _ = stop.wait_for(|s| *s) => return,
+        let result = match agent.copies.run(&job).await {
+            Ended::Done(()) => Ok(()),
+            Ended::Cancelled | Ended::Abandoned => return,
+            failed => Err(failed.failure().unwrap_or_default()),
         };
         let now_ns = agent.now_ns();
-        let ok = result.is_ok();
         agent.board.update(|st| {
             if let Some(t) = st.target_mut(&target.name) {
+                t.reachable = result.is_ok();
                 match &result {
-                    Ok((snapshots, bytes)) => {
-                        t.reachable = true;
+                    Ok(()) => {
                         t.last_sync_ns = Some(now_ns);
-                        t.backlog_snapshots = *snapshots;
-                        t.backlog_bytes = *bytes;
+                        (t.backlog_snapshots, t.backlog_bytes) = (0, 0);
                         t.last_error = None;
                     }
-                    Err(e) => {
-                        t.reachable = false;
-                        t.last_error = Some(scrub(e));
-                    }
+                    Err(why) => t.last_error = Some(why.clone()),
                 }
             }
         });
-        if let Err(e) = &result {
-            tracing::warn!("replication to {} failed: {}", target.name, scrub(e));
-            agent.notify(
-                Event::now(
+        match &result {
+            Err(why) => {
+                tracing::warn!("replication to {} failed: {why}", target.name);
+                let event = Event::now(
                     EventKind::ReplicationFailing,
                     Some(&target.name),
                     format!("copying to {} fails", target.name),
-                )
-                .with_detail(scrub(e)),
-            );
-        } else {
-            agent.notify(Event::now(
+                );
+                agent.notify(event.with_detail(why.clone()));
+            }
+            Ok(()) => agent.notify(Event::now(
                 EventKind::Recovered,
                 Some(&target.name),
                 format!("{} is reachable again", target.name),
-            ));
+            )),
         }
-        let retry = tokio::time::sleep(if ok { Duration::from_secs(3600) } else { REPLICATION_RETRY });
+        let retry = tokio::time::sleep(if result.is_ok() { Duration::from_secs(3600) } else { REPLICATION_RETRY });
         tokio::select! {
             _ = retry => {}
             r = wake.changed() => if r.is_err() { return },
-            _ = stop.wait_for(|s| *s) => return,
+            _ = agent.stop.cancelled() => return,
         }
     }
-}
-
-/// Brings one target up to date; returns what is still missing there (0 after success).
-async fn replicate_once(agent: &Agent, key: &arka_proto::AgentKey, target: &Target) -> Result<(u64, u64)> {
-    let url = &target.url;
-    let from = agent.primary(key).await?.store.clone();
-    let to = Store::open_with(url, true, &target.server)?;
-    // Before copying, tell the board how far behind the target is.
-    let (snapshots, bytes) = crate::engine::sync::backlog(&from, &to).await?;
-    agent.board.update(|st| {
-        if let Some(t) = st.targets.iter_mut().find(|t| t.url_display == arka_proto::status::display_url(url)) {
-            t.backlog_snapshots = snapshots;
-            t.backlog_bytes = bytes;
-        }
-    });
-    crate::engine::sync::sync(&from, &to, &Progress::default()).await?;
-    Ok((0, 0))
 }
 
 /// Forget, prune and verify, each on its own schedule when configured.
@@ -475,14 +406,14 @@ async fn maintenance_loop(agent: Arc<Agent>, key: arka_proto::AgentKey) {
         }
         let Ok(_permit) = agent.busy.acquire().await else { return };
         let started = agent.clock.now();
-        // Forget, prune and verify are safe to abandon at any point (prune: kill -9 safe).
-        let mut stop = agent.stop.clone();
-        let result = tokio::select! {
-            r = maintain(agent.clone(), key.clone(), job) => r,
-            _ = stop.wait_for(|s| *s) => return,
-        };
-        agent.record(job, started, result.is_ok());
+        let run = Arc::new(jobs::Maintain { agent: agent.clone(), key: key.clone(), job });
+        let ended = agent.jobs.run(&run).await;
+        if matches!(ended, Ended::Cancelled | Ended::Abandoned) {
+            return;
+        }
+        agent.record(job, started, matches!(ended, Ended::Done(_)));
         let now_ns = agent.now_ns();
+        let failure = ended.failure();
         agent.board.update(|st| {
             let m = &mut st.maintenance;
             match job {
@@ -490,49 +421,15 @@ async fn maintenance_loop(agent: Arc<Agent>, key: arka_proto::AgentKey) {
                 PRUNE_JOB => m.last_prune_ns = Some(now_ns),
                 _ => m.last_verify_ns = Some(now_ns),
             }
-            m.last_error = result.as_ref().err().map(scrub);
-            if let Ok(Some(damage)) = &result {
+            m.last_error = failure.clone();
+            if let Ended::Done(Some(damage)) = &ended {
                 m.verify_damage = *damage;
             }
         });
-        if let Err(e) = &result {
-            tracing::warn!("maintenance {job} failed: {}", scrub(e));
+        if let Some(why) = &failure {
+            tracing::warn!("maintenance {job} failed: {why}");
         }
         agent.runs.send_modify(|n| *n += 1);
-    }
-}
-
-/// Runs one maintenance job; for verify, returns the number of damaged objects.
-async fn maintain(agent: Arc<Agent>, key: arka_proto::AgentKey, job: &'static str) -> Result<Option<u64>> {
-    let repo = agent.primary(&key).await?;
-    let m = &agent.cfg.maintenance;
-    match job {
-        FORGET_JOB => {
-            let plan = crate::engine::forget::plan(&repo, &m.retention, agent.now_ns()).await?;
-            crate::engine::forget::execute(&repo, &plan).await?;
-            Ok(None)
-        }
-        PRUNE_JOB => {
-            let opts =
-                crate::engine::prune::PruneOptions { grace: m.prune_grace, max_unused_percent: 10.0, dry_run: false };
-            crate::engine::prune::prune(&repo, &opts).await?;
-            Ok(None)
-        }
-        _ => {
-            let opts = crate::engine::verify::VerifyOptions {
-                read_data_percent: Some(m.verify_percent as f64),
-                state_file: Some(agent.cfg.state_dir.join("verify-state.cbor")),
-            };
-            let report = crate::engine::verify::verify(repo, &opts).await?;
-            let damage = report.damage.len() as u64;
-            if damage > 0 {
-                agent.notify(
-                    Event::now(EventKind::VerifyDamage, None, format!("verify found {damage} damaged objects"))
-                        .with_detail(format!("{} snapshots cannot be restored in full", report.broken_snapshots.len())),
-                );
-            }
-            Ok(Some(damage))
-        }
     }
 }
 
@@ -568,6 +465,7 @@ pub fn scrub(e: &Error) -> String {
     }
 }
 
+mod jobs;
 mod push;
 #[cfg(test)]
 mod tests;

@@ -364,10 +364,11 @@ mod scm {
     fn service_main(_arguments: Vec<std::ffi::OsString>) {
         let config_path = CONFIG.get().cloned().unwrap_or_else(config::default_config_path);
         // Stop and Shutdown become the same stop signal as Ctrl-C or SIGTERM in a console.
-        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let stop = tokio_util::sync::CancellationToken::new();
+        let stop_tx = stop.clone();
         let handler = move |control| match control {
             ServiceControl::Stop | ServiceControl::Shutdown => {
-                let _ = stop_tx.send(true);
+                stop_tx.cancel();
                 ServiceControlHandlerResult::NoError
             }
             ServiceControl::Interrogate => ServiceControlHandlerResult::NoError,
@@ -376,7 +377,7 @@ mod scm {
         let Ok(handle) = service_control_handler::register(SERVICE_NAME, handler) else { return };
         let reporter = Reporter { handle };
         reporter.set(ServiceState::StartPending, ServiceExitCode::Win32(0), 1);
-        let exit = run_service(&config_path, reporter, stop_rx);
+        let exit = run_service(&config_path, reporter, stop);
         reporter.set(ServiceState::Stopped, exit, 0);
     }
 
@@ -385,7 +386,7 @@ mod scm {
     fn run_service(
         config_path: &Path,
         reporter: Reporter,
-        stop: tokio::sync::watch::Receiver<bool>,
+        stop: tokio_util::sync::CancellationToken,
     ) -> ServiceExitCode {
         let loaded = config::load(config_path);
         let state_dir = loaded.as_ref().map_or_else(|_| config::default_state_dir(), |c| c.state_dir.clone());
@@ -428,11 +429,9 @@ mod scm {
         let result = runtime.block_on(async move {
             // While the runner winds down, tell the service manager it is still making
             // progress, so a backup reaching its safe point is not mistaken for a hang.
-            let mut stopping = stop.clone();
+            let stopping = stop.clone();
             let progress = tokio::spawn(async move {
-                if stopping.wait_for(|s| *s).await.is_err() {
-                    return;
-                }
+                stopping.cancelled().await;
                 tracing::info!("stopping: running backups end at their next safe point");
                 for checkpoint in 1.. {
                     reporter.set(ServiceState::StopPending, ServiceExitCode::Win32(0), checkpoint);

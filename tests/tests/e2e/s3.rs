@@ -269,11 +269,11 @@ fn s3_failures_come_with_advice() {
 
     // Wrong secret key.
     let wrong = with(garage.env(), "AWS_SECRET_ACCESS_KEY", &"0".repeat(64));
-    run_with(wrong.clone(), snapshots(&garage.url("advice"))).expect_code(1).expect_stderr("refused the credentials");
-    run_with(wrong.clone(), fx.backup_args(&[&src], &[])).expect_code(1).expect_stderr("refused the credentials");
+    run_with(wrong.clone(), snapshots(&garage.url("advice"))).expect_code(12).expect_stderr("refused the credentials");
+    run_with(wrong.clone(), fx.backup_args(&[&src], &[])).expect_code(12).expect_stderr("refused the credentials");
     // Unknown key ID.
     let unknown = with(garage.env(), "AWS_ACCESS_KEY_ID", "GK000000000000000000000000");
-    run_with(unknown, snapshots(&garage.url("advice"))).expect_code(1).expect_stderr("refused the credentials");
+    run_with(unknown, snapshots(&garage.url("advice"))).expect_code(12).expect_stderr("refused the credentials");
 
     // Missing bucket (a name without "bucket" in it, so only a hint can match): init names it.
     let nowhere = "s3://offsite-nowhere/arka";

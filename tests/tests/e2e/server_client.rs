@@ -107,14 +107,14 @@ fn every_command_works_through_the_server_and_refusals_come_with_advice() {
         "--agent-key",
         fx.agent_key
     ]);
-    run(bogus).expect_code(1).expect_stderr("check ARKA_SERVER_TOKEN");
+    run(bogus).expect_code(12).expect_stderr("check ARKA_SERVER_TOKEN");
     arka_with_token(
         &fx,
         &server,
         "other-clinic",
         os_args!["snapshots", "--repo", fx.repo, "--agent-key", fx.agent_key],
     )
-    .expect_code(1)
+    .expect_code(12)
     .expect_stderr("this token is not for this repository");
     let mut none = fx.command();
     none.env_remove("ARKA_SERVER_TOKEN_FILE").args(os_args![
@@ -294,7 +294,7 @@ fn prune_with_an_append_token_deletes_nothing_and_a_maintain_token_finishes() {
     let mut forget: Vec<OsString> = vec!["forget".into()];
     forget.extend(fx.agent_args());
     forget.extend(["--keep-last".into(), "1".into()]);
-    fx.arka(forget.clone()).expect_code(1).expect_stderr("run prune on the NAS with a maintain token");
+    fx.arka(forget.clone()).expect_code(12).expect_stderr("run prune on the NAS with a maintain token");
     arka_with_token(&fx, &server, "nas", forget).ok();
     assert_eq!(fx.snapshots().len(), 1);
 

@@ -95,7 +95,7 @@ fn agent_key_is_refused_as_a_recovery_identity() {
     let mut dump = base("dump");
     dump.extend(["latest".into(), "src/Kowalski_Jan_CBCT.dcm".into()]);
     for args in [restore, ls, dump] {
-        let out = fx.arka(args).expect_code(2).expect_stderr("agent key, not a recovery identity");
+        let out = fx.arka(args).expect_code(12).expect_stderr("agent key, not a recovery identity");
         assert!(out.stdout.is_empty(), "{}: printed {:?}", out.what, out.stdout_text());
     }
     assert!(!fx.path("restored").join("src").exists(), "something was restored with the agent key");

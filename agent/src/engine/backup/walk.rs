@@ -74,8 +74,8 @@ impl Walker {
     }
 
     fn check_cancelled(&self) -> Result<()> {
-        if self.progress.cancelled.load(Ordering::Relaxed) {
-            return Err(Error::Interrupted);
+        if self.progress.cancel.is_cancelled() {
+            return Err(Error::Cancelled);
         }
         Ok(())
     }

@@ -22,7 +22,6 @@ const PREFIX: &str = "status push: ";
 pub(super) async fn push_loop(agent: Arc<Agent>, index: usize, mut runs: watch::Receiver<u64>) {
     let target = agent.cfg.targets[index].clone();
     let Location::Server { base, repo } = &target.location else { return };
-    let mut stop = agent.stop.clone();
     let mut store: Option<ServerStore> = None;
     loop {
         let result = match &store {
@@ -52,7 +51,7 @@ pub(super) async fn push_loop(agent: Arc<Agent>, index: usize, mut runs: watch::
         tokio::select! {
             _ = tokio::time::sleep(PUSH_EVERY) => {}
             r = runs.changed() => if r.is_err() { return },
-            _ = stop.wait_for(|s| *s) => return,
+            _ = agent.stop.cancelled() => return,
         }
     }
 }

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
 
+use crate::engine::audit::{self, Operation};
 use crate::repo::Repository;
 use crate::service::config;
 use crate::service::schedule::{Clock, ManualClock};
@@ -57,8 +58,8 @@ async fn runs_follow_the_schedule_and_catch_up_once_after_downtime() {
         Repository::open_with_agent_key(Store::open(repo_dir.to_str().unwrap(), false).unwrap(), key).await.unwrap();
 
     let clock = Arc::new(ManualClock::new(Timestamp::now()));
-    let (stop_tx, stop) = tokio::sync::watch::channel(false);
-    let runner = tokio::spawn(super::run(cfg, clock.clone(), stop));
+    let stop = tokio_util::sync::CancellationToken::new();
+    let runner = tokio::spawn(super::run(cfg, clock.clone(), stop.clone()));
 
     // Never run before: at once.
     until_snapshots(&reader, 1).await;
@@ -77,6 +78,66 @@ async fn runs_follow_the_schedule_and_catch_up_once_after_downtime() {
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(snapshot_count(&reader).await, 3, "more than one catch-up run");
 
-    stop_tx.send(true).unwrap();
+    stop.cancel();
+    tokio::time::timeout(Duration::from_secs(20), runner).await.expect("the runner stops").unwrap().unwrap();
+}
+
+/// Waits until the audit trail holds a successful record (no `failed:` detail) of each of `ops`.
+async fn until_recorded(repo: &Repository, ops: &[Operation]) -> Vec<arka_proto::AuditRecord> {
+    for _ in 0..200 {
+        let log = audit::load_all(repo).await.unwrap();
+        let records: Vec<_> = log.records.into_iter().map(|(_, r)| r).collect();
+        let ok = |op: &Operation| {
+            records.iter().any(|r| r.operation == *op && !r.detail.as_deref().unwrap_or("").starts_with("failed"))
+        };
+        if ops.iter().all(ok) {
+            return records;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the audit trail never recorded all of {ops:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scheduled_maintenance_is_audited_as_the_service() {
+    let dir = tempfile::tempdir().unwrap();
+    let recipient = arka_proto::RecoveryIdentities::generate().recipients().remove(0);
+    let repo_dir = dir.path().join("repo");
+    let store = Store::open(repo_dir.to_str().unwrap(), true).unwrap();
+    let (_, key) = Repository::init(store, &[recipient], None).await.unwrap();
+    let key_file = dir.path().join("agent.key");
+    crate::repo::keys::write_secret_file(&key_file, key.to_file_text().as_bytes()).unwrap();
+    let text = format!(
+        "agent_key = {key_file:?}\nstate_dir = {state:?}\nhostname = \"front-desk\"\n[[target]]\nurl = {repo_dir:?}\n\
+         [[source]]\nname = \"db\"\nkind = \"command\"\ncommand = \"echo rows\"\nschedule = \"every 1h\"\n\
+         [maintenance]\nforget = \"every 1h\"\nprune = \"every 1h\"\nprune_grace = \"1d\"\nverify = \"every 1h\"\n\
+         [status]\nbind = \"127.0.0.1:0\"\n",
+        state = dir.path().join("state"),
+    );
+    let cfg = config::parse(&text, &dir.path().join("agent.toml")).unwrap();
+    let reader =
+        Repository::open_with_agent_key(Store::open(repo_dir.to_str().unwrap(), false).unwrap(), key).await.unwrap();
+
+    let clock = Arc::new(ManualClock::new(Timestamp::now()));
+    let stop = tokio_util::sync::CancellationToken::new();
+    let runner = tokio::spawn(super::run(cfg, clock.clone(), stop.clone()));
+    let all = [Operation::Backup, Operation::Forget, Operation::Prune, Operation::Verify];
+    until_snapshots(&reader, 1).await;
+    until_asleep(&clock, 3).await;
+    // A prune that ran before the first backup refused (no snapshots) and is recorded as
+    // failed; the next hour's runs find the backup.
+    clock.advance(Duration::from_secs(2 * 3600));
+    let records = until_recorded(&reader, &all).await;
+    for r in &records {
+        assert_eq!((r.host.as_str(), r.user.as_str()), ("front-desk", "service"), "{r:?}");
+    }
+    let prune = records.iter().rfind(|r| r.operation == Operation::Prune).unwrap();
+    assert!(prune.counts.contains_key("packs_deleted") && prune.detail.is_none(), "{prune:?}");
+    for failed in records.iter().filter(|r| r.detail.as_deref().is_some_and(|d| d.starts_with("failed"))) {
+        assert_eq!(failed.detail.as_deref(), Some("failed: failed"), "only a refused prune may fail: {failed:?}");
+    }
+    let backup = records.iter().find(|r| r.operation == Operation::Backup).unwrap();
+    assert_eq!(backup.detail.as_deref(), Some("agent source db"), "{backup:?}");
+    stop.cancel();
     tokio::time::timeout(Duration::from_secs(20), runner).await.expect("the runner stops").unwrap().unwrap();
 }

@@ -1,0 +1,103 @@
+//! `arka backup`: paths, or a command's output, with the agent key.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+
+use super::output::{human_bytes, rfc3339, Output};
+use super::{agent_session, CacheArg, RepoArg};
+use crate::engine::backup::{BackupOutcome, Problem, Source};
+use crate::engine::BackupRequest;
+use crate::error::{Error, Result};
+
+#[derive(Args)]
+pub(super) struct BackupArgs {
+    #[command(flatten)]
+    repo: RepoArg,
+    #[arg(long, env = "ARKA_AGENT_KEY")]
+    agent_key: PathBuf,
+    /// Files and directories to back up.
+    #[arg(required_unless_present = "stdin_from_command", conflicts_with = "stdin_from_command")]
+    paths: Vec<PathBuf>,
+    /// Back up this command's standard output (e.g. "pg_dump clinic").
+    #[arg(long, requires = "name")]
+    stdin_from_command: Option<String>,
+    /// Name of the command source (the file name it restores as).
+    #[arg(long)]
+    name: Option<String>,
+    #[arg(long = "tag")]
+    tags: Vec<String>,
+    /// Host name recorded in the snapshot.
+    #[arg(long)]
+    host: Option<String>,
+    #[command(flatten)]
+    cache: CacheArg,
+    /// Read every file even if the files cache says it is unchanged.
+    #[arg(long)]
+    no_cache: bool,
+}
+
+pub(super) async fn backup(a: BackupArgs, out: &Output) -> Result<ExitCode> {
+    let session = agent_session(&a.repo, &a.agent_key, &a.cache).await?;
+    let source = match a.stdin_from_command {
+        Some(command) => Source::Command { command, name: a.name.expect("clap requires --name") },
+        None => Source::Paths(
+            a.paths.iter().map(|p| std::path::absolute(p).map_err(|e| Error::io(p, e))).collect::<Result<_>>()?,
+        ),
+    };
+    // Ctrl-C or SIGTERM stops the backup at the next safe point: what was uploaded is
+    // indexed for the next run, and no snapshot is written.
+    crate::platform::shutdown::cancel_on_shutdown(session.cancel_token().clone());
+    let request = BackupRequest {
+        source,
+        hostname: a.host.unwrap_or_else(crate::platform::hostname),
+        tags: a.tags,
+        no_cache: a.no_cache,
+        label: None,
+    };
+    let guard = out.progress_bar(session.progress(), "backed up");
+    let outcome = session.backup(request).await?;
+    drop(guard);
+    // File names go to the operator's own terminal only, never to logs.
+    for p in &outcome.problems {
+        match p {
+            Problem::Unreadable { path, error } => {
+                eprintln!("arka: unreadable, not backed up: {}: {error}", path.display())
+            }
+            Problem::Skipped { path } => eprintln!("arka: special file skipped: {}", path.display()),
+        }
+    }
+    report(&outcome, out);
+    Ok(if outcome.snapshot.partial { ExitCode::from(3) } else { ExitCode::SUCCESS })
+}
+
+fn report(outcome: &BackupOutcome, out: &Output) {
+    let s = &outcome.snapshot.stats;
+    let secs = (s.duration_ms as f64 / 1000.0).max(0.001);
+    let mb_s = s.bytes as f64 / 1e6 / secs;
+    if out.json {
+        let v = serde_json::json!({
+            "snapshot_id": outcome.id.to_hex(),
+            "time": rfc3339(outcome.snapshot.time_ns),
+            "partial": outcome.snapshot.partial,
+            "stats": s,
+            "throughput_mb_s": mb_s,
+        });
+        say!("{v}");
+        return;
+    }
+    say!(
+        "snapshot {} saved{}: {} files, {} dirs, {} processed ({} read), {} new, {} stored, in {:.1} s ({:.0} MB/s)",
+        outcome.id.short(),
+        if outcome.snapshot.partial { " (PARTIAL: some files were unreadable)" } else { "" },
+        s.files,
+        s.dirs,
+        human_bytes(s.bytes),
+        human_bytes(s.bytes_read),
+        human_bytes(s.bytes_new),
+        human_bytes(s.bytes_stored),
+        secs,
+        mb_s
+    );
+}

@@ -1,0 +1,105 @@
+//! `arka keygen` and `arka init`: the owner's recovery identity, and a repository with its
+//! agent key.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::Args;
+
+use super::output::Output;
+use super::RepoArg;
+use crate::engine::{Actor, Session};
+use crate::error::{Error, Result};
+use crate::repo::keys::write_secret_file;
+use crate::repo::Repository;
+use crate::store::Store;
+
+#[derive(Args)]
+pub(super) struct KeygenArgs {
+    /// Write the identity here instead of standard output.
+    #[arg(short, long)]
+    output: Option<PathBuf>,
+    /// Protect the identity file with a passphrase (ARKA_PASSPHRASE or a prompt).
+    #[arg(long)]
+    passphrase: bool,
+}
+
+#[derive(Args)]
+pub(super) struct InitArgs {
+    #[command(flatten)]
+    repo: RepoArg,
+    /// Recovery recipient (age1…); repeat for several people.
+    #[arg(long = "recipient", required = true)]
+    recipients: Vec<String>,
+    /// Where to write the agent key (default: print it).
+    #[arg(long)]
+    agent_key_out: Option<PathBuf>,
+    /// Target pack size in MiB.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=512))]
+    pack_size_mib: Option<u32>,
+}
+
+pub(super) fn keygen(a: KeygenArgs, out: &Output) -> Result<ExitCode> {
+    let id = arka_proto::RecoveryIdentities::generate();
+    let recipient = id.recipients().remove(0);
+    let mut text = id.to_file_text().into_bytes();
+    if a.passphrase {
+        let pass = passphrase_for("new recovery identity", true)?;
+        text = arka_proto::crypto::seal_with_passphrase(&text, &pass);
+    }
+    match &a.output {
+        Some(path) => write_secret_file(path, &text)?,
+        None if a.passphrase => return Err(Error::Usage("--passphrase needs -o FILE: the result is binary".into())),
+        None => say!("{}", String::from_utf8_lossy(&text).trim_end()),
+    }
+    if out.json {
+        say!("{}", serde_json::json!({ "recipient": recipient }));
+    } else if a.output.is_some() {
+        say!("{recipient}");
+    } else {
+        eprintln!("public recipient: {recipient}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Reads a passphrase from `ARKA_PASSPHRASE` or the terminal.
+pub(super) fn passphrase_for(what: &str, confirm: bool) -> Result<String> {
+    if let Ok(p) = std::env::var("ARKA_PASSPHRASE") {
+        return Ok(p);
+    }
+    let p = rpassword::prompt_password(format!("passphrase for the {what}: "))
+        .map_err(|e| Error::Usage(format!("cannot read a passphrase (set ARKA_PASSPHRASE): {e}")))?;
+    if p.is_empty() {
+        return Err(Error::Usage("empty passphrase".into()));
+    }
+    if confirm && rpassword::prompt_password("again: ").map_err(|e| Error::Usage(e.to_string()))? != p {
+        return Err(Error::Usage("the passphrases differ".into()));
+    }
+    Ok(p)
+}
+
+pub(super) async fn init(a: InitArgs, out: &Output) -> Result<ExitCode> {
+    let store = Store::open(&a.repo.repo, true)?;
+    // Refuse before touching the repository if the key file cannot be written.
+    if let Some(p) = &a.agent_key_out {
+        if p.exists() {
+            return Err(Error::Usage(format!("{} already exists; refusing to overwrite a key", p.display())));
+        }
+    }
+    let (repo, key) = Repository::init(store, &a.recipients, a.pack_size_mib.map(|m| m << 20)).await?;
+    match &a.agent_key_out {
+        Some(p) => write_secret_file(p, key.to_file_text().as_bytes())?,
+        None => say!("{}", key.to_file_text().trim_end()),
+    }
+    let session = Session::new(Arc::new(repo), Actor::cli(), crate::engine::backup::default_cache_dir());
+    session.initialised().await;
+    let repo = session.repo();
+    let id = repo.config.repo_id.to_hex();
+    if out.json {
+        say!("{}", serde_json::json!({ "repo_id": id, "recipients": repo.config.recipients }));
+    } else {
+        eprintln!("created repository {} at {}", &id[..8], repo.store.display);
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,200 @@
+//! `arka snapshots`, `ls`, `restore` and `dump`: finding and reading what was backed up.
+
+use std::process::ExitCode;
+
+use clap::Args;
+
+use arka_proto::{ObjectId, Snapshot};
+
+use super::output::{human_bytes, local_time, rfc3339, Output};
+use super::{reading_session, session, AnyKeyArgs, CacheArg, IdentityArg, RepoArg};
+use crate::engine::restore::{self, RestoreSummary};
+use crate::error::Result;
+use crate::repo::snapshots;
+use crate::repo::Repository;
+
+#[derive(Args)]
+pub(super) struct SnapshotsArgs {
+    #[command(flatten)]
+    repo: RepoArg,
+    #[command(flatten)]
+    keys: AnyKeyArgs,
+    #[command(flatten)]
+    cache: CacheArg,
+}
+
+/// Which snapshot: `latest` or an ID prefix, optionally as of a time.
+#[derive(Args)]
+struct Selection {
+    /// `latest`, or a snapshot ID (prefix).
+    snapshot: String,
+    /// With `latest`: the newest snapshot at or before this time ("2026-05-01 14:00").
+    #[arg(long)]
+    at: Option<String>,
+}
+
+#[derive(Args)]
+pub(super) struct LsArgs {
+    #[command(flatten)]
+    repo: RepoArg,
+    #[command(flatten)]
+    identity: IdentityArg,
+    #[command(flatten)]
+    select: Selection,
+    /// A directory or file within the snapshot.
+    path: Option<String>,
+    #[command(flatten)]
+    cache: CacheArg,
+}
+
+#[derive(Args)]
+pub(super) struct RestoreArgs {
+    #[command(flatten)]
+    repo: RepoArg,
+    #[command(flatten)]
+    identity: IdentityArg,
+    #[command(flatten)]
+    select: Selection,
+    /// Restore only this path within the snapshot.
+    #[arg(long)]
+    path: Option<String>,
+    /// Directory to restore into.
+    #[arg(long)]
+    target: std::path::PathBuf,
+    #[command(flatten)]
+    cache: CacheArg,
+}
+
+#[derive(Args)]
+pub(super) struct DumpArgs {
+    #[command(flatten)]
+    repo: RepoArg,
+    #[command(flatten)]
+    identity: IdentityArg,
+    #[command(flatten)]
+    select: Selection,
+    /// The file within the snapshot.
+    path: String,
+    #[command(flatten)]
+    cache: CacheArg,
+}
+
+async fn pick(repo: &Repository, select: &Selection) -> Result<(ObjectId, Snapshot)> {
+    let at = select.at.as_deref().map(snapshots::parse_time).transpose()?;
+    let snaps = repo.list_snapshots().await?;
+    Ok(snapshots::select(&snaps, &select.snapshot, at)?.clone())
+}
+
+pub(super) async fn snapshots(a: SnapshotsArgs, out: &Output) -> Result<ExitCode> {
+    let session = session(&a.repo, &a.keys, &a.cache).await?;
+    let snaps = session.repo().list_snapshots().await?;
+    if out.json {
+        let list: Vec<_> = snaps
+            .iter()
+            .map(|(id, s)| {
+                serde_json::json!({
+                    "id": id.to_hex(),
+                    "time": rfc3339(s.time_ns),
+                    "time_unix_ns": s.time_ns,
+                    "hostname": s.hostname,
+                    "source_kind": s.source_kind,
+                    "source": s.source,
+                    "tags": s.tags,
+                    "partial": s.partial,
+                    "stats": s.stats,
+                    "program": s.program,
+                })
+            })
+            .collect();
+        say!("{}", serde_json::Value::Array(list));
+        return Ok(ExitCode::SUCCESS);
+    }
+    say!("{:<8}  {:<19}  {:<16}  {:<7}  {:>8}  {:>10}  source", "ID", "time", "host", "kind", "files", "size");
+    for (id, s) in &snaps {
+        say!(
+            "{:<8}  {:<19}  {:<16}  {:<7}  {:>8}  {:>10}  {}{}",
+            id.short(),
+            local_time(s.time_ns),
+            s.hostname,
+            s.source_kind,
+            s.stats.files,
+            human_bytes(s.stats.bytes),
+            s.source.join(" "),
+            if s.partial { "  (partial)" } else { "" }
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(super) async fn ls(a: LsArgs, out: &Output) -> Result<ExitCode> {
+    let session = reading_session(&a.repo, &a.identity, &a.cache).await?;
+    let (_, snap) = pick(session.repo(), &a.select).await?;
+    let reader = session.reader().await?;
+    let entries = restore::walk(&reader, &snap, a.path.as_deref()).await?;
+    for e in &entries {
+        let n = &e.node;
+        if out.json {
+            let v = serde_json::json!({
+                "path": e.display_path(), "kind": n.kind, "size": n.size, "mode": n.mode, "mtime_ns": n.mtime_ns,
+            });
+            say!("{v}");
+        } else {
+            let kind = match n.kind {
+                arka_proto::NodeKind::Dir => 'd',
+                arka_proto::NodeKind::Symlink => 'l',
+                arka_proto::NodeKind::File => '-',
+            };
+            say!("{kind} {:04o} {:>12}  {}", n.mode.unwrap_or(0), n.size, e.display_path());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(super) async fn restore(a: RestoreArgs, out: &Output) -> Result<ExitCode> {
+    let session = reading_session(&a.repo, &a.identity, &a.cache).await?;
+    let (id, snap) = pick(session.repo(), &a.select).await?;
+    let started = std::time::Instant::now();
+    let guard = out.progress_bar(session.progress(), "restored");
+    let summary = session.restore((id, &snap), a.path.as_deref(), &a.target).await?;
+    drop(guard);
+    let secs = started.elapsed().as_secs_f64().max(0.001);
+    if out.json {
+        say!("{}", serde_json::json!({ "snapshot_id": id.to_hex(), "summary": summary, "seconds": secs }));
+    } else {
+        say!(
+            "restored snapshot {} to {}: {} files, {} dirs, {} symlinks, {} in {:.1} s ({:.0} MB/s)",
+            id.short(),
+            a.target.display(),
+            summary.files,
+            summary.dirs,
+            summary.symlinks,
+            human_bytes(summary.bytes),
+            secs,
+            summary.bytes as f64 / 1e6 / secs
+        );
+    }
+    Ok(report_damage(&summary))
+}
+
+/// Names the files that could not be restored; exit 1 if there are any.
+fn report_damage(summary: &RestoreSummary) -> ExitCode {
+    for (path, reason) in &summary.damaged {
+        eprintln!("arka: not restored, its data is damaged: {path}: {reason}");
+    }
+    if summary.damaged.is_empty() {
+        return ExitCode::SUCCESS;
+    }
+    eprintln!(
+        "arka: {} files could not be restored; everything else was. Run `arka verify --read-data` to see the damage",
+        summary.damaged.len()
+    );
+    ExitCode::from(1)
+}
+
+pub(super) async fn dump(a: DumpArgs) -> Result<ExitCode> {
+    let session = reading_session(&a.repo, &a.identity, &a.cache).await?;
+    let (id, snap) = pick(session.repo(), &a.select).await?;
+    let mut stdout = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout());
+    session.dump((id, &snap), &a.path, &mut stdout).await?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,63 @@
+//! `arka verify`: is every snapshot restorable?
+
+use std::process::ExitCode;
+
+use clap::Args;
+
+use super::output::{human_bytes, Output};
+use super::{session, AnyKeyArgs, CacheArg, RepoArg};
+use crate::engine::verify::VerifyReport;
+use crate::error::{Error, Result};
+
+#[derive(Args)]
+pub(super) struct VerifyArgs {
+    #[command(flatten)]
+    repo: RepoArg,
+    #[command(flatten)]
+    keys: AnyKeyArgs,
+    /// Also download packs and check their contents: all of them, or the given percentage,
+    /// least recently checked first (`--read-data=5` daily covers everything in 20 days).
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "100", value_name = "PERCENT")]
+    read_data: Option<f64>,
+    #[command(flatten)]
+    cache: CacheArg,
+}
+
+pub(super) async fn verify(a: VerifyArgs, out: &Output) -> Result<ExitCode> {
+    if let Some(p) = a.read_data.filter(|p| !(0.0..=100.0).contains(p)) {
+        return Err(Error::Usage(format!("--read-data={p}: give a percentage between 0 and 100")));
+    }
+    let session = session(&a.repo, &a.keys, &a.cache).await?;
+    let report = session.verify(a.read_data, session.verify_state_file()).await?;
+    if out.json {
+        say!("{}", serde_json::to_string(&report).expect("report serializes"));
+    } else {
+        print_report(&report);
+    }
+    Ok(if report.is_clean() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+fn print_report(report: &VerifyReport) {
+    say!(
+        "checked {} snapshots, {} index segments, {} packs, {} blobs; read {} packs ({}), decrypted {} blobs",
+        report.snapshots,
+        report.index_segments,
+        report.packs,
+        report.blobs,
+        report.packs_read,
+        human_bytes(report.bytes_read),
+        report.blobs_decrypted
+    );
+    for d in &report.damage {
+        say!("DAMAGED {}: {}", d.object, d.reason);
+    }
+    for s in &report.broken_snapshots {
+        say!("BROKEN snapshot {} ({}): cannot be restored in full", &s.id[..8], s.source.join(" "));
+        for f in &s.files {
+            say!("    damaged file: {f}");
+        }
+    }
+    if report.is_clean() {
+        say!("no problems found");
+    }
+}

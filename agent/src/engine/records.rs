@@ -1,0 +1,128 @@
+//! What each operation's audit record says: IDs and counts only, never a path or file name
+//! (records are readable with the agent key). `Session` writes them; FORMAT.md §10 lists them.
+
+use arka_proto::ObjectId;
+
+use crate::engine::audit::{Entry, Operation};
+use crate::engine::backup::BackupOutcome;
+use crate::engine::erase::EraseReport;
+use crate::engine::forget::ForgetPlan;
+use crate::engine::prune::PruneReport;
+use crate::engine::restore::RestoreSummary;
+use crate::engine::retention::RetentionPolicy;
+use crate::engine::sync::SyncReport;
+use crate::engine::verify::VerifyReport;
+use crate::error::Error;
+use crate::repo::Repository;
+
+/// `init` also created the agent key: one record stands for both.
+pub fn initialised(repo: &Repository) -> Entry {
+    Entry::new(Operation::Init)
+        .count("recipients", repo.config.recipients.len() as u64)
+        .detail("repository created, agent key created")
+}
+
+/// `label`: the configured source name of a service backup (a name the contractor chose,
+/// never a path).
+pub fn backed_up(outcome: &BackupOutcome, label: Option<&str>) -> Entry {
+    let s = &outcome.snapshot.stats;
+    let entry = Entry::new(Operation::Backup)
+        .snapshots([outcome.id])
+        .count("files", s.files)
+        .count("bytes", s.bytes)
+        .count("bytes_new", s.bytes_new)
+        .count("bytes_stored", s.bytes_stored)
+        .count("unreadable", s.unreadable);
+    let partial = outcome.snapshot.partial.then_some("partial: some files could not be read");
+    match (label, partial) {
+        (Some(l), Some(p)) => entry.detail(format!("agent source {l}; {p}")),
+        (Some(l), None) => entry.detail(format!("agent source {l}")),
+        (None, Some(p)) => entry.detail(p),
+        (None, None) => entry,
+    }
+}
+
+/// `part`: only a path within the snapshot was restored (which one is not recorded).
+pub fn restored(snapshot: ObjectId, summary: &RestoreSummary, part: bool) -> Entry {
+    let entry = Entry::new(Operation::Restore)
+        .snapshots([snapshot])
+        .count("files", summary.files)
+        .count("dirs", summary.dirs)
+        .count("bytes", summary.bytes)
+        .count("damaged", summary.damaged.len() as u64);
+    if part {
+        entry.detail("part of the snapshot")
+    } else {
+        entry
+    }
+}
+
+pub fn dumped(snapshot: ObjectId, bytes: u64) -> Entry {
+    Entry::new(Operation::Dump).snapshots([snapshot]).count("files", 1).count("bytes", bytes)
+}
+
+pub fn verified(report: &VerifyReport, read_data: Option<f64>) -> Entry {
+    let entry = Entry::new(Operation::Verify)
+        .count("snapshots", report.snapshots as u64)
+        .count("index_segments", report.index_segments as u64)
+        .count("packs", report.packs as u64)
+        .count("packs_read", report.packs_read as u64)
+        .count("blobs_decrypted", report.blobs_decrypted)
+        .count("damaged", report.damage.len() as u64)
+        .count("broken_snapshots", report.broken_snapshots.len() as u64);
+    match read_data {
+        Some(p) => entry.detail(format!("read-data {p}%")),
+        None => entry,
+    }
+}
+
+pub fn forgot(plan: &ForgetPlan, deleted: usize, policy: &RetentionPolicy) -> Entry {
+    let kept = plan.decisions.len() - plan.forgotten().count() + plan.unreadable.len();
+    Entry::new(Operation::Forget)
+        .snapshots(plan.forgotten().map(|(d, _)| d.id))
+        .count("forgotten", deleted as u64)
+        .count("kept", kept as u64)
+        .detail(format!("policy {}", serde_json::to_string(policy).expect("a policy serializes")))
+}
+
+pub fn pruned(report: &PruneReport) -> Entry {
+    Entry::new(Operation::Prune)
+        .count("packs_deleted", report.packs_deleted as u64)
+        .count("bytes_freed", report.bytes_freed)
+        .count("packs_condemned", report.packs_condemned as u64)
+        .count("packs_repacked", report.packs_repacked as u64)
+        .count("delete_refused", report.delete_refused.len() as u64)
+}
+
+/// What was erased is recorded as a count and a keyed hash of the patterns: the names are
+/// exactly what must not stay behind.
+pub fn erased(repo: &Repository, patterns: &[crate::engine::erase::PathPattern], report: &EraseReport) -> Entry {
+    let mut hashed = Vec::new();
+    for p in patterns {
+        hashed.extend_from_slice(p.as_bytes());
+        hashed.push(0);
+    }
+    let tag = repo.key.mac("arka erase pattern v1", &hashed);
+    let ids = report.rewritten.iter().filter_map(|(old, _)| ObjectId::from_hex(old).ok());
+    Entry::new(Operation::Erase)
+        .snapshots(ids)
+        .count("snapshots_rewritten", report.rewritten.len() as u64)
+        .count("files_erased", report.files_erased)
+        .count("packs_deleted", report.prune.as_ref().map_or(0, |p| p.packs_deleted as u64))
+        .detail(format!("pattern hash {}", tag[..16].iter().map(|b| format!("{b:02x}")).collect::<String>()))
+}
+
+pub fn synced(report: &SyncReport, to: &str) -> Entry {
+    Entry::new(Operation::Sync)
+        .count("packs", report.packs_copied)
+        .count("index_segments", report.index_copied)
+        .count("snapshots", report.snapshots_copied)
+        .count("audit_records", report.audit_copied)
+        .count("bytes", report.bytes_copied)
+        .detail(format!("to {to}"))
+}
+
+/// A failed operation: its kind only, since the error's text may name a file.
+pub fn failed(operation: Operation, error: &Error) -> Entry {
+    Entry::new(operation).detail(format!("failed: {}", error.kind()))
+}

@@ -1,0 +1,198 @@
+//! The operation layer: one `Session` per opened repository, through which the CLI and the
+//! agent service run every operation alike. A session knows who is acting (for the audit
+//! trail), where this machine keeps its local state, the progress counters a terminal or
+//! the status page reads, and the cancellation token that stops an operation at its next
+//! safe point. Every operation ends with its audit record, success or failure.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arka_proto::{ObjectId, Snapshot};
+use tokio_util::sync::CancellationToken;
+
+use crate::engine::audit::{Actor, Entry, Operation};
+use crate::engine::backup::{self, BackupOptions, BackupOutcome, Source};
+use crate::engine::erase::{EraseReport, PathPattern};
+use crate::engine::forget::ForgetPlan;
+use crate::engine::progress::Progress;
+use crate::engine::prune::{PruneOptions, PruneReport};
+use crate::engine::restore::{self, RestoreSummary};
+use crate::engine::retention::RetentionPolicy;
+use crate::engine::sync::SyncReport;
+use crate::engine::verify::{VerifyOptions, VerifyReport};
+use crate::engine::{records, sync, verify};
+use crate::error::{ErrorKind, Result};
+use crate::repo::blob::BlobReader;
+use crate::repo::Repository;
+use crate::store::Store;
+
+pub struct Session {
+    repo: Arc<Repository>,
+    actor: Actor,
+    /// This machine's memory of the repository: files cache, audit memory, verify rotation.
+    cache_dir: PathBuf,
+    progress: Arc<Progress>,
+}
+
+/// How a backup is described in its snapshot and record.
+pub struct BackupRequest {
+    pub source: Source,
+    pub hostname: String,
+    pub tags: Vec<String>,
+    /// Read every file even if the files cache says it is unchanged.
+    pub no_cache: bool,
+    /// The configured source name (service backups).
+    pub label: Option<String>,
+}
+
+impl Session {
+    pub fn new(repo: Arc<Repository>, actor: Actor, cache_dir: PathBuf) -> Self {
+        Self { repo, actor, cache_dir, progress: Arc::new(Progress::default()) }
+    }
+
+    /// Stops this session's operations when `token` is cancelled (the caller's stop signal).
+    pub fn cancelled_by(mut self, token: CancellationToken) -> Self {
+        self.progress = Arc::new(Progress { cancel: token, ..Progress::default() });
+        self
+    }
+
+    pub fn repo(&self) -> &Arc<Repository> {
+        &self.repo
+    }
+
+    pub fn progress(&self) -> &Arc<Progress> {
+        &self.progress
+    }
+
+    /// Cancelling it stops the running operation at its next safe point.
+    pub fn cancel_token(&self) -> &CancellationToken {
+        &self.progress.cancel
+    }
+
+    pub fn cache_dir(&self) -> &Path {
+        &self.cache_dir
+    }
+
+    /// Appends `entry` as this session's actor; a failure to write it is only logged.
+    pub async fn record(&self, entry: Entry) {
+        entry.by(self.actor.clone()).cache_dir(&self.cache_dir).record(&self.repo).await;
+    }
+
+    /// Records the creation of the repository and its agent key.
+    pub async fn initialised(&self) {
+        self.record(records::initialised(&self.repo)).await;
+    }
+
+    /// Records the outcome of `operation`: `describe` for a success, the kind of failure
+    /// otherwise (unless the store could not take a record either, or nothing happened).
+    async fn finish<T>(
+        &self,
+        operation: Operation,
+        result: Result<T>,
+        describe: impl FnOnce(&T) -> Entry,
+    ) -> Result<T> {
+        match &result {
+            Ok(value) => self.record(describe(value)).await,
+            Err(e) if matches!(e.kind(), ErrorKind::Unreachable | ErrorKind::Busy | ErrorKind::Cancelled) => {}
+            Err(e) => self.record(records::failed(operation, e)).await,
+        }
+        result
+    }
+
+    pub async fn backup(&self, request: BackupRequest) -> Result<BackupOutcome> {
+        let opts = BackupOptions {
+            hostname: request.hostname,
+            tags: request.tags,
+            cache_dir: (!request.no_cache).then(|| self.cache_dir.clone()),
+            progress: self.progress.clone(),
+        };
+        let result = backup::run(self.repo.clone(), request.source, opts).await;
+        let label = request.label;
+        self.finish(Operation::Backup, result, |o| records::backed_up(o, label.as_deref())).await
+    }
+
+    /// A reader of file contents (needs a recovery identity for data, not for structure).
+    pub async fn reader(&self) -> Result<Arc<BlobReader>> {
+        let index = Arc::new(self.repo.load_index_for_reading().await?);
+        Ok(Arc::new(BlobReader::new(self.repo.clone(), index)))
+    }
+
+    pub async fn restore(
+        &self,
+        (id, snapshot): (ObjectId, &Snapshot),
+        path: Option<&str>,
+        target: &Path,
+    ) -> Result<RestoreSummary> {
+        let result = async {
+            let reader = self.reader().await?;
+            restore::restore(reader, snapshot, path, target, self.progress.clone()).await
+        }
+        .await;
+        self.finish(Operation::Restore, result, |s| records::restored(id, s, path.is_some())).await
+    }
+
+    /// Writes one file of a snapshot to `out`; returns its length.
+    pub async fn dump(
+        &self,
+        (id, snapshot): (ObjectId, &Snapshot),
+        path: &str,
+        out: &mut (impl Write + Send),
+    ) -> Result<u64> {
+        let result = async {
+            let reader = self.reader().await?;
+            let entry = restore::find(&reader, snapshot, path).await?;
+            restore::dump(&reader, &entry.node, out).await
+        }
+        .await;
+        self.finish(Operation::Dump, result, |bytes| records::dumped(id, *bytes)).await
+    }
+
+    /// `state_file`: where the rotation of partial `--read-data` runs is remembered.
+    pub async fn verify(&self, read_data_percent: Option<f64>, state_file: PathBuf) -> Result<VerifyReport> {
+        let opts = VerifyOptions { read_data_percent, state_file: Some(state_file) };
+        let result = verify::verify(self.repo.clone(), &opts).await;
+        self.finish(Operation::Verify, result, |r| records::verified(r, read_data_percent)).await
+    }
+
+    /// The verify rotation's state file a CLI user's cache directory holds for this repository.
+    pub fn verify_state_file(&self) -> PathBuf {
+        self.cache_dir.join(self.repo.config.repo_id.to_hex()).join("verify-state.cbor")
+    }
+
+    /// Decides which snapshots `policy` keeps at `now_ns` and, unless `dry_run`, removes the
+    /// others; returns the plan and how many were removed.
+    pub async fn forget(&self, policy: &RetentionPolicy, now_ns: i64, dry_run: bool) -> Result<(ForgetPlan, usize)> {
+        let plan = crate::engine::forget::plan(&self.repo, policy, now_ns).await?;
+        if dry_run {
+            return Ok((plan, 0));
+        }
+        let result = crate::engine::forget::execute(&self.repo, &plan).await.map(|deleted| (plan, deleted));
+        self.finish(Operation::Forget, result, |(plan, deleted)| records::forgot(plan, *deleted, policy)).await
+    }
+
+    pub async fn prune(&self, opts: &PruneOptions) -> Result<PruneReport> {
+        let result = crate::engine::prune::prune(&self.repo, opts).await;
+        if opts.dry_run {
+            return result;
+        }
+        self.finish(Operation::Prune, result, records::pruned).await
+    }
+
+    /// Removes paths matching `patterns` from every snapshot (recovery identity), then
+    /// prunes with `prune` unless `dry_run`.
+    pub async fn erase(&self, patterns: &[PathPattern], dry_run: bool, prune: PruneOptions) -> Result<EraseReport> {
+        let result = crate::engine::erase::erase(self.repo.clone(), patterns, dry_run, Some(prune)).await;
+        if dry_run {
+            return result;
+        }
+        self.finish(Operation::Erase, result, |r| records::erased(&self.repo, patterns, r)).await
+    }
+
+    /// Copies what `to` lacks of this repository. The record goes to this repository; the
+    /// next sync carries it to `to`.
+    pub async fn sync(&self, to: &Store) -> Result<SyncReport> {
+        let result = sync::sync(&self.repo.store, to, &self.progress).await;
+        self.finish(Operation::Sync, result, |r| records::synced(r, &to.display)).await
+    }
+}

@@ -1,0 +1,150 @@
+//! The service's jobs, each run through the `Supervisor`: a backup of one source, one copy
+//! to a secondary target, and one maintenance run. Each works through an `engine::Session`
+//! acting as the service, so its audit record names `service` and the configured host.
+
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+
+use super::Agent;
+use crate::engine::backup::{self, BackupOutcome};
+use crate::engine::prune::PruneOptions;
+use crate::engine::BackupRequest;
+use crate::error::{Error, Result};
+use crate::service::config::{Source, SourceKind, Target};
+use crate::service::notify::{Event, EventKind};
+use crate::service::schedule::{FORGET_JOB, PRUNE_JOB};
+use crate::service::supervisor::Job;
+use crate::store::Store;
+
+pub(super) struct Backup {
+    pub agent: Arc<Agent>,
+    pub key: arka_proto::AgentKey,
+    pub source: Source,
+}
+
+impl Job for Backup {
+    type Output = BackupOutcome;
+
+    async fn run(&self, cancel: CancellationToken) -> Result<BackupOutcome> {
+        let session = self.agent.session(&self.key).await?.cancelled_by(cancel.clone());
+        let (source, timeout) = match &self.source.kind {
+            SourceKind::Files { paths, .. } => (backup::Source::Paths(paths.clone()), None),
+            SourceKind::Command { command, dump_name, timeout } => {
+                (backup::Source::Command { command: command.clone(), name: dump_name.clone() }, Some(*timeout))
+            }
+        };
+        // A command that outlives its timeout is stopped at a safe point like a shutdown.
+        let timer = timeout.map(|t| {
+            let cancel = cancel.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(t).await;
+                cancel.cancel();
+            })
+        });
+        let request = BackupRequest {
+            source,
+            hostname: self.agent.cfg.hostname.clone(),
+            tags: self.source.tags.clone(),
+            no_cache: false,
+            label: Some(self.source.name.clone()),
+        };
+        let result = session.backup(request).await;
+        if let Some(timer) = timer {
+            timer.abort();
+        }
+        match result {
+            Err(Error::Cancelled) if !self.agent.stopping() => Err(Error::CommandFailed {
+                command: self.source.name.clone(),
+                reason: "it ran longer than its timeout and was stopped".into(),
+            }),
+            r => r,
+        }
+    }
+}
+
+/// Brings one secondary target up to date. Copying is safe to abandon at any point (see
+/// `engine::sync`), so a stop ends it at once.
+pub(super) struct Replicate {
+    pub agent: Arc<Agent>,
+    pub key: arka_proto::AgentKey,
+    pub target: Target,
+}
+
+impl Job for Replicate {
+    type Output = ();
+
+    async fn run(&self, cancel: CancellationToken) -> Result<()> {
+        tokio::select! {
+            r = self.copy() => r,
+            _ = cancel.cancelled() => Err(Error::Cancelled),
+        }
+    }
+}
+
+impl Replicate {
+    async fn copy(&self) -> Result<()> {
+        let session = self.agent.session(&self.key).await?;
+        let url = &self.target.url;
+        let to = Store::open_with(url, true, &self.target.server)?;
+        // Before copying, tell the board how far behind the target is.
+        let (snapshots, bytes) = crate::engine::sync::backlog(&session.repo().store, &to).await?;
+        self.agent.board.update(|st| {
+            if let Some(t) = st.targets.iter_mut().find(|t| t.url_display == arka_proto::status::display_url(url)) {
+                t.backlog_snapshots = snapshots;
+                t.backlog_bytes = bytes;
+            }
+        });
+        session.sync(&to).await?;
+        Ok(())
+    }
+}
+
+/// One forget, prune or verify run. All three are safe to abandon at any point (prune is
+/// kill -9 safe), so a stop ends them at once. Verify returns the number of damaged objects.
+pub(super) struct Maintain {
+    pub agent: Arc<Agent>,
+    pub key: arka_proto::AgentKey,
+    pub job: &'static str,
+}
+
+impl Job for Maintain {
+    type Output = Option<u64>;
+
+    async fn run(&self, cancel: CancellationToken) -> Result<Option<u64>> {
+        tokio::select! {
+            r = self.maintain() => r,
+            _ = cancel.cancelled() => Err(Error::Cancelled),
+        }
+    }
+}
+
+impl Maintain {
+    async fn maintain(&self) -> Result<Option<u64>> {
+        let session = self.agent.session(&self.key).await?;
+        let m = &self.agent.cfg.maintenance;
+        match self.job {
+            FORGET_JOB => {
+                session.forget(&m.retention, self.agent.now_ns(), false).await?;
+                Ok(None)
+            }
+            PRUNE_JOB => {
+                session.prune(&PruneOptions { grace: m.prune_grace, ..PruneOptions::default() }).await?;
+                Ok(None)
+            }
+            _ => {
+                let state_file = self.agent.cfg.state_dir.join("verify-state.cbor");
+                let report = session.verify(Some(m.verify_percent as f64), state_file).await?;
+                let damage = report.damage.len() as u64;
+                if damage > 0 {
+                    let broken = report.broken_snapshots.len();
+                    self.agent.notify(
+                        Event::now(EventKind::VerifyDamage, None, format!("verify found {damage} damaged objects"))
+                            .with_detail(format!("{broken} snapshots cannot be restored in full")),
+                    );
+                }
+                Ok(Some(damage))
+            }
+        }
+    }
+}
