@@ -28,7 +28,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arka_proto::pack::{self, MAX_PACK_KEYS};
-use arka_proto::{BlobId, IndexSegment, ObjectId, PackIndex, PrunePlan};
+use arka_proto::{BlobId, IndexSegment, ObjectId, PackBlobEntry, PackIndex, PrunePlan};
 
 use crate::error::{Error, Result};
 use crate::repo::blob::BlobReader;
@@ -261,39 +261,22 @@ async fn mark(repo: &Arc<Repository>, opts: &PruneOptions, report: &mut PruneRep
         ));
     }
     let already: HashSet<ObjectId> = state.plans.iter().flat_map(|(_, _, p)| p.packs.iter().copied()).collect();
-
     let mut condemned = HashSet::new();
     let mut to_repack = Vec::new();
-    for (id, p) in &entries {
-        if already.contains(id) {
-            continue;
-        }
+    for (id, p) in entries.iter().filter(|(id, _)| !already.contains(id)) {
         if !listed.contains_key(id) {
             tracing::warn!("indexed pack {} is missing from storage; run `arka verify`", id.short());
             continue;
         }
-        let pos = state.index.position(id).expect("indexed");
-        // Live: reachable, and this pack holds the copy readers use (other copies are garbage).
-        let live: Vec<_> = p
-            .blobs
-            .iter()
-            .filter(|e| state.reachable.contains(&e.id) && state.index.get(&e.id).is_some_and(|l| l.pack == pos))
-            .copied()
-            .collect();
-        let live_bytes: u64 = live.iter().map(|e| e.stored_len as u64).sum();
-        // Garbage is blob bytes only: a small pack's header and table are mostly overhead,
-        // and counting them would repack it again on every run.
-        let all_blobs: u64 = p.blobs.iter().map(|e| e.stored_len as u64).sum();
-        let unused = all_blobs.saturating_sub(live_bytes);
-        if live.is_empty() {
-            condemned.insert(*id);
-            report.bytes_to_free += p.pack_len;
-        } else if unused as f64 * 100.0 > opts.max_unused_percent * p.pack_len as f64 {
-            condemned.insert(*id);
-            report.packs_repacked += 1;
-            report.bytes_to_free += unused;
-            report.bytes_repacked += live_bytes;
-            to_repack.push((*id, p.pack_len, live));
+        match judge_pack(&state, *id, p, opts.max_unused_percent, report) {
+            Verdict::Keep => {}
+            Verdict::Condemn => {
+                condemned.insert(*id);
+            }
+            Verdict::Repack(live) => {
+                condemned.insert(*id);
+                to_repack.push((*id, p.pack_len, live));
+            }
         }
     }
     let grace_ns = opts.grace.as_nanos() as i64;
@@ -309,8 +292,60 @@ async fn mark(repo: &Arc<Repository>, opts: &PruneOptions, report: &mut PruneRep
     if condemned.is_empty() || opts.dry_run {
         return Ok(());
     }
-
     let new_packs = repack(repo, to_repack).await?;
+    write_plan(repo, &state, condemned, new_packs, grace_ns).await
+}
+
+enum Verdict {
+    Keep,
+    /// Nothing in it is live.
+    Condemn,
+    /// Too much of it is garbage: copy these live blobs to a new pack, then condemn it.
+    Repack(Vec<PackBlobEntry>),
+}
+
+fn judge_pack(
+    state: &State,
+    id: ObjectId,
+    p: &PackIndex,
+    max_unused_percent: f64,
+    report: &mut PruneReport,
+) -> Verdict {
+    let pos = state.index.position(&id).expect("indexed");
+    // Live: reachable, and this pack holds the copy readers use (other copies are garbage).
+    let live: Vec<_> = p
+        .blobs
+        .iter()
+        .filter(|e| state.reachable.contains(&e.id) && state.index.get(&e.id).is_some_and(|l| l.pack == pos))
+        .copied()
+        .collect();
+    let live_bytes: u64 = live.iter().map(|e| e.stored_len as u64).sum();
+    // Garbage is blob bytes only: a small pack's header and table are mostly overhead,
+    // and counting them would repack it again on every run.
+    let all_blobs: u64 = p.blobs.iter().map(|e| e.stored_len as u64).sum();
+    let unused = all_blobs.saturating_sub(live_bytes);
+    if live.is_empty() {
+        report.bytes_to_free += p.pack_len;
+        Verdict::Condemn
+    } else if unused as f64 * 100.0 > max_unused_percent * p.pack_len as f64 {
+        report.packs_repacked += 1;
+        report.bytes_to_free += unused;
+        report.bytes_repacked += live_bytes;
+        Verdict::Repack(live)
+    } else {
+        Verdict::Keep
+    }
+}
+
+/// Writes the index without the condemned packs (and with the repacked ones), then the
+/// plan that deletes the condemned packs after the grace period.
+async fn write_plan(
+    repo: &Repository,
+    state: &State,
+    condemned: HashSet<ObjectId>,
+    new_packs: Vec<PackIndex>,
+    grace_ns: i64,
+) -> Result<()> {
     // Segments naming a condemned pack are rewritten without it; packs condemned by older
     // plans stay in (their plan's sweep may spare them and must find their entries).
     let obsolete: Vec<ObjectId> = state

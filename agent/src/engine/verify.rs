@@ -69,6 +69,28 @@ impl VerifyReport {
 
 pub async fn verify(repo: std::sync::Arc<Repository>, opts: &VerifyOptions) -> Result<VerifyReport> {
     let mut report = VerifyReport::default();
+    let (index, entries_by_pack) = load_index(&repo, &mut report).await?;
+    let snapshots = load_snapshots(&repo, &mut report).await?;
+    let listed: HashMap<ObjectId, u64> = repo.store.list(ObjectKind::Pack).await?.into_iter().collect();
+    report.packs = listed.len();
+    let bad_packs = check_pack_sizes(&index, &listed, &mut report);
+    let reader = BlobReader::new(repo.clone(), std::sync::Arc::new(index));
+    let mut bad_blobs: HashSet<BlobId> = HashSet::new();
+    if let Some(percent) = opts.read_data_percent {
+        let packs = PackSet { listed: &listed, bad: &bad_packs, entries: &entries_by_pack };
+        bad_blobs = read_data(&reader, packs, percent, opts.state_file.as_deref(), &mut report).await;
+    }
+    let reach = Reachability { reader: &reader, bad_packs: &bad_packs, bad_blobs: &bad_blobs };
+    find_broken_snapshots(&reach, &snapshots, repo.identities.is_some(), &mut report).await;
+    dedup_damage(&mut report.damage);
+    Ok(report)
+}
+
+/// Every index segment that opens, as one index and as each pack's blob entries.
+async fn load_index(
+    repo: &Repository,
+    report: &mut VerifyReport,
+) -> Result<(Index, HashMap<ObjectId, Vec<PackBlobEntry>>)> {
     let mut segments = Vec::new();
     for (id, _) in repo.store.list(ObjectKind::Index).await? {
         report.index_segments += 1;
@@ -83,6 +105,10 @@ pub async fn verify(repo: std::sync::Arc<Repository>, opts: &VerifyOptions) -> R
         entries_by_pack.entry(p.pack_id).or_default().extend(p.blobs);
     }
     report.blobs = index.len();
+    Ok((index, entries_by_pack))
+}
+
+async fn load_snapshots(repo: &Repository, report: &mut VerifyReport) -> Result<Vec<(ObjectId, Snapshot)>> {
     let mut snapshots = Vec::new();
     for (id, _) in repo.store.list(ObjectKind::Snapshot).await? {
         match repo.load_snapshot(id).await {
@@ -91,65 +117,83 @@ pub async fn verify(repo: std::sync::Arc<Repository>, opts: &VerifyOptions) -> R
         }
     }
     report.snapshots = snapshots.len();
+    Ok(snapshots)
+}
 
-    // Packs the index names must exist with the size it recorded.
-    let listed: HashMap<ObjectId, u64> = repo.store.list(ObjectKind::Pack).await?.into_iter().collect();
-    report.packs = listed.len();
-    let mut bad_packs: HashSet<ObjectId> = HashSet::new();
+/// Packs the index names must exist with the size it recorded; returns those that do not.
+fn check_pack_sizes(index: &Index, listed: &HashMap<ObjectId, u64>, report: &mut VerifyReport) -> HashSet<ObjectId> {
+    let mut bad_packs = HashSet::new();
     for (pack_id, len) in index.packs() {
-        match listed.get(&pack_id) {
-            None => {
-                report.damage.push(Damage { object: ObjectKind::Pack.key(&pack_id), reason: "missing".into() });
-                bad_packs.insert(pack_id);
-            }
-            Some(&size) if size != len => {
-                report.damage.push(Damage {
-                    object: ObjectKind::Pack.key(&pack_id),
-                    reason: format!("{size} bytes stored, the index recorded {len}"),
-                });
-                bad_packs.insert(pack_id);
-            }
-            Some(_) => {}
-        }
+        let reason = match listed.get(&pack_id) {
+            None => "missing".to_string(),
+            Some(&size) if size != len => format!("{size} bytes stored, the index recorded {len}"),
+            Some(_) => continue,
+        };
+        report.damage.push(Damage { object: ObjectKind::Pack.key(&pack_id), reason });
+        bad_packs.insert(pack_id);
     }
+    bad_packs
+}
 
-    let reader = BlobReader::new(repo.clone(), std::sync::Arc::new(index));
+/// What `read_data` needs to know of the packs.
+struct PackSet<'a> {
+    listed: &'a HashMap<ObjectId, u64>,
+    bad: &'a HashSet<ObjectId>,
+    entries: &'a HashMap<ObjectId, Vec<PackBlobEntry>>,
+}
+
+/// Downloads `percent` of the packs, least recently checked first, and checks every blob
+/// (decrypting it too when the repository was opened with an identity). Returns the blobs
+/// found damaged.
+async fn read_data(
+    reader: &BlobReader,
+    packs: PackSet<'_>,
+    percent: f64,
+    state_file: Option<&std::path::Path>,
+    report: &mut VerifyReport,
+) -> HashSet<BlobId> {
+    let repo = reader.repo();
     let decrypt = repo.identities.is_some();
-    let mut bad_blobs: HashSet<BlobId> = HashSet::new();
-    if let Some(percent) = opts.read_data_percent {
-        let mut state = ReadState::load(opts.state_file.as_deref());
-        let candidates: Vec<ObjectId> =
-            reader.index().packs().map(|(id, _)| id).filter(|id| !bad_packs.contains(id)).collect();
-        let chosen = state.choose(candidates, percent);
-        let mut results = futures::stream::iter(chosen)
-            .map(|pack_id| {
-                let entries = entries_by_pack.get(&pack_id).cloned().unwrap_or_default();
-                read_pack(&repo, decrypt.then_some(&reader), pack_id, listed[&pack_id], entries)
-            })
-            .buffer_unordered(PACKS_IN_FLIGHT);
-        let now = jiff::Timestamp::now().as_second();
-        while let Some(checked) = results.next().await {
-            report.packs_read += 1;
-            report.bytes_read += checked.bytes;
-            report.blobs_decrypted += checked.decrypted;
-            if checked.damage.is_empty() {
-                state.mark(checked.pack_id, now);
-            } else {
-                bad_blobs.extend(checked.bad_blobs);
-                report.damage.extend(checked.damage);
-            }
+    let mut state = ReadState::load(state_file);
+    let candidates: Vec<ObjectId> =
+        reader.index().packs().map(|(id, _)| id).filter(|id| !packs.bad.contains(id)).collect();
+    let chosen = state.choose(candidates, percent);
+    let mut results = futures::stream::iter(chosen)
+        .map(|pack_id| {
+            let entries = packs.entries.get(&pack_id).cloned().unwrap_or_default();
+            read_pack(repo, decrypt.then_some(reader), pack_id, packs.listed[&pack_id], entries)
+        })
+        .buffer_unordered(PACKS_IN_FLIGHT);
+    let now = jiff::Timestamp::now().as_second();
+    let mut bad_blobs = HashSet::new();
+    while let Some(checked) = results.next().await {
+        report.packs_read += 1;
+        report.bytes_read += checked.bytes;
+        report.blobs_decrypted += checked.decrypted;
+        if checked.damage.is_empty() {
+            state.mark(checked.pack_id, now);
+        } else {
+            bad_blobs.extend(checked.bad_blobs);
+            report.damage.extend(checked.damage);
         }
-        state.save(opts.state_file.as_deref());
     }
+    state.save(state_file);
+    bad_blobs
+}
 
-    // Which snapshots can no longer be restored in full, and (with an identity) which files.
-    let reach = Reachability { reader: &reader, bad_packs: &bad_packs, bad_blobs: &bad_blobs };
+/// Which snapshots can no longer be restored in full, and (with an identity) which files.
+async fn find_broken_snapshots(
+    reach: &Reachability<'_>,
+    snapshots: &[(ObjectId, Snapshot)],
+    name_files: bool,
+    report: &mut VerifyReport,
+) {
     let mut memo: HashMap<BlobId, bool> = HashMap::new();
-    for (id, snap) in &snapshots {
+    for (id, snap) in snapshots {
         let mut missing = Vec::new();
         if !reach.subtree_ok(snap.tree, snap.refs, &mut memo, &mut missing).await {
             report.damage.extend(missing);
-            let files = if decrypt { reach.damaged_files(snap).await } else { Vec::new() };
+            let files = if name_files { reach.damaged_files(snap).await } else { Vec::new() };
             report.broken_snapshots.push(BrokenSnapshot {
                 id: id.to_hex(),
                 time_unix_ns: snap.time_ns,
@@ -158,8 +202,6 @@ pub async fn verify(repo: std::sync::Arc<Repository>, opts: &VerifyOptions) -> R
             });
         }
     }
-    dedup_damage(&mut report.damage);
-    Ok(report)
 }
 
 fn damage(object: String, e: Error) -> Damage {

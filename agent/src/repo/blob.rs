@@ -243,6 +243,10 @@ impl BlobReader {
         &self.index
     }
 
+    pub fn repo(&self) -> &Repository {
+        &self.repo
+    }
+
     pub fn location(&self, id: &BlobId) -> Result<Location> {
         self.index.get(id).copied().ok_or_else(|| Error::MissingBlob { blob: id.to_hex() })
     }

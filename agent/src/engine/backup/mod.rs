@@ -96,20 +96,7 @@ pub async fn run(repo: Arc<Repository>, source: Source, opts: BackupOptions) -> 
     let start_time = jiff::Timestamp::now();
     let index = Arc::new(repo.load_index().await?);
     let index_loaded = Instant::now();
-
-    let (job_tx, job_rx) = crossbeam_channel::bounded::<BlobJob>(BLOB_QUEUE);
-    let (pack_tx, pack_rx) = tokio::sync::mpsc::channel::<FinishedPack>(PACK_QUEUE);
-    let buffers = BufferPool::new(repo.config.pack_size as usize + (1 << 20));
-    let shared_pack = Arc::new(Mutex::new(new_packer(&repo, &buffers)));
-    let workers: Vec<_> = (0..worker_count())
-        .map(|_| {
-            let (rx, tx, repo, shared) = (job_rx.clone(), pack_tx.clone(), repo.clone(), shared_pack.clone());
-            let buffers = buffers.clone();
-            std::thread::spawn(move || pack_worker(&repo, &shared, &buffers, rx, tx))
-        })
-        .collect();
-    drop(job_rx);
-    let uploader = tokio::spawn(upload_packs(repo.clone(), pack_rx, buffers, opts.progress.clone()));
+    let (pipeline, job_tx) = Pipeline::start(&repo, &opts.progress);
 
     let (source_kind, source_names, cache_file) = describe(&repo, &source, opts.cache_dir.as_deref());
     let chunker = Chunker::new(
@@ -131,23 +118,12 @@ pub async fn run(repo: Arc<Repository>, source: Source, opts: BackupOptions) -> 
     })
     .await
     .map_err(|e| Error::Internal(e.to_string()))?;
-    tokio::task::spawn_blocking(move || {
-        workers.into_iter().for_each(|w| w.join().expect("pack worker panicked"));
-        // The workers are gone, and with them every other handle on the shared pack.
-        let last = Arc::into_inner(shared_pack).and_then(|m| m.into_inner().ok());
-        if let Some(last) = last.filter(|p| !p.is_empty()) {
-            let _ = pack_tx.blocking_send(last.finish());
-        }
-    })
-    .await
-    .map_err(|e| Error::Internal(e.to_string()))?;
-    let uploaded = uploader.await.map_err(|e| Error::Internal(e.to_string()))?;
+    let uploaded = pipeline.finish().await?;
 
     let (root, mut stats, problems, new_cache) = walked;
     // The uploader's error explains a walker that stopped because packing stopped.
-    let bytes_stored = uploaded?;
+    stats.bytes_stored = uploaded?;
     let (tree, refs) = root?;
-    stats.bytes_stored = bytes_stored;
     if index_loaded.elapsed() > crate::engine::prune::SAFE_GRACE / 2 {
         check_against_new_plans(&repo, tree, refs).await?;
     }
@@ -173,6 +149,51 @@ pub async fn run(repo: Arc<Repository>, source: Source, opts: BackupOptions) -> 
         }
     }
     Ok(BackupOutcome { id, snapshot, problems })
+}
+
+/// The stages behind the walker: worker threads that compress and seal blobs into packs
+/// (sharing one open pack), and the task that uploads and indexes the finished packs.
+struct Pipeline {
+    workers: Vec<std::thread::JoinHandle<()>>,
+    shared_pack: Arc<Mutex<Packer>>,
+    pack_tx: tokio::sync::mpsc::Sender<FinishedPack>,
+    uploader: tokio::task::JoinHandle<Result<u64>>,
+}
+
+impl Pipeline {
+    /// Starts the stages; the walker sends blobs to the returned queue.
+    fn start(repo: &Arc<Repository>, progress: &Arc<Progress>) -> (Self, crossbeam_channel::Sender<BlobJob>) {
+        let (job_tx, job_rx) = crossbeam_channel::bounded::<BlobJob>(BLOB_QUEUE);
+        let (pack_tx, pack_rx) = tokio::sync::mpsc::channel::<FinishedPack>(PACK_QUEUE);
+        let buffers = BufferPool::new(repo.config.pack_size as usize + (1 << 20));
+        let shared_pack = Arc::new(Mutex::new(new_packer(repo, &buffers)));
+        let workers: Vec<_> = (0..worker_count())
+            .map(|_| {
+                let (rx, tx, repo, shared) = (job_rx.clone(), pack_tx.clone(), repo.clone(), shared_pack.clone());
+                let buffers = buffers.clone();
+                std::thread::spawn(move || pack_worker(&repo, &shared, &buffers, rx, tx))
+            })
+            .collect();
+        let uploader = tokio::spawn(upload_packs(repo.clone(), pack_rx, buffers, progress.clone()));
+        (Self { workers, shared_pack, pack_tx, uploader }, job_tx)
+    }
+
+    /// Once the blob queue is closed: waits for the workers, sends the last open pack, and
+    /// returns the uploader's result (the bytes stored).
+    async fn finish(self) -> Result<Result<u64>> {
+        let Self { workers, shared_pack, pack_tx, uploader } = self;
+        tokio::task::spawn_blocking(move || {
+            workers.into_iter().for_each(|w| w.join().expect("pack worker panicked"));
+            // The workers are gone, and with them every other handle on the shared pack.
+            let last = Arc::into_inner(shared_pack).and_then(|m| m.into_inner().ok());
+            if let Some(last) = last.filter(|p| !p.is_empty()) {
+                let _ = pack_tx.blocking_send(last.finish());
+            }
+        })
+        .await
+        .map_err(|e| Error::Internal(e.to_string()))?;
+        uploader.await.map_err(|e| Error::Internal(e.to_string()))
+    }
 }
 
 /// A backup that ran for longer than half the safe prune grace period may have deduplicated
