@@ -68,13 +68,26 @@ fn set(list: Vec<(ObjectId, u64)>) -> BTreeSet<(ObjectId, u64)> {
 /// The suite. `store` must be empty; `fresh` is another, never-written prefix of the same
 /// backend.
 pub(crate) async fn conformance(store: &Store, fresh: &Store, create_only: CreateOnly, foreign_names: ForeignNames) {
-    // --- empty listings, not errors
+    empty_listings(store, fresh).await;
+    create_only_puts(store, create_only).await;
+    missing_objects(store).await;
+    let ranged = ranged_reads(store).await;
+    let packs = listings(store, fresh, foreign_names, ranged).await;
+    deletes(store).await;
+    a_large_object(store).await;
+    concurrent_writers(store, packs.len() + 1).await;
+}
+
+/// Empty listings, not errors.
+async fn empty_listings(store: &Store, fresh: &Store) {
     for kind in [ObjectKind::Pack, ObjectKind::Index, ObjectKind::Snapshot] {
         assert_eq!(fresh.list(kind).await.expect("listing a fresh prefix"), vec![], "{kind:?} of a fresh prefix");
         assert_eq!(store.list(kind).await.expect("listing an empty store"), vec![], "{kind:?} of an empty store");
     }
+}
 
-    // --- create-only
+/// Create-only.
+async fn create_only_puts(store: &Store, create_only: CreateOnly) {
     assert!(store.put_new(CONFIG_KEY, Bytes::from_static(b"first config")).await.expect("put config"));
     let second = store.put_new(CONFIG_KEY, Bytes::from_static(b"other config")).await.expect("second put");
     let now = store.get(CONFIG_KEY).await.expect("get config");
@@ -96,15 +109,19 @@ pub(crate) async fn conformance(store: &Store, fresh: &Store, create_only: Creat
             eprintln!("conformance: this backend does NOT enforce create-only puts: put_new overwrote the config");
         }
     }
+}
 
-    // --- missing objects
+/// Missing objects.
+async fn missing_objects(store: &Store) {
     let (_, missing, _) = object(ObjectKind::Pack, b"never written".to_vec());
     assert_eq!(store.get_opt(&missing).await.expect("get_opt of a missing key"), None);
     let err = store.get(&missing).await.expect_err("get of a missing key must fail");
     assert!(err.to_string().contains("missing"), "unclear error for a missing object: {err}");
     store.get_range(&missing, 0..10).await.expect_err("get_range of a missing key must fail");
+}
 
-    // --- ranged reads: exact bytes and length; past the end is an error
+/// Ranged reads: exact bytes and length; past the end is an error.
+async fn ranged_reads(store: &Store) -> (ObjectId, u64) {
     let data = pseudo_random(7, MIB + 17);
     let len = data.len() as u64;
     let (_, key, bytes) = object(ObjectKind::Pack, data.clone());
@@ -120,8 +137,16 @@ pub(crate) async fn conformance(store: &Store, fresh: &Store, create_only: Creat
             Ok(b) => panic!("range {start}..{end} of a {len}-byte object returned {} bytes, not an error", b.len()),
         }
     }
+    (ObjectId::of(&data), len)
+}
 
-    // --- listings: IDs and sizes by kind; names that are not IDs are ignored
+/// Listings: IDs and sizes by kind; names that are not IDs are ignored.
+async fn listings(
+    store: &Store,
+    fresh: &Store,
+    foreign_names: ForeignNames,
+    ranged: (ObjectId, u64),
+) -> BTreeSet<(ObjectId, u64)> {
     let packs = [object(ObjectKind::Pack, pseudo_random(1, 3000)), object(ObjectKind::Pack, pseudo_random(2, 10))];
     let index = object(ObjectKind::Index, pseudo_random(3, 700));
     let snapshot = object(ObjectKind::Snapshot, pseudo_random(4, 300));
@@ -144,7 +169,7 @@ pub(crate) async fn conformance(store: &Store, fresh: &Store, create_only: Creat
         }
     }
     let mut want_packs = set(packs.iter().map(|(id, _, b)| (*id, b.len() as u64)).collect());
-    want_packs.insert((ObjectId::of(&data), len));
+    want_packs.insert(ranged);
     assert_eq!(set(store.list(ObjectKind::Pack).await.expect("list packs")), want_packs, "pack listing");
     assert_eq!(
         store.list(ObjectKind::Index).await.expect("list index"),
@@ -165,16 +190,21 @@ pub(crate) async fn conformance(store: &Store, fresh: &Store, create_only: Creat
         let off = (listed.stored_at_ns - now_ns).abs();
         assert!(off < 300 * 1_000_000_000, "store time of a fresh object is {} s off", off / 1_000_000_000);
     }
+    want_packs
+}
 
-    // --- delete: the object is gone; deleting a missing one is not an error
+/// Delete: the object is gone; deleting a missing one is not an error.
+async fn deletes(store: &Store) {
     let (_, doomed, doomed_bytes) = object(ObjectKind::Index, pseudo_random(5, 100));
     assert!(store.put_new(&doomed, doomed_bytes).await.expect("put doomed"));
     store.delete(&doomed).await.expect("delete");
     assert_eq!(store.get_opt(&doomed).await.expect("get_opt after delete"), None, "deleted object still readable");
     store.delete(&doomed).await.expect("deleting a missing object must succeed");
     assert_eq!(store.list(ObjectKind::Index).await.expect("list index").len(), 1, "deleted object still listed");
+}
 
-    // --- a large object
+/// A large object.
+async fn a_large_object(store: &Store) {
     let big = pseudo_random(40, 40 * MIB);
     let (big_id, big_key, big_bytes) = object(ObjectKind::Pack, big.clone());
     assert!(store.put_new(&big_key, big_bytes).await.expect("put 40 MiB"));
@@ -183,8 +213,10 @@ pub(crate) async fn conformance(store: &Store, fresh: &Store, create_only: Creat
     assert_eq!(ObjectId::of(&back), big_id, "contents of the 40 MiB object");
     let tail = store.get_range(&big_key, (39 * MIB) as u64..(40 * MIB) as u64).await.expect("tail of 40 MiB");
     assert!(tail[..] == big[39 * MIB..], "last MiB of the 40 MiB object");
+}
 
-    // --- concurrent writers
+/// Concurrent writers.
+async fn concurrent_writers(store: &Store, packs_before: usize) {
     let many: Vec<_> =
         (0..16u64).map(|i| object(ObjectKind::Pack, pseudo_random(100 + i, 256 * 1024 + i as usize * 4099))).collect();
     let written = futures::future::try_join_all(many.iter().map(|(_, key, bytes)| store.put_new(key, bytes.clone())))
@@ -196,7 +228,7 @@ pub(crate) async fn conformance(store: &Store, fresh: &Store, create_only: Creat
         assert!(listed.contains(&(*id, bytes.len() as u64)), "{key} missing from the listing or of the wrong size");
         assert_eq!(&store.get(key).await.expect("read back")[..], &bytes[..], "{key} reads back differently");
     }
-    assert_eq!(listed.len(), want_packs.len() + 1 + many.len(), "pack count after concurrent puts");
+    assert_eq!(listed.len(), packs_before + many.len(), "pack count after concurrent puts");
 }
 
 /// Names that hold an ID but are not arka's key for it (upper-case hex, the wrong shard
