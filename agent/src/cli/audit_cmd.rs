@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::{Args, ValueEnum};
 
 use super::output::{rfc3339, Output};
-use super::{session, AnyKeyArgs, CacheArg, RepoArg};
+use super::{session, KeyedRepo};
 use crate::engine::audit::{self, AuditLog, ChainReport};
 use crate::error::Result;
 
@@ -16,11 +16,7 @@ pub(super) struct AuditArgs {
     #[arg(value_enum, default_value_t = Action::List)]
     action: Action,
     #[command(flatten)]
-    repo: RepoArg,
-    #[command(flatten)]
-    keys: AnyKeyArgs,
-    #[command(flatten)]
-    cache: CacheArg,
+    repo: KeyedRepo,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -30,7 +26,7 @@ enum Action {
 }
 
 pub(super) async fn run(a: AuditArgs, out: &Output) -> Result<ExitCode> {
-    let session = session(&a.repo, &a.keys, &a.cache).await?;
+    let session = session(&a.repo).await?;
     let repo = session.repo();
     match a.action {
         Action::List => {

@@ -105,6 +105,17 @@ struct AnyKeyArgs {
     identity: Option<PathBuf>,
 }
 
+/// A repository, opened with either key.
+#[derive(Args)]
+struct KeyedRepo {
+    #[command(flatten)]
+    repo: RepoArg,
+    #[command(flatten)]
+    keys: AnyKeyArgs,
+    #[command(flatten)]
+    cache: CacheArg,
+}
+
 #[derive(Args)]
 struct IdentityArg {
     /// Recovery identity file (AGE-SECRET-KEY-1…, possibly passphrase-protected).
@@ -177,9 +188,9 @@ async fn open_any(repo: &str, agent_key: Option<&PathBuf>, identity: Option<&Pat
 }
 
 /// A session for a person at this terminal, on a repository opened with either key.
-async fn session(repo: &RepoArg, keys: &AnyKeyArgs, cache: &CacheArg) -> Result<Session> {
-    let opened = open_any(&repo.repo, keys.agent_key.as_ref(), keys.identity.as_ref()).await?;
-    Ok(session_on(opened, cache))
+async fn session(a: &KeyedRepo) -> Result<Session> {
+    let opened = open_any(&a.repo.repo, a.keys.agent_key.as_ref(), a.keys.identity.as_ref()).await?;
+    Ok(session_on(opened, &a.cache))
 }
 
 fn session_on(repo: Repository, cache: &CacheArg) -> Session {

@@ -7,18 +7,27 @@ use clap::Args;
 use arka_proto::{ObjectId, Snapshot};
 
 use super::output::{human_bytes, local_time, rfc3339, Output};
-use super::{reading_session, session, AnyKeyArgs, CacheArg, IdentityArg, RepoArg};
+use super::{reading_session, session, CacheArg, IdentityArg, KeyedRepo, RepoArg};
 use crate::engine::restore::{self, RestoreSummary};
+use crate::engine::Session;
 use crate::error::Result;
 use crate::repo::snapshots;
-use crate::repo::Repository;
 
 #[derive(Args)]
 pub(super) struct SnapshotsArgs {
     #[command(flatten)]
+    repo: KeyedRepo,
+}
+
+/// A repository opened with the recovery identity, and which snapshot to read.
+#[derive(Args)]
+struct ReadArgs {
+    #[command(flatten)]
     repo: RepoArg,
     #[command(flatten)]
-    keys: AnyKeyArgs,
+    identity: IdentityArg,
+    #[command(flatten)]
+    select: Selection,
     #[command(flatten)]
     cache: CacheArg,
 }
@@ -36,57 +45,42 @@ struct Selection {
 #[derive(Args)]
 pub(super) struct LsArgs {
     #[command(flatten)]
-    repo: RepoArg,
-    #[command(flatten)]
-    identity: IdentityArg,
-    #[command(flatten)]
-    select: Selection,
+    read: ReadArgs,
     /// A directory or file within the snapshot.
     path: Option<String>,
-    #[command(flatten)]
-    cache: CacheArg,
 }
 
 #[derive(Args)]
 pub(super) struct RestoreArgs {
     #[command(flatten)]
-    repo: RepoArg,
-    #[command(flatten)]
-    identity: IdentityArg,
-    #[command(flatten)]
-    select: Selection,
+    read: ReadArgs,
     /// Restore only this path within the snapshot.
     #[arg(long)]
     path: Option<String>,
     /// Directory to restore into.
     #[arg(long)]
     target: std::path::PathBuf,
-    #[command(flatten)]
-    cache: CacheArg,
 }
 
 #[derive(Args)]
 pub(super) struct DumpArgs {
     #[command(flatten)]
-    repo: RepoArg,
-    #[command(flatten)]
-    identity: IdentityArg,
-    #[command(flatten)]
-    select: Selection,
+    read: ReadArgs,
     /// The file within the snapshot.
     path: String,
-    #[command(flatten)]
-    cache: CacheArg,
 }
 
-async fn pick(repo: &Repository, select: &Selection) -> Result<(ObjectId, Snapshot)> {
-    let at = select.at.as_deref().map(snapshots::parse_time).transpose()?;
-    let snaps = repo.list_snapshots().await?;
-    Ok(snapshots::select(&snaps, &select.snapshot, at)?.clone())
+/// Opens the repository with the recovery identity and finds the selected snapshot.
+async fn open_and_pick(a: &ReadArgs) -> Result<(Session, (ObjectId, Snapshot))> {
+    let session = reading_session(&a.repo, &a.identity, &a.cache).await?;
+    let at = a.select.at.as_deref().map(snapshots::parse_time).transpose()?;
+    let snaps = session.repo().list_snapshots().await?;
+    let picked = snapshots::select(&snaps, &a.select.snapshot, at)?.clone();
+    Ok((session, picked))
 }
 
 pub(super) async fn snapshots(a: SnapshotsArgs, out: &Output) -> Result<ExitCode> {
-    let session = session(&a.repo, &a.keys, &a.cache).await?;
+    let session = session(&a.repo).await?;
     let snaps = session.repo().list_snapshots().await?;
     if out.json {
         let list: Vec<_> = snaps
@@ -127,8 +121,7 @@ pub(super) async fn snapshots(a: SnapshotsArgs, out: &Output) -> Result<ExitCode
 }
 
 pub(super) async fn ls(a: LsArgs, out: &Output) -> Result<ExitCode> {
-    let session = reading_session(&a.repo, &a.identity, &a.cache).await?;
-    let (_, snap) = pick(session.repo(), &a.select).await?;
+    let (session, (_, snap)) = open_and_pick(&a.read).await?;
     let reader = session.reader().await?;
     let entries = restore::walk(&reader, &snap, a.path.as_deref()).await?;
     for e in &entries {
@@ -151,8 +144,7 @@ pub(super) async fn ls(a: LsArgs, out: &Output) -> Result<ExitCode> {
 }
 
 pub(super) async fn restore(a: RestoreArgs, out: &Output) -> Result<ExitCode> {
-    let session = reading_session(&a.repo, &a.identity, &a.cache).await?;
-    let (id, snap) = pick(session.repo(), &a.select).await?;
+    let (session, (id, snap)) = open_and_pick(&a.read).await?;
     let started = std::time::Instant::now();
     let guard = out.progress_bar(session.progress(), "restored");
     let summary = session.restore((id, &snap), a.path.as_deref(), &a.target).await?;
@@ -192,8 +184,7 @@ fn report_damage(summary: &RestoreSummary) -> ExitCode {
 }
 
 pub(super) async fn dump(a: DumpArgs) -> Result<ExitCode> {
-    let session = reading_session(&a.repo, &a.identity, &a.cache).await?;
-    let (id, snap) = pick(session.repo(), &a.select).await?;
+    let (session, (id, snap)) = open_and_pick(&a.read).await?;
     let mut stdout = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout());
     session.dump((id, &snap), &a.path, &mut stdout).await?;
     Ok(ExitCode::SUCCESS)

@@ -5,29 +5,25 @@ use std::process::ExitCode;
 use clap::Args;
 
 use super::output::{human_bytes, Output};
-use super::{session, AnyKeyArgs, CacheArg, RepoArg};
+use super::{session, KeyedRepo};
 use crate::engine::verify::VerifyReport;
 use crate::error::{Error, Result};
 
 #[derive(Args)]
 pub(super) struct VerifyArgs {
     #[command(flatten)]
-    repo: RepoArg,
-    #[command(flatten)]
-    keys: AnyKeyArgs,
+    repo: KeyedRepo,
     /// Also download packs and check their contents: all of them, or the given percentage,
     /// least recently checked first (`--read-data=5` daily covers everything in 20 days).
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "100", value_name = "PERCENT")]
     read_data: Option<f64>,
-    #[command(flatten)]
-    cache: CacheArg,
 }
 
 pub(super) async fn verify(a: VerifyArgs, out: &Output) -> Result<ExitCode> {
     if let Some(p) = a.read_data.filter(|p| !(0.0..=100.0).contains(p)) {
         return Err(Error::Usage(format!("--read-data={p}: give a percentage between 0 and 100")));
     }
-    let session = session(&a.repo, &a.keys, &a.cache).await?;
+    let session = session(&a.repo).await?;
     let report = session.verify(a.read_data, session.verify_state_file()).await?;
     if out.json {
         say!("{}", serde_json::to_string(&report).expect("report serializes"));

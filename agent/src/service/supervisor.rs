@@ -179,6 +179,15 @@ mod tests {
         Error::Key("not this repository's agent key".into())
     }
 
+    /// Stops the supervisor's service after `secs` of (paused) time.
+    fn stop_after(stop: &CancellationToken, secs: u64) {
+        let stopper = stop.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(secs)).await;
+            stopper.cancel();
+        });
+    }
+
     fn supervisor(stop: &CancellationToken) -> Supervisor {
         Supervisor::new(stop.clone(), vec![Duration::from_secs(30), Duration::from_secs(120)], Duration::from_secs(5))
     }
@@ -212,11 +221,7 @@ mod tests {
         let stop = CancellationToken::new();
         let job = Scripted::new(0, bad_key, Behaviour::WaitForCancel);
         let sup = supervisor(&stop);
-        let stopper = stop.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            stopper.cancel();
-        });
+        stop_after(&stop, 1);
         assert!(matches!(sup.run(&job).await, Ended::Cancelled));
     }
 
@@ -225,11 +230,7 @@ mod tests {
         let stop = CancellationToken::new();
         let job = Scripted::new(0, bad_key, Behaviour::IgnoreCancel);
         let sup = supervisor(&stop);
-        let stopper = stop.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            stopper.cancel();
-        });
+        stop_after(&stop, 1);
         let started = tokio::time::Instant::now();
         assert!(matches!(sup.run(&job).await, Ended::Abandoned));
         assert_eq!(started.elapsed(), Duration::from_secs(6), "1 s until the stop, then the 5 s deadline");
@@ -240,11 +241,7 @@ mod tests {
         let stop = CancellationToken::new();
         let job = Scripted::new(5, unreachable_store, Behaviour::Finish);
         let sup = supervisor(&stop);
-        let stopper = stop.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_secs(10)).await;
-            stopper.cancel();
-        });
+        stop_after(&stop, 10);
         assert!(matches!(sup.run(&job).await, Ended::Cancelled));
         assert_eq!(job.runs.load(Ordering::SeqCst), 1);
     }

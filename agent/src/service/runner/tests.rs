@@ -38,24 +38,31 @@ async fn until_asleep(clock: &ManualClock, sleepers: usize) {
     panic!("the runner never went to sleep");
 }
 
+/// A new repository and an agent config for it: `extra` adds top-level keys and `tables`
+/// sections after the one `db` command source. Returns the config and a reader.
+async fn agent_on_new_repo(dir: &std::path::Path, extra: &str, tables: &str) -> (config::Config, Repository) {
+    let recipient = arka_proto::RecoveryIdentities::generate().recipients().remove(0);
+    let repo_dir = dir.join("repo");
+    let store = Store::open(repo_dir.to_str().unwrap(), true).unwrap();
+    let (_, key) = Repository::init(store, &[recipient], None).await.unwrap();
+    let key_file = dir.join("agent.key");
+    crate::repo::keys::write_secret_file(&key_file, key.to_file_text().as_bytes()).unwrap();
+    let text = format!(
+        "agent_key = {key_file:?}\nstate_dir = {state:?}\n{extra}[[target]]\nurl = {repo_dir:?}\n\
+         [[source]]\nname = \"db\"\nkind = \"command\"\ncommand = \"echo rows\"\nschedule = \"every 1h\"\n\
+         {tables}[status]\nbind = \"127.0.0.1:0\"\n",
+        state = dir.join("state"),
+    );
+    let cfg = config::parse(&text, &dir.join("agent.toml")).unwrap();
+    let reader =
+        Repository::open_with_agent_key(Store::open(repo_dir.to_str().unwrap(), false).unwrap(), key).await.unwrap();
+    (cfg, reader)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn runs_follow_the_schedule_and_catch_up_once_after_downtime() {
     let dir = tempfile::tempdir().unwrap();
-    let recipient = arka_proto::RecoveryIdentities::generate().recipients().remove(0);
-    let repo_dir = dir.path().join("repo");
-    let store = Store::open(repo_dir.to_str().unwrap(), true).unwrap();
-    let (_, key) = Repository::init(store, &[recipient], None).await.unwrap();
-    let key_file = dir.path().join("agent.key");
-    crate::repo::keys::write_secret_file(&key_file, key.to_file_text().as_bytes()).unwrap();
-    let text = format!(
-        "agent_key = {key_file:?}\nstate_dir = {state:?}\n[[target]]\nurl = {repo_dir:?}\n\
-         [[source]]\nname = \"db\"\nkind = \"command\"\ncommand = \"echo rows\"\nschedule = \"every 1h\"\n\
-         [status]\nbind = \"127.0.0.1:0\"\n",
-        state = dir.path().join("state"),
-    );
-    let cfg = config::parse(&text, &dir.path().join("agent.toml")).unwrap();
-    let reader =
-        Repository::open_with_agent_key(Store::open(repo_dir.to_str().unwrap(), false).unwrap(), key).await.unwrap();
+    let (cfg, reader) = agent_on_new_repo(dir.path(), "", "").await;
 
     let clock = Arc::new(ManualClock::new(Timestamp::now()));
     let stop = tokio_util::sync::CancellationToken::new();
@@ -101,22 +108,9 @@ async fn until_recorded(repo: &Repository, ops: &[Operation]) -> Vec<arka_proto:
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scheduled_maintenance_is_audited_as_the_service() {
     let dir = tempfile::tempdir().unwrap();
-    let recipient = arka_proto::RecoveryIdentities::generate().recipients().remove(0);
-    let repo_dir = dir.path().join("repo");
-    let store = Store::open(repo_dir.to_str().unwrap(), true).unwrap();
-    let (_, key) = Repository::init(store, &[recipient], None).await.unwrap();
-    let key_file = dir.path().join("agent.key");
-    crate::repo::keys::write_secret_file(&key_file, key.to_file_text().as_bytes()).unwrap();
-    let text = format!(
-        "agent_key = {key_file:?}\nstate_dir = {state:?}\nhostname = \"front-desk\"\n[[target]]\nurl = {repo_dir:?}\n\
-         [[source]]\nname = \"db\"\nkind = \"command\"\ncommand = \"echo rows\"\nschedule = \"every 1h\"\n\
-         [maintenance]\nforget = \"every 1h\"\nprune = \"every 1h\"\nprune_grace = \"1d\"\nverify = \"every 1h\"\n\
-         [status]\nbind = \"127.0.0.1:0\"\n",
-        state = dir.path().join("state"),
-    );
-    let cfg = config::parse(&text, &dir.path().join("agent.toml")).unwrap();
-    let reader =
-        Repository::open_with_agent_key(Store::open(repo_dir.to_str().unwrap(), false).unwrap(), key).await.unwrap();
+    let maintenance = "[maintenance]\nforget = \"every 1h\"\nprune = \"every 1h\"\nprune_grace = \"1d\"\n\
+                       verify = \"every 1h\"\n";
+    let (cfg, reader) = agent_on_new_repo(dir.path(), "hostname = \"front-desk\"\n", maintenance).await;
 
     let clock = Arc::new(ManualClock::new(Timestamp::now()));
     let stop = tokio_util::sync::CancellationToken::new();
