@@ -113,8 +113,8 @@ pub async fn serve_on(
 /// hammer the agent, so only loopback may go without a token.
 fn check_exposure(addr: SocketAddr, token: Option<&str>) -> Result<()> {
     match token {
-        Some("") => Err(Error::Usage("[status] token is empty: set a long random token or remove the key".into())),
-        None if !addr.ip().is_loopback() => Err(Error::Usage(format!(
+        Some("") => Err(Error::Config("[status] token is empty: set a long random token or remove the key".into())),
+        None if !addr.ip().is_loopback() => Err(Error::Config(format!(
             "[status] bind = \"{addr}\" is reachable from the network: set [status] token_file, or bind to 127.0.0.1"
         ))),
         _ => Ok(()),

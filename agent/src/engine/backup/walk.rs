@@ -396,7 +396,7 @@ pub(crate) fn encode_tree(mut nodes: Vec<Node>, subtrees: Vec<(BlobId, BlobId)>)
     let lists = nodes.iter().flat_map(|n| n.lists.iter()).filter(|id| seen.insert(**id)).copied().collect();
     let tree = Tree { nodes }.encode();
     if tree.len() > arka_proto::pack::MAX_BLOB_LEN as usize {
-        return Err(Error::Usage(format!(
+        return Err(Error::Refused(format!(
             "a directory has too many entries ({} bytes of listing, the format allows {}); split it",
             tree.len(),
             arka_proto::pack::MAX_BLOB_LEN

@@ -93,7 +93,7 @@ fn env(name: &str) -> Option<String> {
 impl ServerOptions {
     pub fn resolve(&self, shown: &str) -> Result<Resolved> {
         let token = match (env(TOKEN_ENV), env(TOKEN_FILE_ENV), &self.token_file) {
-            (Some(t), _, _) => Token::new(&t).map_err(|e| Error::Usage(format!("{TOKEN_ENV}: {e}")))?,
+            (Some(t), _, _) => Token::new(&t).map_err(|e| Error::Key(format!("{TOKEN_ENV}: {e}")))?,
             (None, Some(f), _) => read_token(Path::new(&f), TOKEN_FILE_ENV)?,
             (None, None, Some(f)) => read_token(f, "token_file")?,
             (None, None, None) => {
@@ -117,14 +117,14 @@ impl ServerOptions {
 
 fn read_token(path: &Path, from: &str) -> Result<Token> {
     let text = std::fs::read_to_string(path)
-        .map_err(|e| Error::Usage(format!("{from}: cannot read the token file {}: {e}", path.display())))?;
-    Token::new(&text).map_err(|e| Error::Usage(format!("{from}: {}: {e}", path.display())))
+        .map_err(|e| Error::Key(format!("{from}: cannot read the token file {}: {e}", path.display())))?;
+    Token::new(&text).map_err(|e| Error::Key(format!("{from}: {}: {e}", path.display())))
 }
 
 fn read_ca(path: &Path, from: &str) -> Result<Vec<u8>> {
     let pem = std::fs::read(path)
-        .map_err(|e| Error::Usage(format!("{from}: cannot read the CA file {}: {e}", path.display())))?;
-    check_ca_pem(&pem).map_err(|e| Error::Usage(format!("{from}: {}: {e}", path.display())))?;
+        .map_err(|e| Error::Config(format!("{from}: cannot read the CA file {}: {e}", path.display())))?;
+    check_ca_pem(&pem).map_err(|e| Error::Config(format!("{from}: {}: {e}", path.display())))?;
     Ok(pem)
 }
 
@@ -182,7 +182,7 @@ pub fn http_client(trust: &Trust) -> Result<reqwest::Client> {
         Trust::Platform => builder,
         Trust::ExtraCa(pem) => {
             let certs = reqwest::Certificate::from_pem_bundle(pem)
-                .map_err(|e| Error::Usage(format!("the CA file is not usable: {e}")))?;
+                .map_err(|e| Error::Config(format!("the CA file is not usable: {e}")))?;
             certs.into_iter().fold(builder, |b, c| b.add_root_certificate(c))
         }
         Trust::Pinned(sha256) => builder.tls_backend_preconfigured(pinned_tls_config(*sha256)?),
