@@ -19,7 +19,7 @@ use super::config::{Config, Source, SourceKind};
 use super::notify::{EmailSettings, Event, EventKind, Notifier, WebhookSettings};
 use super::schedule::{Clock, ScheduleState, FORGET_JOB, PRUNE_JOB, VERIFY_JOB};
 use super::status::StatusBoard;
-use super::supervisor::{Ended, Supervisor};
+use super::supervisor::{scrub, Ended, Supervisor};
 use super::watch::{SourceWatcher, WatchSettings, WatchSignal};
 use crate::engine::{Actor, Session};
 use crate::error::{Error, Result};
@@ -449,19 +449,6 @@ async fn rpo_loop(agent: Arc<Agent>) {
         if !agent.sleep_until(agent.clock.now() + RPO_CHECK).await {
             return;
         }
-    }
-}
-
-/// An error as the status page and notifications may show it: no file names. I/O errors
-/// name a path, so they are reduced to their kind; everything else names storage keys or
-/// IDs at most.
-pub fn scrub(e: &Error) -> String {
-    match e {
-        Error::Io { source, .. } => format!("a file or folder could not be read or written: {source}"),
-        Error::NoSuchPath(_) => "a configured path does not exist".into(),
-        // The command line may hold a database password: name the failure only.
-        Error::CommandFailed { reason, .. } => format!("the command failed: {reason}"),
-        other => other.to_string(),
     }
 }
 

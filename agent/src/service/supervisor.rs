@@ -38,7 +38,7 @@ impl<T> Ended<T> {
     /// The failure to report, if the run failed (not when it was stopped).
     pub fn failure(&self) -> Option<String> {
         match self {
-            Self::Failed(e) => Some(crate::service::runner::scrub(e)),
+            Self::Failed(e) => Some(scrub(e)),
             Self::Panicked(msg) => Some(format!("internal error (please report it): {msg}")),
             Self::Done(_) | Self::Cancelled | Self::Abandoned => None,
         }
@@ -69,7 +69,7 @@ impl Supervisor {
             let ended = self.attempt(job).await;
             let Ended::Failed(e) = &ended else { return ended };
             let Some(delay) = delays.next().filter(|_| e.is_retryable()) else { return ended };
-            tracing::info!("retrying in {} s: {}", delay.as_secs(), crate::service::runner::scrub(e));
+            tracing::info!("retrying in {} s: {}", delay.as_secs(), scrub(e));
             tokio::select! {
                 _ = tokio::time::sleep(*delay) => {}
                 _ = self.stop.cancelled() => return Ended::Cancelled,
@@ -97,6 +97,19 @@ impl Supervisor {
                 Ended::Abandoned
             }
         }
+    }
+}
+
+/// An error as the status page and notifications may show it: no file names. I/O errors
+/// name a path, so they are reduced to their kind; everything else names storage keys or
+/// IDs at most.
+pub fn scrub(e: &Error) -> String {
+    match e {
+        Error::Io { source, .. } => format!("a file or folder could not be read or written: {source}"),
+        Error::NoSuchPath(_) => "a configured path does not exist".into(),
+        // The command line may hold a database password: name the failure only.
+        Error::CommandFailed { reason, .. } => format!("the command failed: {reason}"),
+        other => other.to_string(),
     }
 }
 

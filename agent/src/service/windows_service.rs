@@ -449,7 +449,7 @@ mod scm {
                 ServiceExitCode::Win32(0)
             }
             Err(e) => {
-                tracing::error!("the service stopped: {}", crate::service::runner::scrub(&e));
+                tracing::error!("the service stopped: {}", crate::service::supervisor::scrub(&e));
                 ServiceExitCode::ServiceSpecific(EXIT_RUN_FAILED)
             }
         }
