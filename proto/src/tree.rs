@@ -97,13 +97,6 @@ impl Tree {
     }
 }
 
-/// Associated data of reference-list blobs, which are sealed under the metadata key
-/// (`crypto::seal_meta`) rather than a pack's data key.
-pub const REFS_SEAL_LABEL: &str = "arka refs v1";
-
-/// Associated data of content-list blobs, sealed under the metadata key like reference lists.
-pub const LIST_SEAL_LABEL: &str = "arka content list v1";
-
 /// The blob IDs one tree reaches directly: its files' inline content blobs; for each
 /// subdirectory, the subtree's ID and the subtree's own reference list; and its files'
 /// content-list blobs, whose entries are reached too.
