@@ -10,11 +10,13 @@
 
 use std::path::{Path, PathBuf};
 
-use arka_fuzz::{table_plaintext, PackLayout, AUDIT_LABEL, INDEX_LABEL, KEY, PACK_TABLE_LABEL, PLAN_LABEL, SNAPSHOT_LABEL};
+use arka_fuzz::{
+    table_plaintext, PackLayout, AUDIT_LABEL, INDEX_LABEL, KEY, PACK_TABLE_LABEL, PLAN_LABEL, SNAPSHOT_LABEL,
+};
 use arka_proto::{
-    audit, codec, index, pack, plan, snapshot, AgentKey, BlobId, BlobKind, ChunkerParams, Compression, IndexSegment, Node,
-    NodeKind, ObjectId, PackBlobEntry, PackIndex, PrunePlan, RecoveryIdentities, RepoConfig, RepoId, Snapshot, SnapshotStats,
-    ContentList, Tree, TreeRefs,
+    audit, codec, index, pack, plan, snapshot, AgentKey, BlobId, BlobKind, ChunkerParams, Compression, ContentList,
+    IndexSegment, Node, NodeKind, ObjectId, PackBlobEntry, PackIndex, PrunePlan, RecoveryIdentities, RepoConfig,
+    RepoId, Snapshot, SnapshotStats, Tree, TreeRefs,
 };
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::XChaCha20Poly1305;
@@ -56,18 +58,11 @@ fn pack_seeds(layout: PackLayout, entries: &[PackBlobEntry]) -> (Vec<u8>, Vec<u8
 
 fn node(name: &[u8], kind: NodeKind) -> Node {
     Node {
-        name: name.to_vec(),
-        kind,
         mode: Some(0o100644),
         mtime_ns: 1_767_225_600_123_456_789,
         uid: Some(1000),
         gid: Some(1000),
-        attributes: None,
-        size: 0,
-        content: vec![],
-        lists: vec![],
-        subtree: None,
-        target: None,
+        ..Node::new(name, kind)
     }
 }
 

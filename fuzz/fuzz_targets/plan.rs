@@ -2,21 +2,12 @@
 //! A plan names what prune deletes, so a decoder that accepted garbage would be costly.
 #![no_main]
 
-use arka_fuzz::{sealed_object, KEY, PLAN_LABEL};
-use arka_proto::{plan, Error, PrunePlan};
+use arka_fuzz::{raw_and_sealed, KEY, PLAN_LABEL};
+use arka_proto::{plan, PrunePlan};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    if let Ok(p) = PrunePlan::decode(&KEY, data) {
-        round_trip(&p);
-    }
-
-    let sealed = sealed_object(plan::MAGIC, PLAN_LABEL, data);
-    match PrunePlan::decode(&KEY, &sealed) {
-        Ok(p) => round_trip(&p),
-        Err(Error::Authentication { .. }) => panic!("a plan sealed with the right key failed authentication"),
-        Err(_) => {}
-    }
+    raw_and_sealed(data, plan::MAGIC, PLAN_LABEL, |b| PrunePlan::decode(&KEY, b), round_trip);
 });
 
 fn round_trip(p: &PrunePlan) {

@@ -5,7 +5,7 @@
 //! the *plaintext*, seals it with [`KEY`] and the object's label, and frames it the way
 //! the writer does, so the parsing that runs after authentication is fuzzed too.
 
-use arka_proto::{codec, crypto, pack};
+use arka_proto::{codec, crypto, pack, Error};
 
 /// The fixed metadata key every target and seed uses.
 pub const KEY: [u8; 32] = [0x4b; 32];
@@ -25,6 +25,29 @@ pub fn sealed_object(magic: &[u8; 4], label: &str, plain: &[u8]) -> Vec<u8> {
     codec::write_frame(&mut out, magic, 1);
     out.extend(crypto::seal_meta(&KEY, label, plain));
     out
+}
+
+/// Feeds `data` to a sealed object's decoder twice: as stored bytes (which almost never
+/// authenticate), and as the plaintext of an object sealed with [`KEY`] and `label`, which
+/// must authenticate. `check` runs on every value the decoder accepts; what it returns for
+/// the sealed input is returned, for targets that also check the plaintext is canonical.
+pub fn raw_and_sealed<T, R>(
+    data: &[u8],
+    magic: &[u8; 4],
+    label: &str,
+    decode: impl Fn(&[u8]) -> Result<T, Error>,
+    check: impl Fn(&T) -> R,
+) -> Option<R> {
+    if let Ok(value) = decode(data) {
+        check(&value);
+    }
+    match decode(&sealed_object(magic, label, data)) {
+        Ok(value) => Some(check(&value)),
+        Err(Error::Authentication { .. }) => {
+            panic!("an object sealed with the right key ({label}) failed authentication")
+        }
+        Err(_) => None,
+    }
 }
 
 /// How a structured pack input is laid out: `key_len:u8 pad:u16le table_plaintext...`.

@@ -15,9 +15,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::codec;
-#[cfg(test)]
-use crate::crypto::seal_meta;
+use crate::crypto;
 use crate::error::{Error, Result};
 use crate::id::ObjectId;
 
@@ -156,7 +154,7 @@ impl AuditRecord {
     /// The stored bytes. Fails only if the record breaks a limit of `validate`.
     pub fn encode(&self, meta_key: &[u8; 32]) -> Result<Vec<u8>> {
         self.validate()?;
-        let out = codec::seal_cbor(meta_key, MAGIC, LABEL, self);
+        let out = crypto::seal_cbor(meta_key, MAGIC, LABEL, self);
         if out.len() > MAX_RECORD_LEN {
             return Err(Error::Malformed {
                 what: "audit record",
@@ -173,7 +171,7 @@ impl AuditRecord {
                 reason: format!("{} bytes (at most {MAX_RECORD_LEN})", bytes.len()),
             });
         }
-        let record: Self = codec::open_cbor(meta_key, MAGIC, LABEL, "audit record", bytes)?;
+        let record: Self = crypto::open_cbor(meta_key, MAGIC, LABEL, "audit record", bytes)?;
         record.validate()?;
         Ok(record)
     }
@@ -182,6 +180,8 @@ impl AuditRecord {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::codec;
+    use crate::crypto::seal_meta;
     use proptest::prelude::*;
 
     const KEY: [u8; 32] = [7; 32];

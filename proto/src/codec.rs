@@ -79,6 +79,10 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// The repository format version this build writes (in every frame). Readers accept every
+/// version listed in `docs/FORMAT.md` up to this one.
+pub const FORMAT_VERSION: u8 = 1;
+
 /// Every framed object starts with 4 magic bytes and a version byte.
 pub const FRAME_LEN: usize = 5;
 
@@ -94,8 +98,8 @@ pub fn read_frame<'a>(bytes: &'a [u8], magic: &[u8; 4], what: &'static str) -> R
         return Err(Error::BadMagic { what });
     }
     let version = r.u8()?;
-    if version == 0 || version > crate::FORMAT_VERSION {
-        return Err(Error::UnsupportedVersion { what, found: version, supported: crate::FORMAT_VERSION });
+    if version == 0 || version > FORMAT_VERSION {
+        return Err(Error::UnsupportedVersion { what, found: version, supported: FORMAT_VERSION });
     }
     Ok((version, r.rest()))
 }
@@ -109,27 +113,6 @@ pub fn to_cbor<T: serde::Serialize>(value: &T) -> Vec<u8> {
 pub fn from_cbor<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &'static str) -> Result<T> {
     // ciborium bounds its recursion depth, so hostile nesting is an error, not a stack overflow.
     ciborium::from_reader(bytes).map_err(|e| Error::Malformed { what, reason: e.to_string() })
-}
-
-/// A framed object whose body is CBOR sealed under the metadata key (snapshots, prune
-/// plans, audit records): `magic version:u8 sealed(meta_key, label, CBOR(value))`.
-pub fn seal_cbor<T: serde::Serialize>(meta_key: &[u8; 32], magic: &[u8; 4], label: &'static str, value: &T) -> Vec<u8> {
-    let mut out = Vec::new();
-    write_frame(&mut out, magic, crate::FORMAT_VERSION);
-    out.extend(crate::crypto::seal_meta(meta_key, label, &to_cbor(value)));
-    out
-}
-
-/// Opens what `seal_cbor` wrote: checks the frame, authenticates, decodes.
-pub fn open_cbor<T: serde::de::DeserializeOwned>(
-    meta_key: &[u8; 32],
-    magic: &[u8; 4],
-    label: &'static str,
-    what: &'static str,
-    bytes: &[u8],
-) -> Result<T> {
-    let (_, sealed) = read_frame(bytes, magic, what)?;
-    from_cbor(&crate::crypto::open_meta(meta_key, label, sealed)?, what)
 }
 
 /// Serde helpers that encode `Vec<u8>` as a CBOR byte string rather than an array of ints.

@@ -72,7 +72,7 @@ impl RepoConfig {
     pub fn encode(&self, key: &AgentKey) -> Vec<u8> {
         let body = codec::to_cbor(self);
         let mut out = Vec::with_capacity(codec::FRAME_LEN + 4 + body.len() + 32);
-        codec::write_frame(&mut out, MAGIC, crate::FORMAT_VERSION);
+        codec::write_frame(&mut out, MAGIC, codec::FORMAT_VERSION);
         out.extend_from_slice(&(body.len() as u32).to_le_bytes());
         out.extend_from_slice(&body);
         out.extend_from_slice(&key.mac(MAC_LABEL, &body));

@@ -10,9 +10,10 @@ use chacha20poly1305::{ChaCha20Poly1305, XChaCha20Poly1305};
 use rand::RngCore;
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
+use crate::codec;
 use crate::error::{Error, Result};
-use crate::id::BlobId;
-use crate::pack::BlobKind;
+use crate::id::{BlobId, BlobKind};
+use crate::keys::AGENT_KEY_PREFIX;
 
 /// The public halves of the recovery identities: what agents encrypt to.
 #[derive(Clone)]
@@ -62,7 +63,7 @@ impl RecoveryIdentities {
     pub fn parse(text: &str) -> Result<Self> {
         let mut ids = Vec::new();
         for line in text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
-            if line.starts_with(crate::keys::AGENT_KEY_PREFIX) {
+            if line.starts_with(AGENT_KEY_PREFIX) {
                 return Err(Error::InvalidKey(
                     "this is an agent key, not a recovery identity: agent keys can add backups but \
                      cannot read them; pass the clinic owner's recovery key (AGE-SECRET-KEY-1…)"
@@ -238,6 +239,27 @@ pub fn open_meta(meta_key: &[u8; 32], label: &'static str, sealed: &[u8]) -> Res
     cipher
         .decrypt(&nonce.into(), Payload { msg: ct, aad: label.as_bytes() })
         .map_err(|_| Error::Authentication { what: label })
+}
+
+/// A framed object whose body is CBOR sealed under the metadata key (snapshots, prune
+/// plans, audit records): `magic version:u8 sealed(meta_key, label, CBOR(value))`.
+pub fn seal_cbor<T: serde::Serialize>(meta_key: &[u8; 32], magic: &[u8; 4], label: &'static str, value: &T) -> Vec<u8> {
+    let mut out = Vec::new();
+    codec::write_frame(&mut out, magic, codec::FORMAT_VERSION);
+    out.extend(seal_meta(meta_key, label, &codec::to_cbor(value)));
+    out
+}
+
+/// Opens what `seal_cbor` wrote: checks the frame, authenticates, decodes.
+pub fn open_cbor<T: serde::de::DeserializeOwned>(
+    meta_key: &[u8; 32],
+    magic: &[u8; 4],
+    label: &'static str,
+    what: &'static str,
+    bytes: &[u8],
+) -> Result<T> {
+    let (_, sealed) = codec::read_frame(bytes, magic, what)?;
+    codec::from_cbor(&open_meta(meta_key, label, sealed)?, what)
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! 32-byte identifiers: blob IDs (keyed hashes of plaintext), object IDs (hashes of the
-//! stored bytes) and repository IDs (random).
+//! stored bytes) and repository IDs (random); and blob kinds, which key a blob's ID
+//! (`keys`), bind its seal (`crypto`) and are stored in a pack's blob table (`pack`).
 
 use std::fmt;
 
@@ -79,6 +80,51 @@ impl ObjectId {
         Self(*blake3::hash(bytes).as_bytes())
     }
 }
+
+/// What a blob holds; the kind keys the blob's ID and is bound into its seal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[repr(u8)]
+pub enum BlobKind {
+    /// File or stream content; sealed under the pack data key.
+    Data = 1,
+    /// A directory listing (names, metadata); sealed under the pack data key.
+    Tree = 2,
+    /// The blob IDs a tree references; sealed under the metadata key so that prune and
+    /// verify can walk reachability without a recovery identity.
+    Refs = 3,
+    /// A run of one file's content blob IDs (`tree::ContentList`), for files too long to
+    /// list inline; sealed under the metadata key, like Refs, so reachability can follow it.
+    List = 4,
+}
+
+impl BlobKind {
+    pub fn from_u8(b: u8) -> Result<Self> {
+        match b {
+            1 => Ok(Self::Data),
+            2 => Ok(Self::Tree),
+            3 => Ok(Self::Refs),
+            4 => Ok(Self::List),
+            _ => Err(Error::Malformed { what: "blob entry", reason: format!("unknown blob kind {b}") }),
+        }
+    }
+
+    /// The associated data of a kind sealed under the metadata key (readable with the
+    /// agent key), or `None` for kinds sealed under a pack data key (a recovery identity's).
+    pub fn meta_seal_label(self) -> Option<&'static str> {
+        match self {
+            Self::Data | Self::Tree => None,
+            Self::Refs => Some(REFS_SEAL_LABEL),
+            Self::List => Some(LIST_SEAL_LABEL),
+        }
+    }
+}
+
+/// Associated data of reference-list blobs, which are sealed under the metadata key
+/// (`crypto::seal_meta`) rather than a pack's data key.
+pub const REFS_SEAL_LABEL: &str = "arka refs v1";
+
+/// Associated data of content-list blobs, sealed under the metadata key like reference lists.
+pub const LIST_SEAL_LABEL: &str = "arka content list v1";
 
 pub fn to_hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";

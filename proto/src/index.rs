@@ -41,7 +41,7 @@ impl IndexSegment {
             }
         }
         let mut out = Vec::new();
-        codec::write_frame(&mut out, MAGIC, crate::FORMAT_VERSION);
+        codec::write_frame(&mut out, MAGIC, codec::FORMAT_VERSION);
         out.extend(seal_meta(meta_key, LABEL, &plain));
         out
     }

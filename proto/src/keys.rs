@@ -5,8 +5,7 @@ use rand::RngCore;
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use crate::error::{Error, Result};
-use crate::id::{from_hex, to_hex, BlobId, RepoId};
-use crate::pack::BlobKind;
+use crate::id::{from_hex, to_hex, BlobId, BlobKind, RepoId};
 
 /// First characters of an agent key line, so a key file is recognisable at a glance (and a
 /// recovery-key prompt can tell the user they passed the wrong kind of key).

@@ -12,8 +12,13 @@
 //! unchanged, so it carries their packs' sealed data keys, and each entry names its key.
 
 use crate::codec::{self, Reader};
+use crate::crypto::{open_meta, seal_meta};
 use crate::error::{Error, Result};
 use crate::id::BlobId;
+
+/// Defined with the IDs (a blob's ID and seal depend on its kind); also named here, where
+/// the blob table stores it.
+pub use crate::id::BlobKind;
 
 pub const MAGIC: &[u8; 4] = b"ARKP";
 pub const TRAILER_MAGIC: &[u8; 4] = b"PEND";
@@ -25,44 +30,6 @@ pub const MAX_PACK_LEN: u64 = 1 << 31;
 /// Upper bound on the data keys one pack carries (prune starts a new pack before this).
 pub const MAX_PACK_KEYS: usize = 1024;
 const TABLE_LABEL: &str = "arka pack blob table v1";
-
-/// What a blob holds; the kind is bound into its seal.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[repr(u8)]
-pub enum BlobKind {
-    /// File or stream content; sealed under the pack data key.
-    Data = 1,
-    /// A directory listing (names, metadata); sealed under the pack data key.
-    Tree = 2,
-    /// The blob IDs a tree references; sealed under the metadata key so that prune and
-    /// verify can walk reachability without a recovery identity.
-    Refs = 3,
-    /// A run of one file's content blob IDs (`tree::ContentList`), for files too long to
-    /// list inline; sealed under the metadata key, like Refs, so reachability can follow it.
-    List = 4,
-}
-
-impl BlobKind {
-    pub fn from_u8(b: u8) -> Result<Self> {
-        match b {
-            1 => Ok(Self::Data),
-            2 => Ok(Self::Tree),
-            3 => Ok(Self::Refs),
-            4 => Ok(Self::List),
-            _ => Err(Error::Malformed { what: "blob entry", reason: format!("unknown blob kind {b}") }),
-        }
-    }
-
-    /// The associated data of a kind sealed under the metadata key (readable with the
-    /// agent key), or `None` for kinds sealed under a pack data key (a recovery identity's).
-    pub fn meta_seal_label(self) -> Option<&'static str> {
-        match self {
-            Self::Data | Self::Tree => None,
-            Self::Refs => Some(crate::tree::REFS_SEAL_LABEL),
-            Self::List => Some(crate::tree::LIST_SEAL_LABEL),
-        }
-    }
-}
 
 /// How a blob's plaintext was encoded before sealing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -144,7 +111,7 @@ pub fn encode_header<K: AsRef<[u8]>>(sealed_keys: &[K]) -> Vec<u8> {
     assert!(sealed_keys.len() <= MAX_PACK_KEYS, "a pack carries at most MAX_PACK_KEYS keys");
     let body_len: usize = 2 + sealed_keys.iter().map(|k| 4 + k.as_ref().len()).sum::<usize>();
     let mut out = Vec::with_capacity(HEADER_PREFIX_LEN + body_len);
-    codec::write_frame(&mut out, MAGIC, crate::FORMAT_VERSION);
+    codec::write_frame(&mut out, MAGIC, codec::FORMAT_VERSION);
     out.extend_from_slice(&(body_len as u32).to_le_bytes());
     out.extend_from_slice(&(sealed_keys.len() as u16).to_le_bytes());
     for k in sealed_keys {
@@ -194,7 +161,7 @@ pub fn encode_table(meta_key: &[u8; 32], entries: &[PackBlobEntry]) -> Vec<u8> {
     for e in entries {
         e.encode(&mut plain);
     }
-    let mut out = crate::crypto::seal_meta(meta_key, TABLE_LABEL, &plain);
+    let mut out = seal_meta(meta_key, TABLE_LABEL, &plain);
     let len = out.len() as u32;
     out.extend_from_slice(&len.to_le_bytes());
     out.extend_from_slice(TRAILER_MAGIC);
@@ -227,7 +194,7 @@ pub fn decode_table(meta_key: &[u8; 32], pack: &[u8]) -> Result<Vec<PackBlobEntr
         return Err(Error::Malformed { what: "pack", reason: "the blob table overlaps the header".into() });
     }
     let key_count = decode_header(pack)?.len();
-    let plain = crate::crypto::open_meta(meta_key, TABLE_LABEL, &pack[table_start..pack.len() - TRAILER_LEN])?;
+    let plain = open_meta(meta_key, TABLE_LABEL, &pack[table_start..pack.len() - TRAILER_LEN])?;
     let mut r = Reader::new(&plain, "pack table");
     let n = r.count(ENTRY_LEN)?;
     let mut entries = Vec::with_capacity(n);

@@ -8,7 +8,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::codec;
+use crate::crypto;
 use crate::error::{Error, Result};
 use crate::id::ObjectId;
 
@@ -32,11 +32,11 @@ pub struct PrunePlan {
 
 impl PrunePlan {
     pub fn encode(&self, meta_key: &[u8; 32]) -> Vec<u8> {
-        codec::seal_cbor(meta_key, MAGIC, LABEL, self)
+        crypto::seal_cbor(meta_key, MAGIC, LABEL, self)
     }
 
     pub fn decode(meta_key: &[u8; 32], bytes: &[u8]) -> Result<Self> {
-        let plan: Self = codec::open_cbor(meta_key, MAGIC, LABEL, "prune plan", bytes)?;
+        let plan: Self = crypto::open_cbor(meta_key, MAGIC, LABEL, "prune plan", bytes)?;
         if plan.packs.len() + plan.index.len() > MAX_PLAN_OBJECTS {
             return Err(Error::Malformed { what: "prune plan", reason: "names too many objects".into() });
         }

@@ -197,7 +197,7 @@ mod tests {
 
     #[test]
     fn object_paths_parse_from_the_raw_path() {
-        let key = crate::layout::ObjectKind::Pack.key(&crate::ObjectId::of(b"x"));
+        let key = crate::layout::ObjectKind::Pack.key(&crate::id::ObjectId::of(b"x"));
         assert_eq!(
             parse_object_path(&format!("/v1/repos/clinic-a/objects/{key}")),
             Ok(ObjectTarget::Object { repo: "clinic-a".into(), key: key.clone() })

@@ -8,7 +8,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::codec;
+use crate::crypto;
 use crate::error::Result;
 use crate::id::BlobId;
 
@@ -59,11 +59,11 @@ pub struct SnapshotStats {
 
 impl Snapshot {
     pub fn encode(&self, meta_key: &[u8; 32]) -> Vec<u8> {
-        codec::seal_cbor(meta_key, MAGIC, LABEL, self)
+        crypto::seal_cbor(meta_key, MAGIC, LABEL, self)
     }
 
     pub fn decode(meta_key: &[u8; 32], bytes: &[u8]) -> Result<Self> {
-        codec::open_cbor(meta_key, MAGIC, LABEL, "snapshot", bytes)
+        crypto::open_cbor(meta_key, MAGIC, LABEL, "snapshot", bytes)
     }
 }
 

@@ -60,6 +60,27 @@ pub struct Node {
     pub target: Option<Vec<u8>>,
 }
 
+impl Node {
+    /// An entry with a name and a kind and nothing else: no metadata, no content. Callers
+    /// fill in what they know (`Node { size, content, ..Node::new(name, NodeKind::File) }`).
+    pub fn new(name: &[u8], kind: NodeKind) -> Self {
+        Self {
+            name: name.to_vec(),
+            kind,
+            mode: None,
+            mtime_ns: 0,
+            uid: None,
+            gid: None,
+            attributes: None,
+            size: 0,
+            content: Vec::new(),
+            lists: Vec::new(),
+            subtree: None,
+            target: None,
+        }
+    }
+}
+
 /// A directory listing, sorted by name.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Tree {
@@ -96,13 +117,6 @@ impl Tree {
         Ok(tree)
     }
 }
-
-/// Associated data of reference-list blobs, which are sealed under the metadata key
-/// (`crypto::seal_meta`) rather than a pack's data key.
-pub const REFS_SEAL_LABEL: &str = "arka refs v1";
-
-/// Associated data of content-list blobs, sealed under the metadata key like reference lists.
-pub const LIST_SEAL_LABEL: &str = "arka content list v1";
 
 /// The blob IDs one tree reaches directly: its files' inline content blobs; for each
 /// subdirectory, the subtree's ID and the subtree's own reference list; and its files'
@@ -253,35 +267,22 @@ mod tests {
         }
     }
 
-    fn empty_file(name: &[u8]) -> Node {
-        Node {
-            name: name.to_vec(),
-            kind: NodeKind::File,
-            mode: None,
-            mtime_ns: 0,
-            uid: None,
-            gid: None,
-            attributes: None,
-            size: 0,
-            content: vec![],
-            lists: vec![],
-            subtree: None,
-            target: None,
-        }
-    }
-
     #[test]
     fn hostile_names_are_refused() {
         for name in [&b".."[..], b"a/b", b"", b"."] {
-            let t = Tree { nodes: vec![empty_file(name)] };
+            let t = Tree { nodes: vec![Node::new(name, NodeKind::File)] };
             assert!(Tree::decode(&t.encode()).is_err(), "{name:?}");
         }
     }
 
     #[test]
     fn content_inline_and_in_pieces_at_once_is_refused() {
-        let node =
-            Node { size: 2, content: vec![BlobId([1; 32])], lists: vec![BlobId([2; 32])], ..empty_file(b"dump.sql") };
+        let node = Node {
+            size: 2,
+            content: vec![BlobId([1; 32])],
+            lists: vec![BlobId([2; 32])],
+            ..Node::new(b"dump.sql", NodeKind::File)
+        };
         assert!(Tree::decode(&Tree { nodes: vec![node.clone()] }.encode()).is_err());
         let pieces_only = Node { content: vec![], ..node };
         assert!(Tree::decode(&Tree { nodes: vec![pieces_only] }.encode()).is_ok());
