@@ -93,8 +93,9 @@ impl Chunker {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
+    use crate::platform::test_data::pseudo_random;
     use proptest::prelude::*;
 
     fn chunks(c: &Chunker, data: &[u8]) -> Vec<Vec<u8>> {
@@ -106,18 +107,6 @@ pub(crate) mod tests {
         })
         .unwrap();
         out
-    }
-
-    /// Seeded xorshift bytes: random-looking, compressible by nothing, the same every run.
-    pub(crate) fn pseudo_random(len: usize, mut state: u64) -> Vec<u8> {
-        (0..len)
-            .map(|_| {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                (state >> 32) as u8
-            })
-            .collect()
     }
 
     fn small() -> ChunkerParams {

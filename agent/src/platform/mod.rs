@@ -2,6 +2,8 @@
 //! shares everything else.
 
 pub mod shutdown;
+#[cfg(test)]
+pub(crate) mod test_data;
 
 use std::ffi::{OsStr, OsString};
 use std::fs::Metadata;

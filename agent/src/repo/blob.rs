@@ -307,7 +307,7 @@ impl BlobReader {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::chunker::tests::pseudo_random as xorshift;
+    use crate::platform::test_data::pseudo_random as xorshift;
     use proptest::prelude::*;
 
     /// 16-bit little-endian samples like a CT slice: a smooth high byte, 6 bits of noise low.

@@ -23,7 +23,7 @@ async fn a_long_file_is_listed_in_pieces_cached_and_restored() {
     let repo = Arc::new(repo);
     let src = dir.path().join("src");
     std::fs::create_dir_all(&src).unwrap();
-    let bytes = crate::engine::chunker::tests::pseudo_random(6 << 20, 7);
+    let bytes = crate::platform::test_data::pseudo_random(6 << 20, 7);
     std::fs::write(src.join("volume.dcm"), &bytes).unwrap();
     std::fs::write(src.join("note.txt"), b"short").unwrap();
     // Files changed in the last two seconds are not cached (they may change again unseen).
