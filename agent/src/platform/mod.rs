@@ -1,6 +1,10 @@
 //! Platform specifics of file metadata and names, kept behind `cfg` so the Windows build
 //! shares everything else.
 
+mod secret;
+
+pub use secret::Secret;
+
 use std::ffi::{OsStr, OsString};
 use std::fs::Metadata;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

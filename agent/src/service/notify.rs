@@ -18,6 +18,8 @@ use lettre::transport::smtp::extension::ClientId;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use reqwest::Url;
 
+use crate::platform::Secret;
+
 /// What happened. The order is the order "resolves" lines list them in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum EventKind {
@@ -89,15 +91,18 @@ impl Event {
     }
 }
 
-/// `[notify]` webhook: a JSON POST, signed when a secret is set.
+/// `[notify]` webhook (`service::config` builds it from the config file): a JSON POST,
+/// signed when a secret is set.
 #[derive(Clone, PartialEq, Eq)]
 pub struct WebhookSettings {
+    /// Often carries a token in its path (Slack, Teams): `Debug` shows only the origin.
     pub url: String,
-    pub secret: Option<String>,
+    /// Signs the body (HMAC-SHA256) when set.
+    pub secret: Option<Secret>,
 }
 
-/// `[notify]` e-mail through an SMTP relay.
-#[derive(Clone, PartialEq, Eq)]
+/// `[notify.email]` through an SMTP relay (`service::config` builds it from the config file).
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EmailSettings {
     pub smtp_host: String,
     pub smtp_port: u16,
@@ -105,7 +110,7 @@ pub struct EmailSettings {
     /// relay on this machine or the clinic's LAN.
     pub starttls: bool,
     pub username: Option<String>,
-    pub password: Option<String>,
+    pub password: Option<Secret>,
     pub from: String,
     pub to: Vec<String>,
 }
@@ -115,21 +120,7 @@ impl fmt::Debug for WebhookSettings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("WebhookSettings")
             .field("url", &Url::parse(&self.url).map(|u| origin(&u)).unwrap_or_else(|_| "(invalid)".into()))
-            .field("secret", &self.secret.as_ref().map(|_| "***"))
-            .finish()
-    }
-}
-
-impl fmt::Debug for EmailSettings {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("EmailSettings")
-            .field("smtp_host", &self.smtp_host)
-            .field("smtp_port", &self.smtp_port)
-            .field("starttls", &self.starttls)
-            .field("username", &self.username)
-            .field("password", &self.password.as_ref().map(|_| "***"))
-            .field("from", &self.from)
-            .field("to", &self.to)
+            .field("secret", &self.secret)
             .finish()
     }
 }
@@ -420,7 +411,7 @@ impl Webhook {
 
     async fn send(&self, event: &Event, delivery: Delivery) -> Result<(), String> {
         let body = webhook_body(event);
-        let signature = self.settings.secret.as_deref().map(|s| webhook_signature(s, &body));
+        let signature = self.settings.secret.as_ref().map(|s| webhook_signature(s.expose(), &body));
         let mut last = String::new();
         for attempt in 1..=delivery.attempts.max(1) {
             if attempt > 1 {
@@ -497,7 +488,7 @@ impl Email {
             builder = builder.tls(if s.smtp_port == 465 { Tls::Wrapper(params) } else { Tls::Required(params) });
         }
         if let (Some(user), Some(password)) = (&s.username, &s.password) {
-            builder = builder.credentials(Credentials::new(user.clone(), password.clone()));
+            builder = builder.credentials(Credentials::new(user.clone(), password.expose().to_string()));
         }
         Ok(builder.build())
     }
@@ -751,7 +742,7 @@ mod tests {
             smtp_port: 587,
             starttls: false,
             username: Some("u".into()),
-            password: Some("p".into()),
+            password: Some(Secret::new("p")),
             from: "arka@clinic.example".into(),
             to: vec!["it@clinic.example".into()],
         };
@@ -768,8 +759,10 @@ mod tests {
 
     #[test]
     fn debug_never_prints_secrets() {
-        let hook =
-            WebhookSettings { url: "https://hooks.example/services/T0/B0/tok3n".into(), secret: Some("s3cret".into()) };
+        let hook = WebhookSettings {
+            url: "https://hooks.example/services/T0/B0/tok3n".into(),
+            secret: Some(Secret::new("s3cret")),
+        };
         let text = format!("{hook:?}");
         assert!(!text.contains("tok3n") && !text.contains("s3cret"), "{text}");
     }

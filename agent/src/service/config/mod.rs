@@ -30,8 +30,10 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
+/// A secret read from a file (trailing newline removed); `Debug` prints `***`.
+pub use crate::platform::Secret;
 pub use maintenance::Maintenance;
-pub use notify::{Email, Notify, Webhook};
+pub use notify::Notify;
 pub use sources::{Source, SourceKind};
 pub use status::Status;
 pub use targets::Target;
@@ -61,22 +63,6 @@ pub struct Config {
     pub status: Status,
     pub maintenance: Maintenance,
     pub notify: Notify,
-}
-
-/// A secret read from a file (trailing newline removed); `Debug` prints `***`.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(zeroize::Zeroizing<String>);
-
-impl Secret {
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("***")
-    }
 }
 
 /// `/etc/arka/agent.toml`, or `C:\ProgramData\arka\agent.toml` on Windows.
@@ -256,7 +242,7 @@ impl Validator<'_> {
             if s.trim().is_empty() {
                 Err(format!("{key}: {} is empty: put the secret in it", path.display()))
             } else {
-                Ok(Secret(s.into()))
+                Ok(Secret::new(s))
             }
         });
         self.check(v, |_| secret)

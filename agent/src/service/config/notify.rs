@@ -3,38 +3,15 @@
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::{nonempty, Secret, Validator, DEFAULT_SMTP_PORT};
+use super::{nonempty, Validator, DEFAULT_SMTP_PORT};
+use crate::service::notify::{EmailSettings, WebhookSettings};
 
+/// The channels notifications go out on: the notifier's own settings, so what is checked
+/// here is exactly what is sent with (secrets stay [`Secret`]s all the way).
 #[derive(Clone, Debug, Default)]
 pub struct Notify {
-    pub webhook: Option<Webhook>,
-    pub email: Option<Email>,
-}
-
-#[derive(Clone)]
-pub struct Webhook {
-    /// Often carries a token in its path (Slack, Teams): `Debug` shows only the origin.
-    pub url: String,
-    /// Signs the body when set.
-    pub secret: Option<Secret>,
-}
-
-impl std::fmt::Debug for Webhook {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let origin = reqwest::Url::parse(&self.url).map(|u| u.origin().ascii_serialization());
-        f.debug_struct("Webhook").field("url", &origin.unwrap_or_default()).field("secret", &self.secret).finish()
-    }
-}
-
-#[derive(Clone, Debug)]
-pub struct Email {
-    pub smtp_host: String,
-    pub smtp_port: u16,
-    pub starttls: bool,
-    pub username: Option<String>,
-    pub password: Option<Secret>,
-    pub from: String,
-    pub to: Vec<String>,
+    pub webhook: Option<WebhookSettings>,
+    pub email: Option<EmailSettings>,
 }
 
 #[derive(Deserialize)]
@@ -73,7 +50,7 @@ impl Validator<'_> {
                     Some(s) => self.secret(s, "secret_file").map(Some),
                     None => Some(None),
                 };
-                Some(Webhook { url: url?, secret: secret? })
+                Some(WebhookSettings { url: url?, secret: secret? })
             }
             None => None,
         };
@@ -84,7 +61,7 @@ impl Validator<'_> {
         Some(Notify { webhook, email })
     }
 
-    fn email(&mut self, e: &RawEmail) -> Option<Email> {
+    fn email(&mut self, e: &RawEmail) -> Option<EmailSettings> {
         let smtp_host = self.check(&e.smtp_host, |h| nonempty(h, "smtp_host").map(|_| h.trim().to_string()));
         let from = self.check(&e.from, |f| mailbox(f, "from").map(|_| f.clone()));
         let to = self.check(&e.to, |to| {
@@ -106,7 +83,7 @@ impl Validator<'_> {
                 None
             }
         };
-        Some(Email {
+        Some(EmailSettings {
             smtp_host: smtp_host?,
             smtp_port: e.smtp_port.unwrap_or(DEFAULT_SMTP_PORT),
             starttls: e.starttls.unwrap_or(true),
