@@ -1,6 +1,7 @@
 //! Platform specifics of file metadata and names, kept behind `cfg` so the Windows build
 //! shares everything else.
 
+pub mod retry;
 mod secret;
 
 pub use secret::Secret;

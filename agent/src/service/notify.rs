@@ -18,6 +18,7 @@ use lettre::transport::smtp::extension::ClientId;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use reqwest::Url;
 
+use crate::platform::retry::{error_chain, retryable_status, GaveUp, Retry, Step};
 use crate::platform::Secret;
 
 /// What happened. The order is the order "resolves" lines list them in.
@@ -134,6 +135,14 @@ pub struct Delivery {
     pub attempts: u32,
     /// Pause before the first retry; doubled before each further one.
     pub backoff: Duration,
+}
+
+impl Delivery {
+    /// Pauses of `backoff`, doubling (at most 2^16 times), no jitter, no overall budget.
+    fn retry(self) -> Retry {
+        let max_backoff = self.backoff.saturating_mul(1 << 16);
+        Retry { attempts: self.attempts, first_backoff: self.backoff, max_backoff, jitter: false, budget: None }
+    }
 }
 
 impl Default for Delivery {
@@ -412,11 +421,7 @@ impl Webhook {
     async fn send(&self, event: &Event, delivery: Delivery) -> Result<(), String> {
         let body = webhook_body(event);
         let signature = self.settings.secret.as_ref().map(|s| webhook_signature(s.expose(), &body));
-        let mut last = String::new();
-        for attempt in 1..=delivery.attempts.max(1) {
-            if attempt > 1 {
-                tokio::time::sleep(backoff(delivery, attempt)).await;
-            }
+        let attempt = |_| {
             let mut request = self
                 .client
                 .post(self.url.clone())
@@ -425,22 +430,31 @@ impl Webhook {
             if let Some(signature) = &signature {
                 request = request.header("X-Arka-Signature", signature);
             }
-            match request.send().await {
-                Ok(response) if response.status().is_success() => return Ok(()),
-                Ok(response) => {
-                    let status = response.status();
-                    last = format!("the receiver answered HTTP {status}");
-                    let retryable = status.is_server_error() || status.as_u16() == 429 || status.as_u16() == 408;
-                    if !retryable {
-                        return Err(format!("webhook to {}: {last}", origin(&self.url)));
+            async move {
+                match request.send().await {
+                    Ok(response) if response.status().is_success() => Step::Done(()),
+                    Ok(response) => {
+                        let status = response.status();
+                        let answer = format!("the receiver answered HTTP {status}");
+                        if retryable_status(status) {
+                            Step::Retry(answer)
+                        } else {
+                            Step::Fail(answer)
+                        }
                     }
+                    Err(e) if e.is_timeout() => {
+                        Step::Retry(format!("no answer within {} s", delivery.timeout.as_secs_f64()))
+                    }
+                    Err(e) if e.is_connect() => Step::Retry(format!("could not connect: {}", root_cause(&e))),
+                    Err(e) => Step::Retry(error_chain(&e.without_url())),
                 }
-                Err(e) if e.is_timeout() => last = format!("no answer within {} s", delivery.timeout.as_secs_f64()),
-                Err(e) if e.is_connect() => last = format!("could not connect: {}", root_cause(&e)),
-                Err(e) => last = error_chain(&e.without_url()),
             }
-        }
-        Err(format!("webhook to {}: {last} ({})", origin(&self.url), attempts(delivery)))
+        };
+        delivery
+            .retry()
+            .run(attempt, |_| {})
+            .await
+            .map_err(|g| gave_up(&format!("webhook to {}", origin(&self.url)), g))
     }
 }
 
@@ -514,24 +528,19 @@ impl Email {
         let place = format!("e-mail through {}:{}", self.settings.smtp_host, self.settings.smtp_port);
         let message = self.message(event, repeat_after).map_err(|e| format!("{place}: {e}"))?;
         let transport = self.transport(event, delivery).map_err(|e| format!("{place}: {e}"))?;
-        let mut last = String::new();
-        for attempt in 1..=delivery.attempts.max(1) {
-            if attempt > 1 {
-                tokio::time::sleep(backoff(delivery, attempt)).await;
-            }
+        let attempt = |_| {
             // lettre's own timeout covers each SMTP step; this one bounds the whole exchange.
-            match tokio::time::timeout(delivery.timeout * 2, transport.send(message.clone())).await {
-                Ok(Ok(_)) => return Ok(()),
-                Ok(Err(e)) => {
-                    last = smtp_advice(&e);
-                    if e.is_permanent() {
-                        return Err(format!("{place}: {last}"));
-                    }
+            let sent = tokio::time::timeout(delivery.timeout * 2, transport.send(message.clone()));
+            async move {
+                match sent.await {
+                    Ok(Ok(_)) => Step::Done(()),
+                    Ok(Err(e)) if e.is_permanent() => Step::Fail(smtp_advice(&e)),
+                    Ok(Err(e)) => Step::Retry(smtp_advice(&e)),
+                    Err(_) => Step::Retry(format!("no answer within {} s", (delivery.timeout * 2).as_secs_f64())),
                 }
-                Err(_) => last = format!("no answer within {} s", (delivery.timeout * 2).as_secs_f64()),
             }
-        }
-        Err(format!("{place}: {last} ({})", attempts(delivery)))
+        };
+        delivery.retry().run(attempt, |_| {}).await.map_err(|g| gave_up(&place, g))
     }
 }
 
@@ -546,10 +555,12 @@ fn smtp_advice(e: &lettre::transport::smtp::Error) -> String {
     }
 }
 
-fn attempts(delivery: Delivery) -> String {
-    match delivery.attempts.max(1) {
-        1 => "1 attempt".into(),
-        n => format!("{n} attempts"),
+/// `{place}: {error}`, and how often it was tried when every attempt failed alike.
+fn gave_up(place: &str, g: GaveUp<String>) -> String {
+    match (g.exhausted, g.attempts) {
+        (false, _) => format!("{place}: {}", g.error),
+        (true, 1) => format!("{place}: {} (1 attempt)", g.error),
+        (true, n) => format!("{place}: {} ({n} attempts)", g.error),
     }
 }
 
@@ -560,11 +571,6 @@ fn root_cause(e: &dyn std::error::Error) -> String {
         cause = next;
     }
     cause.to_string()
-}
-
-/// The pause before attempt `attempt` (2, 3, …): backoff, then doubling.
-fn backoff(delivery: Delivery, attempt: u32) -> Duration {
-    delivery.backoff.saturating_mul(1 << (attempt.saturating_sub(2)).min(16))
 }
 
 fn timestamp(time_ns: i64) -> jiff::Timestamp {
@@ -605,22 +611,6 @@ fn origin(url: &Url) -> String {
         (Some(host), None) => format!("{}://{host}", url.scheme()),
         _ => url.scheme().to_string(),
     }
-}
-
-/// An error and its causes on one line ("a: b: c"), since the outer layers of HTTP and SMTP
-/// errors rarely say what went wrong.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        let next = c.to_string();
-        if !text.contains(&next) {
-            text += ": ";
-            text += &next;
-        }
-        cause = c.source();
-    }
-    text
 }
 
 #[cfg(test)]
