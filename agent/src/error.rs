@@ -165,22 +165,6 @@ fn store_kind(e: &object_store::Error) -> ErrorKind {
     }
 }
 
-/// An error with the errors that caused it, one `: ` apart, for one log or terminal line.
-pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let more = s.to_string();
-        // Many errors already include their source's text; do not say it twice.
-        if !text.contains(&more) {
-            text.push_str(": ");
-            text.push_str(&more);
-        }
-        source = s.source();
-    }
-    text
-}
-
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 #[cfg(test)]
@@ -220,12 +204,5 @@ mod tests {
         let denied = object_store::Error::PermissionDenied { path: "k".into(), source: "no".into() };
         let refused = Error::Store { op: "put", key: "k".into(), source: Box::new(denied), advice: None };
         assert_eq!((refused.exit_code(), refused.is_retryable()), (12, false));
-    }
-
-    #[test]
-    fn chain_names_each_cause_once() {
-        let inner = std::io::Error::other("disk on fire");
-        let outer = Error::io("/x", inner);
-        assert_eq!(chain(&outer), "/x: disk on fire");
     }
 }

@@ -5,6 +5,7 @@
 
 use std::time::{Duration, Instant};
 
+use arka_agent::platform::Secret;
 use arka_agent::service::notify::{Delivery, EmailSettings, Event, EventKind, Notifier, WebhookSettings};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
@@ -87,7 +88,7 @@ async fn http_receiver(statuses: Vec<u16>) -> (String, mpsc::UnboundedReceiver<R
 }
 
 fn webhook(url: &str, secret: Option<&str>) -> Notifier {
-    let settings = WebhookSettings { url: url.into(), secret: secret.map(str::to_string) };
+    let settings = WebhookSettings { url: url.into(), secret: secret.map(Secret::new) };
     Notifier::new(Some(settings), None).unwrap().with_delivery(fast()).unwrap()
 }
 
@@ -276,7 +277,7 @@ fn email(port: u16, starttls: bool) -> EmailSettings {
         smtp_port: port,
         starttls,
         username: Some("arka".into()),
-        password: Some("relay-pass".into()),
+        password: Some(Secret::new("relay-pass")),
         from: "arka agent <arka@clinic.example>".into(),
         to: vec!["it@clinic.example".into(), "Dr Nowak <owner@clinic.example>".into()],
     }

@@ -1,9 +1,13 @@
 //! Platform specifics of file metadata and names, kept behind `cfg` so the Windows build
 //! shares everything else.
 
+pub mod retry;
+mod secret;
 pub mod shutdown;
 #[cfg(test)]
 pub(crate) mod test_data;
+
+pub use secret::Secret;
 
 use std::ffi::{OsStr, OsString};
 use std::fs::Metadata;

@@ -18,6 +18,9 @@ use lettre::transport::smtp::extension::ClientId;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use reqwest::Url;
 
+use crate::platform::retry::{error_chain, retryable_status, GaveUp, Retry, Step};
+use crate::platform::Secret;
+
 /// What happened. The order is the order "resolves" lines list them in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum EventKind {
@@ -89,15 +92,18 @@ impl Event {
     }
 }
 
-/// `[notify]` webhook: a JSON POST, signed when a secret is set.
+/// `[notify]` webhook (`service::config` builds it from the config file): a JSON POST,
+/// signed when a secret is set.
 #[derive(Clone, PartialEq, Eq)]
 pub struct WebhookSettings {
+    /// Often carries a token in its path (Slack, Teams): `Debug` shows only the origin.
     pub url: String,
-    pub secret: Option<String>,
+    /// Signs the body (HMAC-SHA256) when set.
+    pub secret: Option<Secret>,
 }
 
-/// `[notify]` e-mail through an SMTP relay.
-#[derive(Clone, PartialEq, Eq)]
+/// `[notify.email]` through an SMTP relay (`service::config` builds it from the config file).
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EmailSettings {
     pub smtp_host: String,
     pub smtp_port: u16,
@@ -105,7 +111,7 @@ pub struct EmailSettings {
     /// relay on this machine or the clinic's LAN.
     pub starttls: bool,
     pub username: Option<String>,
-    pub password: Option<String>,
+    pub password: Option<Secret>,
     pub from: String,
     pub to: Vec<String>,
 }
@@ -115,21 +121,7 @@ impl fmt::Debug for WebhookSettings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("WebhookSettings")
             .field("url", &Url::parse(&self.url).map(|u| origin(&u)).unwrap_or_else(|_| "(invalid)".into()))
-            .field("secret", &self.secret.as_ref().map(|_| "***"))
-            .finish()
-    }
-}
-
-impl fmt::Debug for EmailSettings {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("EmailSettings")
-            .field("smtp_host", &self.smtp_host)
-            .field("smtp_port", &self.smtp_port)
-            .field("starttls", &self.starttls)
-            .field("username", &self.username)
-            .field("password", &self.password.as_ref().map(|_| "***"))
-            .field("from", &self.from)
-            .field("to", &self.to)
+            .field("secret", &self.secret)
             .finish()
     }
 }
@@ -143,6 +135,14 @@ pub struct Delivery {
     pub attempts: u32,
     /// Pause before the first retry; doubled before each further one.
     pub backoff: Duration,
+}
+
+impl Delivery {
+    /// Pauses of `backoff`, doubling (at most 2^16 times), no jitter, no overall budget.
+    fn retry(self) -> Retry {
+        let max_backoff = self.backoff.saturating_mul(1 << 16);
+        Retry { attempts: self.attempts, first_backoff: self.backoff, max_backoff, jitter: false, budget: None }
+    }
 }
 
 impl Default for Delivery {
@@ -420,12 +420,8 @@ impl Webhook {
 
     async fn send(&self, event: &Event, delivery: Delivery) -> Result<(), String> {
         let body = webhook_body(event);
-        let signature = self.settings.secret.as_deref().map(|s| webhook_signature(s, &body));
-        let mut last = String::new();
-        for attempt in 1..=delivery.attempts.max(1) {
-            if attempt > 1 {
-                tokio::time::sleep(backoff(delivery, attempt)).await;
-            }
+        let signature = self.settings.secret.as_ref().map(|s| webhook_signature(s.expose(), &body));
+        let attempt = |_| {
             let mut request = self
                 .client
                 .post(self.url.clone())
@@ -434,22 +430,31 @@ impl Webhook {
             if let Some(signature) = &signature {
                 request = request.header("X-Arka-Signature", signature);
             }
-            match request.send().await {
-                Ok(response) if response.status().is_success() => return Ok(()),
-                Ok(response) => {
-                    let status = response.status();
-                    last = format!("the receiver answered HTTP {status}");
-                    let retryable = status.is_server_error() || status.as_u16() == 429 || status.as_u16() == 408;
-                    if !retryable {
-                        return Err(format!("webhook to {}: {last}", origin(&self.url)));
+            async move {
+                match request.send().await {
+                    Ok(response) if response.status().is_success() => Step::Done(()),
+                    Ok(response) => {
+                        let status = response.status();
+                        let answer = format!("the receiver answered HTTP {status}");
+                        if retryable_status(status) {
+                            Step::Retry(answer)
+                        } else {
+                            Step::Fail(answer)
+                        }
                     }
+                    Err(e) if e.is_timeout() => {
+                        Step::Retry(format!("no answer within {} s", delivery.timeout.as_secs_f64()))
+                    }
+                    Err(e) if e.is_connect() => Step::Retry(format!("could not connect: {}", root_cause(&e))),
+                    Err(e) => Step::Retry(error_chain(&e.without_url())),
                 }
-                Err(e) if e.is_timeout() => last = format!("no answer within {} s", delivery.timeout.as_secs_f64()),
-                Err(e) if e.is_connect() => last = format!("could not connect: {}", root_cause(&e)),
-                Err(e) => last = error_chain(&e.without_url()),
             }
-        }
-        Err(format!("webhook to {}: {last} ({})", origin(&self.url), attempts(delivery)))
+        };
+        delivery
+            .retry()
+            .run(attempt, |_| {})
+            .await
+            .map_err(|g| gave_up(&format!("webhook to {}", origin(&self.url)), g))
     }
 }
 
@@ -497,7 +502,7 @@ impl Email {
             builder = builder.tls(if s.smtp_port == 465 { Tls::Wrapper(params) } else { Tls::Required(params) });
         }
         if let (Some(user), Some(password)) = (&s.username, &s.password) {
-            builder = builder.credentials(Credentials::new(user.clone(), password.clone()));
+            builder = builder.credentials(Credentials::new(user.clone(), password.expose().to_string()));
         }
         Ok(builder.build())
     }
@@ -523,24 +528,19 @@ impl Email {
         let place = format!("e-mail through {}:{}", self.settings.smtp_host, self.settings.smtp_port);
         let message = self.message(event, repeat_after).map_err(|e| format!("{place}: {e}"))?;
         let transport = self.transport(event, delivery).map_err(|e| format!("{place}: {e}"))?;
-        let mut last = String::new();
-        for attempt in 1..=delivery.attempts.max(1) {
-            if attempt > 1 {
-                tokio::time::sleep(backoff(delivery, attempt)).await;
-            }
+        let attempt = |_| {
             // lettre's own timeout covers each SMTP step; this one bounds the whole exchange.
-            match tokio::time::timeout(delivery.timeout * 2, transport.send(message.clone())).await {
-                Ok(Ok(_)) => return Ok(()),
-                Ok(Err(e)) => {
-                    last = smtp_advice(&e);
-                    if e.is_permanent() {
-                        return Err(format!("{place}: {last}"));
-                    }
+            let sent = tokio::time::timeout(delivery.timeout * 2, transport.send(message.clone()));
+            async move {
+                match sent.await {
+                    Ok(Ok(_)) => Step::Done(()),
+                    Ok(Err(e)) if e.is_permanent() => Step::Fail(smtp_advice(&e)),
+                    Ok(Err(e)) => Step::Retry(smtp_advice(&e)),
+                    Err(_) => Step::Retry(format!("no answer within {} s", (delivery.timeout * 2).as_secs_f64())),
                 }
-                Err(_) => last = format!("no answer within {} s", (delivery.timeout * 2).as_secs_f64()),
             }
-        }
-        Err(format!("{place}: {last} ({})", attempts(delivery)))
+        };
+        delivery.retry().run(attempt, |_| {}).await.map_err(|g| gave_up(&place, g))
     }
 }
 
@@ -555,10 +555,12 @@ fn smtp_advice(e: &lettre::transport::smtp::Error) -> String {
     }
 }
 
-fn attempts(delivery: Delivery) -> String {
-    match delivery.attempts.max(1) {
-        1 => "1 attempt".into(),
-        n => format!("{n} attempts"),
+/// `{place}: {error}`, and how often it was tried when every attempt failed alike.
+fn gave_up(place: &str, g: GaveUp<String>) -> String {
+    match (g.exhausted, g.attempts) {
+        (false, _) => format!("{place}: {}", g.error),
+        (true, 1) => format!("{place}: {} (1 attempt)", g.error),
+        (true, n) => format!("{place}: {} ({n} attempts)", g.error),
     }
 }
 
@@ -569,11 +571,6 @@ fn root_cause(e: &dyn std::error::Error) -> String {
         cause = next;
     }
     cause.to_string()
-}
-
-/// The pause before attempt `attempt` (2, 3, …): backoff, then doubling.
-fn backoff(delivery: Delivery, attempt: u32) -> Duration {
-    delivery.backoff.saturating_mul(1 << (attempt.saturating_sub(2)).min(16))
 }
 
 fn timestamp(time_ns: i64) -> jiff::Timestamp {
@@ -614,22 +611,6 @@ fn origin(url: &Url) -> String {
         (Some(host), None) => format!("{}://{host}", url.scheme()),
         _ => url.scheme().to_string(),
     }
-}
-
-/// An error and its causes on one line ("a: b: c"), since the outer layers of HTTP and SMTP
-/// errors rarely say what went wrong.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        let next = c.to_string();
-        if !text.contains(&next) {
-            text += ": ";
-            text += &next;
-        }
-        cause = c.source();
-    }
-    text
 }
 
 #[cfg(test)]
@@ -751,7 +732,7 @@ mod tests {
             smtp_port: 587,
             starttls: false,
             username: Some("u".into()),
-            password: Some("p".into()),
+            password: Some(Secret::new("p")),
             from: "arka@clinic.example".into(),
             to: vec!["it@clinic.example".into()],
         };
@@ -768,8 +749,10 @@ mod tests {
 
     #[test]
     fn debug_never_prints_secrets() {
-        let hook =
-            WebhookSettings { url: "https://hooks.example/services/T0/B0/tok3n".into(), secret: Some("s3cret".into()) };
+        let hook = WebhookSettings {
+            url: "https://hooks.example/services/T0/B0/tok3n".into(),
+            secret: Some(Secret::new("s3cret")),
+        };
         let text = format!("{hook:?}");
         assert!(!text.contains("tok3n") && !text.contains("s3cret"), "{text}");
     }

@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use arka_proto::status::{AgentStatus, RunOutcome, SourceKind as StatusKind, SourceStatus, TargetRole, TargetStatus};
 
 use super::config::{Config, Source, SourceKind};
-use super::notify::{EmailSettings, Event, EventKind, Notifier, WebhookSettings};
+use super::notify::{Event, EventKind, Notifier};
 use super::schedule::{Clock, ScheduleState, FORGET_JOB, PRUNE_JOB, VERIFY_JOB};
 use super::status::StatusBoard;
 use super::supervisor::{scrub, Ended, Supervisor};
@@ -182,21 +182,8 @@ impl Agent {
 }
 
 fn notifier_from(cfg: &Config) -> Result<Notifier> {
-    let webhook = cfg
-        .notify
-        .webhook
-        .as_ref()
-        .map(|w| WebhookSettings { url: w.url.clone(), secret: w.secret.as_ref().map(|s| s.expose().to_string()) });
-    let email = cfg.notify.email.as_ref().map(|e| EmailSettings {
-        smtp_host: e.smtp_host.clone(),
-        smtp_port: e.smtp_port,
-        starttls: e.starttls,
-        username: e.username.clone(),
-        password: e.password.as_ref().map(|p| p.expose().to_string()),
-        from: e.from.clone(),
-        to: e.to.clone(),
-    });
-    Notifier::new(webhook, email).map_err(|e| Error::Config(format!("[notify]: {e}")))
+    let notify = &cfg.notify;
+    Notifier::new(notify.webhook.clone(), notify.email.clone()).map_err(|e| Error::Config(format!("[notify]: {e}")))
 }
 
 fn initial_status(cfg: &Config, now_ns: i64) -> AgentStatus {

@@ -20,10 +20,9 @@
 mod listing;
 pub(crate) mod options;
 
-use std::future::Future;
 use std::ops::Range;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
@@ -40,6 +39,7 @@ use arka_proto::server::{list_path, object_path, status_path, ApiError, ListPage
 use arka_proto::AgentStatus;
 
 use crate::error::{Error, Result};
+use crate::platform::retry::{error_chain as chain, retryable_status as retryable, Retry};
 pub use options::{check_ca_pem, parse_pin, PinMismatch, PinnedCert, ServerOptions, Token, Trust};
 pub use options::{CA_ENV, PIN_ENV, TOKEN_ENV, TOKEN_FILE_ENV};
 
@@ -49,11 +49,16 @@ pub const OBJECT_MAX: u64 = 256 << 20;
 /// The largest error body read (the message is cut much shorter).
 const ERROR_BODY_MAX: usize = 64 << 10;
 const MESSAGE_MAX: usize = 300;
-const ATTEMPTS: u32 = 7;
-const FIRST_BACKOFF: Duration = Duration::from_millis(250);
-const MAX_BACKOFF: Duration = Duration::from_secs(10);
-/// No request, retries included, outlives this unless its body is large.
-const RETRY_BUDGET: Duration = Duration::from_secs(180);
+/// Every call here is idempotent, so each is retried: 7 attempts, 250 ms backoff doubling
+/// to 10 s, with jitter; no request, retries included, outlives 180 s unless its body is
+/// large.
+const RETRY: Retry = Retry {
+    attempts: 7,
+    first_backoff: Duration::from_millis(250),
+    max_backoff: Duration::from_secs(10),
+    jitter: true,
+    budget: Some(Duration::from_secs(180)),
+};
 
 /// An arka-server repository.
 #[derive(Clone)]
@@ -131,11 +136,7 @@ fn describe(e: &object_store::Error) -> String {
 }
 
 /// What one attempt came to: done, worth another try, or final.
-enum Step<T> {
-    Done(T),
-    Retry(object_store::Error),
-    Fail(object_store::Error),
-}
+type Step<T> = crate::platform::retry::Step<T, object_store::Error>;
 
 const ADVICE_UNREACHABLE: &str =
     "cannot reach the arka-server: check the URL's host and port, the network and firewall, and that arka-server runs";
@@ -181,29 +182,15 @@ impl ServerStore {
         Ok(self.url(&object_path(&self.inner.repo, key)))
     }
 
-    /// Runs `attempt` until it is done or final, retrying with exponential backoff and
-    /// jitter; `attempt` gets the attempt number (0 first).
-    async fn retrying<T, F, Fut>(&self, mut attempt: F) -> object_store::Result<T>
+    /// Runs `attempt` until it is done or final, retrying by [`RETRY`]; `attempt` gets the
+    /// attempt number (0 first).
+    async fn retrying<T, F, Fut>(&self, attempt: F) -> object_store::Result<T>
     where
         F: FnMut(u32) -> Fut,
-        Fut: Future<Output = Step<T>>,
+        Fut: std::future::Future<Output = Step<T>>,
     {
-        let start = Instant::now();
-        let mut backoff = FIRST_BACKOFF;
-        for n in 0.. {
-            match attempt(n).await {
-                Step::Done(t) => return Ok(t),
-                Step::Fail(e) => return Err(e),
-                Step::Retry(e) if n + 1 >= ATTEMPTS || start.elapsed() + backoff > RETRY_BUDGET => return Err(e),
-                Step::Retry(e) => {
-                    tracing::debug!("{}: retrying after {e}", self.inner.shown);
-                    let jitter = backoff.mul_f64(rand::random::<f64>() * 0.5);
-                    tokio::time::sleep(backoff + jitter).await;
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
-                }
-            }
-        }
-        unreachable!("the loop returns")
+        let on_retry = |e: &object_store::Error| tracing::debug!("{}: retrying after {e}", self.inner.shown);
+        RETRY.run(attempt, on_retry).await.map_err(|gave_up| gave_up.error)
     }
 
     fn request(&self, method: reqwest::Method, url: Url) -> reqwest::RequestBuilder {
@@ -294,18 +281,11 @@ impl ServerStore {
                 }
                 let (location, options) = (location, &options);
                 async move {
-                    let response = match request.send().await {
+                    let response = match send(request, key, "read").await {
                         Ok(r) => r,
-                        Err(e) => return transport_step(e),
+                        Err(step) => return step,
                     };
-                    let status = response.status();
-                    if retryable(status) {
-                        return Step::Retry(answer_error(response, key, "read").await);
-                    }
-                    if !status.is_success() {
-                        return Step::Fail(answer_error(response, key, "read").await);
-                    }
-                    let (meta, range) = match read_meta(location, status, response.headers(), options) {
+                    let (meta, range) = match read_meta(location, response.status(), response.headers(), options) {
                         Ok(m) => m,
                         Err(e) => return Step::Fail(e),
                     };
@@ -314,8 +294,7 @@ impl ServerStore {
                     }
                     match read_body(response, range.end - range.start).await {
                         Ok(body) => Step::Done((meta, range, body)),
-                        Err(BodyError::Transport(e)) => Step::Retry(e),
-                        Err(BodyError::Protocol(e)) => Step::Fail(protocol(key, e)),
+                        Err(e) => e.step(key),
                     }
                 }
             })
@@ -364,21 +343,13 @@ impl ServerStore {
                 let request = self.request(reqwest::Method::GET, url.clone()).timeout(Duration::from_secs(120));
                 let what = what.as_str();
                 async move {
-                    let response = match request.send().await {
+                    let response = match send(request, what, "list").await {
                         Ok(r) => r,
-                        Err(e) => return transport_step(e),
+                        Err(step) => return step,
                     };
-                    let status = response.status();
-                    if retryable(status) {
-                        return Step::Retry(answer_error(response, what, "list").await);
-                    }
-                    if status != StatusCode::OK {
-                        return Step::Fail(answer_error(response, what, "list").await);
-                    }
                     match read_body(response, listing::LIST_BODY_MAX as u64).await {
                         Ok(body) => Step::Done(body),
-                        Err(BodyError::Transport(e)) => Step::Retry(e),
-                        Err(BodyError::Protocol(e)) => Step::Fail(protocol(what, e)),
+                        Err(e) => e.step(what),
                     }
                 }
             })
@@ -391,27 +362,6 @@ impl ServerStore {
 
 fn put_result() -> PutResult {
     PutResult { e_tag: None, version: None, extensions: Default::default() }
-}
-
-/// 5xx, 408 and 429: the server or a proxy may answer differently in a moment.
-fn retryable(s: StatusCode) -> bool {
-    s.is_server_error() || s == StatusCode::REQUEST_TIMEOUT || s == StatusCode::TOO_MANY_REQUESTS
-}
-
-/// The message of an error and its causes, as one line (reqwest's own Display stops at
-/// "error sending request").
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let part = s.to_string();
-        if !text.contains(&part) {
-            text += ": ";
-            text += &part;
-        }
-        source = s.source();
-    }
-    text
 }
 
 fn transport_error(e: reqwest::Error) -> object_store::Error {
@@ -439,6 +389,24 @@ fn transport_step<T>(e: reqwest::Error) -> Step<T> {
         Some(Some(ADVICE_PIN | ADVICE_TLS)) => Step::Fail(error),
         _ => Step::Retry(error),
     }
+}
+
+/// Sends `request`. A success answer is returned to be read; the rest become the attempt's
+/// step: a transport error, 5xx, 408 or 429 is worth another try, any other answer is final.
+async fn send<T>(
+    request: reqwest::RequestBuilder,
+    key: &str,
+    op: &str,
+) -> std::result::Result<reqwest::Response, Step<T>> {
+    let response = request.send().await.map_err(transport_step)?;
+    let status = response.status();
+    if retryable(status) {
+        return Err(Step::Retry(answer_error(response, key, op).await));
+    }
+    if !status.is_success() {
+        return Err(Step::Fail(answer_error(response, key, op).await));
+    }
+    Ok(response)
 }
 
 fn protocol(key: &str, what: String) -> object_store::Error {
@@ -494,6 +462,16 @@ fn sanitize(message: &str) -> String {
 enum BodyError {
     Transport(object_store::Error),
     Protocol(String),
+}
+
+impl BodyError {
+    /// A body cut off on the way is worth another try; a malformed one is final.
+    fn step<T>(self, key: &str) -> Step<T> {
+        match self {
+            BodyError::Transport(e) => Step::Retry(e),
+            BodyError::Protocol(e) => Step::Fail(protocol(key, e)),
+        }
+    }
 }
 
 /// Reads a body of at most `max` bytes; an announced length is believed only up to `max`,

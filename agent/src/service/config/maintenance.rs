@@ -1,0 +1,126 @@
+//! `[maintenance]`: when forget, prune and verify run, and the retention rules.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::{Validator, DEFAULT_PRUNE_GRACE, DEFAULT_VERIFY_PERCENT};
+use crate::engine::retention::{parse_duration as parse_retention, Keep, RetentionPolicy};
+use crate::service::schedule::{parse_interval, Schedule};
+
+#[derive(Clone, Debug)]
+pub struct Maintenance {
+    /// Each job runs only when it has a schedule.
+    pub forget: Option<Schedule>,
+    pub retention: RetentionPolicy,
+    pub prune: Option<Schedule>,
+    pub prune_grace: Duration,
+    pub verify: Option<Schedule>,
+    /// Percent of the packs each verify reads, rotating through the repository.
+    pub verify_percent: u8,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawMaintenance {
+    forget: Option<Spanned<String>>,
+    keep_last: Option<Spanned<toml::Value>>,
+    keep_within: Option<Spanned<toml::Value>>,
+    keep_hourly: Option<Spanned<toml::Value>>,
+    keep_daily: Option<Spanned<toml::Value>>,
+    keep_weekly: Option<Spanned<toml::Value>>,
+    keep_monthly: Option<Spanned<toml::Value>>,
+    keep_yearly: Option<Spanned<toml::Value>>,
+    prune: Option<Spanned<String>>,
+    prune_grace: Option<Spanned<String>>,
+    verify: Option<Spanned<String>>,
+    verify_percent: Option<Spanned<i64>>,
+}
+
+impl Validator<'_> {
+    pub(super) fn maintenance(&mut self, raw: Option<&RawMaintenance>) -> Option<Maintenance> {
+        let Some(r) = raw else {
+            return Some(Maintenance {
+                forget: None,
+                retention: RetentionPolicy::clinic_default(),
+                prune: None,
+                prune_grace: DEFAULT_PRUNE_GRACE,
+                verify: None,
+                verify_percent: DEFAULT_VERIFY_PERCENT,
+            });
+        };
+        let mut schedule = |key: &str, s: &Option<Spanned<String>>| match s {
+            Some(s) => self.check(s, |s| s.parse::<Schedule>().map_err(|e| format!("{key}: {e}"))).map(Some),
+            None => Some(None),
+        };
+        let forget = schedule("forget", &r.forget);
+        let prune = schedule("prune", &r.prune);
+        let verify = schedule("verify", &r.verify);
+        let retention = self.retention(r);
+        let prune_grace = match &r.prune_grace {
+            Some(g) => self.check(g, |g| parse_interval(g).map_err(|e| format!("prune_grace: {e}"))),
+            None => Some(DEFAULT_PRUNE_GRACE),
+        };
+        let verify_percent = match &r.verify_percent {
+            Some(p) => self.check(p, |&p| {
+                u8::try_from(p).ok().filter(|p| (1..=100).contains(p)).ok_or_else(|| {
+                    format!("verify_percent = {p}: use 1 to 100 (the share of the data each verify reads)")
+                })
+            }),
+            None => Some(DEFAULT_VERIFY_PERCENT),
+        };
+        Some(Maintenance {
+            forget: forget?,
+            retention: retention?,
+            prune: prune?,
+            prune_grace: prune_grace?,
+            verify: verify?,
+            verify_percent: verify_percent?,
+        })
+    }
+
+    /// The `keep_*` keys, if any is set, are the whole policy; none set means the clinic
+    /// default.
+    fn retention(&mut self, r: &RawMaintenance) -> Option<RetentionPolicy> {
+        let mut policy = RetentionPolicy::default();
+        let mut ok = true;
+        if let Some(v) = &r.keep_last {
+            ok &= self.check(v, |v| count(v, "keep_last")).map(|n| policy.last = Some(n)).is_some();
+        }
+        if let Some(v) = &r.keep_within {
+            let within = self.check(v, |v| match v {
+                toml::Value::String(s) => parse_retention(s).map_err(|e| format!("keep_within: {e}")),
+                _ => Err("keep_within takes a time, e.g. \"48h\" or \"7d\"".into()),
+            });
+            ok &= within.map(|w| policy.within = Some(w)).is_some();
+        }
+        let rules = [
+            ("keep_hourly", &r.keep_hourly, &mut policy.hourly),
+            ("keep_daily", &r.keep_daily, &mut policy.daily),
+            ("keep_weekly", &r.keep_weekly, &mut policy.weekly),
+            ("keep_monthly", &r.keep_monthly, &mut policy.monthly),
+            ("keep_yearly", &r.keep_yearly, &mut policy.yearly),
+        ];
+        for (key, value, slot) in rules {
+            if let Some(v) = value {
+                let keep = self.check(v, |v| match v {
+                    toml::Value::String(s) => s.parse::<Keep>().map_err(|e| format!("{key}: {e}")),
+                    _ => count(v, key).map(Keep::Count),
+                });
+                ok &= keep.map(|k| *slot = Some(k)).is_some();
+            }
+        }
+        if policy.is_empty() && ok {
+            policy = RetentionPolicy::clinic_default();
+        }
+        ok.then_some(policy)
+    }
+}
+
+fn count(v: &toml::Value, key: &str) -> Result<u32, String> {
+    match v {
+        toml::Value::Integer(n) => u32::try_from(*n).map_err(|_| format!("{key} = {n}: use a count from 0")),
+        _ => Err(format!("{key} takes a count (e.g. 24) or a time (e.g. \"7d\")")),
+    }
+}
