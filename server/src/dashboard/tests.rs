@@ -285,7 +285,8 @@ fn sizes_counts_and_ages_read_like_words() {
     assert_eq!(thousands(0), "0");
     assert_eq!(thousands(999), "999");
     assert_eq!(thousands(1_234_567), "1,234,567");
-    let clock = Clock { now_ns: NOW, tz: &TimeZone::UTC };
+    let wall = |ns| wall_time(ns, &TimeZone::UTC);
+    let clock = Clock { now_ns: NOW, wall: &wall };
     assert_eq!(clock.at(NOW - 23 * H), "yesterday 23:13");
     assert_eq!(clock.at(NOW - 3 * 24 * H), "Sat 11 Nov 22:13");
     assert_eq!(clock.at(NOW - 400 * 24 * H), "10 Oct 2022 22:13");
