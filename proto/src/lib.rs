@@ -24,6 +24,7 @@ pub mod codec;
 pub mod config;
 pub mod crypto;
 pub mod error;
+pub mod html;
 pub mod id;
 pub mod index;
 pub mod keys;

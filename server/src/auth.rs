@@ -4,6 +4,7 @@
 
 use base64::Engine;
 
+use crate::capability::{self, Action};
 use crate::config::{RepoScope, Role, TokenConfig, MIN_SECRET_LEN};
 
 /// A token the server knows. Holds no secret.
@@ -16,12 +17,10 @@ pub struct Token {
 }
 
 impl Token {
-    pub fn may_delete(&self) -> bool {
-        matches!(self.role, Role::Maintain | Role::Admin)
-    }
-
+    /// Whether the token may touch `repo` at all; what it may do there is
+    /// [`capability::allows`]'s answer.
     pub fn reaches(&self, repo: &str) -> bool {
-        self.role == Role::Admin || self.repos.allows(repo)
+        capability::allows(self.role, Action::EveryRepository) || self.repos.allows(repo)
     }
 }
 

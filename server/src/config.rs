@@ -331,10 +331,32 @@ mod tests {
         }
     }
 
+    /// Every table of the file, with one unknown key in each in turn: the message names
+    /// the key and its line, so a typo is never silently ignored.
     #[test]
     fn unknown_keys_are_named_with_their_line() {
-        let e = Config::parse("listen = \"127.0.0.1:1\"\ndata_dir = \"/x\"\nmax_object = 5\n").unwrap_err();
-        assert!(e.contains("max_object") && e.contains("line 3"), "{e}");
+        let cases = [
+            ("top level", "listen = \"127.0.0.1:1\"\ndata_dir = \"/x\"\nmax_object = 5\n", "max_object", 3),
+            (
+                "a token",
+                "listen = \"127.0.0.1:1\"\ndata_dir = \"/x\"\n[[token]]\nname = \"a\"\nrole = \"append\"\n\
+                 repo = [\"x\"]\nsecret_file = \"/s\"\n",
+                "repo",
+                6,
+            ),
+            (
+                "tls",
+                "listen = \"127.0.0.1:1\"\ndata_dir = \"/x\"\n[tls]\ncert = \"/c\"\nkey = \"/k\"\nca = \"/a\"\n",
+                "ca",
+                6,
+            ),
+            ("an unknown table", "listen = \"127.0.0.1:1\"\ndata_dir = \"/x\"\n[server]\nport = 1\n", "server", 3),
+        ];
+        for (what, text, key, line) in cases {
+            let e = Config::parse(text).unwrap_err();
+            assert!(e.contains(&format!("unknown field `{key}`")), "{what}: {e}");
+            assert!(e.contains(&format!("line {line}")), "{what}: {e}");
+        }
     }
 
     #[test]

@@ -9,9 +9,10 @@
 
 use std::fmt::Write;
 
+use arka_proto::html::{Clock, WallTime, BASE_CSS};
 use arka_proto::server::Refusal;
 use arka_proto::status::{
-    ago, esc, every, human_bytes, human_duration, thousands, AgentStatus, SourceKind, SourceState, TargetRole,
+    esc, every, human_bytes, human_duration, thousands, AgentStatus, SourceKind, SourceState, TargetRole,
 };
 use arka_proto::{SourceStatus, TargetStatus};
 use jiff::tz::TimeZone;
@@ -27,20 +28,13 @@ const NS_PER_SEC: i64 = 1_000_000_000;
 /// silent agent also turn late on time (see [`assess`]); this adds the diagnosis.
 pub const STALE_AFTER_SECS: u64 = 15 * 60;
 
+/// This page's own rules, after [`BASE_CSS`].
 const STYLE: &str = "\
-*{box-sizing:border-box}\
-body{margin:0;font:16px/1.45 system-ui,-apple-system,'Segoe UI',Roboto,'Liberation Sans','DejaVu Sans',sans-serif;\
-color:#1d1d1f;background:#f3f4f6}\
 main{max-width:1200px;margin:0 auto;padding:16px}\
-.verdict{border-radius:14px;padding:22px 26px;color:#fff;margin-bottom:10px}\
-.verdict.ok{background:#1b7f3b}.verdict.bad{background:#b3261e}\
-.verdict h1{margin:0;font-size:2.1em;line-height:1.2}\
 .verdict ul{margin:12px 0 0;padding-left:1.3em;font-size:1.1em}\
 .verdict li{margin:4px 0;overflow-wrap:anywhere}\
-.verdict p{margin:10px 0 0;font-size:1.1em}\
 .meta{color:#555;margin:6px 2px 10px}\
 .counts{margin:0 2px 18px;display:flex;gap:8px;flex-wrap:wrap}\
-h2{font-size:1.3em;margin:26px 2px 10px}\
 .grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(min(480px,100%),1fr));gap:14px;align-items:start}\
 .card{background:#fff;border-radius:12px;padding:14px 18px;box-shadow:0 1px 3px rgba(0,0,0,.12);min-width:0}\
 .card h3{margin:0 0 4px;font-size:1.25em;display:flex;justify-content:space-between;gap:8px;\
@@ -55,20 +49,14 @@ align-items:center;flex-wrap:wrap;overflow-wrap:anywhere}\
 .problems li,.warnings li{margin:2px 0;overflow-wrap:anywhere}\
 .advice{margin:6px 0;color:#333}\
 .panel{background:#fff;border-radius:12px;padding:6px 18px 10px;box-shadow:0 1px 3px rgba(0,0,0,.12);overflow-x:auto}\
-table{border-collapse:collapse;width:100%}\
 th,td{text-align:left;vertical-align:top;padding:5px 10px 5px 0;border-top:1px solid #eee}\
 thead th{border-top:none;font-weight:600;color:#444;font-size:.9em}\
-td{overflow-wrap:anywhere}\
 td.num,th.num{text-align:right;white-space:nowrap}\
-.when{color:#666;white-space:nowrap}\
-.badge{font-size:.8em;font-weight:700;border-radius:999px;padding:3px 11px;color:#fff;white-space:nowrap}\
 .badge.ok{background:#1b7f3b}.badge.failing{background:#b3261e}.badge.late{background:#c2410c}\
 .badge.stale{background:#6d3fb5}.badge.never{background:#6b6b6b}.badge.busy{background:#1f5fbf}\
 .badge.wait{background:#9a6700}\
-.err{color:#b3261e;font-weight:600}\
 .muted{color:#666}\
 code{font:.95em ui-monospace,'DejaVu Sans Mono',monospace;overflow-wrap:anywhere}\
-footer{color:#666;font-size:.9em;margin:26px 2px 8px}\
 @media (max-width:600px){.verdict h1{font-size:1.6em}.verdict{padding:16px 18px}main{padding:10px}\
 .card{padding:12px 12px}}";
 
@@ -186,7 +174,8 @@ pub fn render(view: &FleetView) -> String {
 }
 
 pub fn render_in(view: &FleetView, tz: &TimeZone) -> String {
-    let clock = Clock { now_ns: view.now_ns, tz };
+    let wall = |ns| wall_time(ns, tz);
+    let clock = Clock { now_ns: view.now_ns, wall: &wall };
     let mut agents: Vec<(&AgentRow, Assessment)> = view.agents.iter().map(|a| (a, assess(a, view.now_ns))).collect();
     agents.sort_by(|(a, x), (b, y)| x.state.cmp(&y.state).then_with(|| a.token_name.cmp(&b.token_name)));
     let attention = agents.iter().filter(|(_, a)| a.state != AgentState::Ok).count();
@@ -201,7 +190,7 @@ pub fn render_in(view: &FleetView, tz: &TimeZone) -> String {
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
          <meta http-equiv=\"refresh\" content=\"60\">\
-         <title>{title} \u{2014} arka fleet</title><style>{STYLE}</style></head>\n<body><main>\n"
+         <title>{title} \u{2014} arka fleet</title><style>{BASE_CSS}{STYLE}</style></head>\n<body><main>\n"
     );
     verdict(&mut h, &agents, attention);
     let _ = writeln!(
@@ -509,32 +498,10 @@ fn refusal_words(r: Refusal) -> &'static str {
     }
 }
 
-/// Times as people say them, in the server's time zone.
-struct Clock<'a> {
-    now_ns: i64,
-    tz: &'a TimeZone,
-}
-
-impl Clock<'_> {
-    /// "12 minutes ago <span>(today 14:03)</span>", escaped.
-    fn relative(&self, t_ns: i64) -> String {
-        format!("{} <span class=\"when\">({})</span>", esc(&ago(self.now_ns, t_ns)), esc(&self.at(t_ns)))
-    }
-
-    /// "today 14:03", "yesterday 23:10", "Mon 3 Mar 14:03", "3 Mar 2024 14:03".
-    fn at(&self, t_ns: i64) -> String {
-        let zoned = |ns: i64| Timestamp::from_nanosecond(i128::from(ns)).ok().map(|t| t.to_zoned(self.tz.clone()));
-        let (Some(t), Some(now)) = (zoned(t_ns), zoned(self.now_ns)) else { return "unknown time".into() };
-        let time = t.strftime("%H:%M");
-        match (t.date() - now.date()).get_days() {
-            0 => format!("today {time}"),
-            -1 => format!("yesterday {time}"),
-            1 => format!("tomorrow {time}"),
-            -6..=6 => format!("{} {time}", t.strftime("%a %-d %b")),
-            _ if t.year() == now.year() => format!("{} {time}", t.strftime("%-d %b")),
-            _ => format!("{} {time}", t.strftime("%-d %b %Y")),
-        }
-    }
+/// The viewer's wall clock in `tz`, for [`Clock`].
+fn wall_time(ns: i64, tz: &TimeZone) -> Option<WallTime> {
+    let t = Timestamp::from_nanosecond(i128::from(ns)).ok()?.to_zoned(tz.clone());
+    Some(WallTime { year: t.year(), month: t.month(), day: t.day(), hour: t.hour(), minute: t.minute() })
 }
 
 #[cfg(test)]

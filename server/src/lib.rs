@@ -6,18 +6,21 @@
 pub mod agents;
 pub mod api;
 pub mod auth;
+pub mod caller;
+pub mod capability;
 pub mod config;
 pub mod dashboard;
 pub mod fleet;
 pub mod metrics;
 pub mod serve;
+pub mod state;
 pub mod storage;
 pub mod view;
 
 use std::sync::Arc;
 
-use api::AppState;
 use config::{Backend, Config};
+use state::AppState;
 
 /// Loads tokens, opens storage and the saved agent reports, and clears what a crash
 /// left behind. Everything that can be wrong with the config fails here, before listening.

@@ -4,11 +4,12 @@
 
 use std::collections::BTreeSet;
 
-use crate::api::AppState;
 use crate::auth::Token;
+use crate::capability::{allows, Action};
 use crate::config::Role;
 use crate::fleet::{AdminView, AgentRow, FleetView, RepoUsage, TokenRow};
 use crate::metrics::Gauges;
+use crate::state::AppState;
 use crate::storage::now_ns;
 
 fn agents_for(state: &AppState, viewer: &Token) -> Vec<AgentRow> {
@@ -16,8 +17,9 @@ fn agents_for(state: &AppState, viewer: &Token) -> Vec<AgentRow> {
         .tokens
         .all()
         .iter()
+        // An agent is what an append token is for; maintain and admin tokens are people's.
         .filter(|t| t.role == Role::Append)
-        .filter(|t| viewer.role == Role::Admin || t.repos.names().iter().any(|r| viewer.reaches(r)))
+        .filter(|t| allows(viewer.role, Action::ViewAdmin) || t.repos.names().iter().any(|r| viewer.reaches(r)))
         .map(|t| {
             let report = state.agents.get(&t.name);
             AgentRow {
@@ -49,7 +51,7 @@ fn repos_for(state: &AppState, viewer: &Token) -> Vec<RepoUsage> {
 }
 
 pub fn fleet_view(state: &AppState, viewer: &Token) -> FleetView {
-    let admin = (viewer.role == Role::Admin).then(|| AdminView {
+    let admin = allows(viewer.role, Action::ViewAdmin).then(|| AdminView {
         tokens: state
             .tokens
             .all()

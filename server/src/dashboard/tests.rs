@@ -76,34 +76,48 @@ fn render_utc(v: &FleetView) -> String {
     render_in(v, &TimeZone::UTC)
 }
 
+/// (what, when the report arrived, the report, the state the dashboard must show)
+type Case = (&'static str, Option<i64>, Option<AgentStatus>, AgentState);
+
+fn assert_states(cases: Vec<Case>) {
+    for (what, received, status, want) in cases {
+        let a = assess(&row("a", received, status), NOW);
+        assert_eq!(a.state, want, "{what}: {:?}", a.problems);
+        assert_eq!(a.problems.is_empty(), want == AgentState::Ok, "{what}: {:?}", a.problems);
+    }
+}
+
+fn failed_within_the_rpo() -> AgentStatus {
+    let mut s = ok_source("db", 3_600, NOW - 30 * MIN);
+    s.started(NOW - 5 * MIN);
+    s.failed("the dump command exited with 1", 1_000);
+    report(NOW, vec![s])
+}
+
+fn damaged() -> AgentStatus {
+    let mut st = report(NOW, vec![ok_source("db", 3_600, NOW - 10 * MIN)]);
+    st.maintenance.verify_damage = 2;
+    st.maintenance.last_verify_ns = Some(NOW - H);
+    st
+}
+
+fn unreachable_replica() -> AgentStatus {
+    let mut st = report(NOW, vec![ok_source("db", 3_600, NOW - 10 * MIN)]);
+    let mut t = TargetStatus::new("offsite", "s3://b/arka", TargetRole::Replica);
+    t.reachable = false;
+    st.targets.push(t);
+    st
+}
+
+fn fresh_install() -> AgentStatus {
+    let mut st = AgentStatus::new("0.1.0", "pc", NOW - 10 * MIN);
+    st.sources = vec![SourceStatus::new("imaging", SourceKind::Files, "every 1h", 3_600)];
+    st
+}
+
 #[test]
-fn states_from_a_table_of_cases() {
-    let failed = {
-        let mut s = ok_source("db", 3_600, NOW - 30 * MIN);
-        s.started(NOW - 5 * MIN);
-        s.failed("the dump command exited with 1", 1_000);
-        s
-    };
-    let damaged = {
-        let mut st = report(NOW, vec![ok_source("db", 3_600, NOW - 10 * MIN)]);
-        st.maintenance.verify_damage = 2;
-        st.maintenance.last_verify_ns = Some(NOW - H);
-        st
-    };
-    let unreachable_replica = {
-        let mut st = report(NOW, vec![ok_source("db", 3_600, NOW - 10 * MIN)]);
-        let mut t = TargetStatus::new("offsite", "s3://b/arka", TargetRole::Replica);
-        t.reachable = false;
-        st.targets.push(t);
-        st
-    };
-    let fresh_install = {
-        let mut st = AgentStatus::new("0.1.0", "pc", NOW - 10 * MIN);
-        st.sources = vec![SourceStatus::new("imaging", SourceKind::Files, "every 1h", 3_600)];
-        st
-    };
-    let fast = AgentStatus { now_ns: NOW + H, ..report(NOW + H, vec![ok_source("db", 3_600, NOW + H - 10 * MIN)]) };
-    let cases: Vec<(&str, Option<i64>, Option<AgentStatus>, AgentState)> = vec![
+fn states_from_what_a_fresh_report_says() {
+    assert_states(vec![
         (
             "a fresh report within the RPO",
             Some(NOW - MIN),
@@ -117,10 +131,16 @@ fn states_from_a_table_of_cases() {
             Some(report(NOW, vec![ok_source("db", 3_600, NOW - 5 * H)])),
             AgentState::Late,
         ),
-        ("last run failed within the RPO", Some(NOW), Some(report(NOW, vec![failed])), AgentState::Failing),
-        ("verify found damage", Some(NOW), Some(damaged), AgentState::Failing),
-        ("only an unreachable replica", Some(NOW), Some(unreachable_replica), AgentState::Ok),
-        ("a fresh install waiting for its first backup", Some(NOW), Some(fresh_install), AgentState::Ok),
+        ("last run failed within the RPO", Some(NOW), Some(failed_within_the_rpo()), AgentState::Failing),
+        ("verify found damage", Some(NOW), Some(damaged()), AgentState::Failing),
+        ("only an unreachable replica", Some(NOW), Some(unreachable_replica()), AgentState::Ok),
+        ("a fresh install waiting for its first backup", Some(NOW), Some(fresh_install()), AgentState::Ok),
+    ]);
+}
+
+#[test]
+fn states_from_how_old_the_report_is() {
+    assert_states(vec![
         (
             "report 2 h old",
             Some(NOW - 2 * H),
@@ -160,15 +180,16 @@ fn states_from_a_table_of_cases() {
             Some(report(NOW - 10 * MIN, vec![ok_source("db", 3_600, NOW - 65 * MIN)])),
             AgentState::Late,
         ),
-        // The agent's clock is an hour fast; the report arrived just now.
+    ]);
+}
+
+#[test]
+fn states_on_the_servers_clock_when_the_agents_clock_is_an_hour_fast() {
+    let fast = AgentStatus { now_ns: NOW + H, ..report(NOW + H, vec![ok_source("db", 3_600, NOW + H - 10 * MIN)]) };
+    assert_states(vec![
         ("an agent clock an hour fast, fresh report", Some(NOW), Some(fast.clone()), AgentState::Ok),
         ("an agent clock an hour fast, report 2 h old", Some(NOW - 2 * H - MIN), Some(fast), AgentState::Stale),
-    ];
-    for (what, received, status, want) in cases {
-        let a = assess(&row("a", received, status), NOW);
-        assert_eq!(a.state, want, "{what}: {:?}", a.problems);
-        assert_eq!(a.problems.is_empty(), want == AgentState::Ok, "{what}: {:?}", a.problems);
-    }
+    ]);
 }
 
 #[test]
@@ -285,7 +306,8 @@ fn sizes_counts_and_ages_read_like_words() {
     assert_eq!(thousands(0), "0");
     assert_eq!(thousands(999), "999");
     assert_eq!(thousands(1_234_567), "1,234,567");
-    let clock = Clock { now_ns: NOW, tz: &TimeZone::UTC };
+    let wall = |ns| wall_time(ns, &TimeZone::UTC);
+    let clock = Clock { now_ns: NOW, wall: &wall };
     assert_eq!(clock.at(NOW - 23 * H), "yesterday 23:13");
     assert_eq!(clock.at(NOW - 3 * 24 * H), "Sat 11 Nov 22:13");
     assert_eq!(clock.at(NOW - 400 * 24 * H), "10 Oct 2022 22:13");

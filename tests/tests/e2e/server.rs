@@ -64,295 +64,390 @@ fn stored_files(data: &Path) -> Vec<String> {
 /// What, method, path, headers, body, the expected status and refusal.
 type Attempt<'a> = (&'a str, &'a str, String, Vec<(&'a str, String)>, Vec<u8>, u16, &'a str);
 
+/// The secrets, and the objects stored before the abuse starts, that the attempts aim at.
+struct Abuse {
+    a: String,
+    b: String,
+    nas: String,
+    /// A pack stored in clinic-a, and its path.
+    key: String,
+    bytes: Vec<u8>,
+    path_a: String,
+    /// A pack never stored.
+    other_key: String,
+    other_bytes: Vec<u8>,
+    /// A pack over the server's 1 MiB limit.
+    big_key: String,
+    big_bytes: Vec<u8>,
+    /// The stored pack's ID in hex.
+    hex: String,
+}
+
+impl Abuse {
+    /// Stores a pack and a config in clinic-a.
+    fn stored(server: &ServerProcess) -> Self {
+        let port = server.port();
+        let (a, b, nas) =
+            (server.secret("clinic-a-agent"), server.secret("clinic-b-agent"), server.secret("nas-prune"));
+        let (key, bytes) = pack(1, 200_000);
+        let path_a = object_path("clinic-a", &key);
+        assert_eq!(raw_request(port, "PUT", &path_a, &[bearer(&a)], &bytes).status, 201);
+        let config = object_path("clinic-a", "config");
+        assert_eq!(raw_request(port, "PUT", &config, &[bearer(&a)], b"config v1").status, 201);
+        let (other_key, other_bytes) = pack(2, 1000);
+        let (big_key, big_bytes) = pack(3, (1 << 20) + 1);
+        let hex = ObjectId::of(&bytes).to_hex();
+        Self { a, b, nas, key, bytes, path_a, other_key, other_bytes, big_key, big_bytes, hex }
+    }
+
+    fn all(&self) -> Vec<Attempt<'static>> {
+        [
+            self.unauthenticated(),
+            self.out_of_scope_or_role(),
+            self.traversals(),
+            self.outside_the_layout(),
+            self.bad_bodies(),
+        ]
+        .concat()
+    }
+
+    /// No token, or one the server does not know.
+    fn unauthenticated(&self) -> Vec<Attempt<'static>> {
+        let Self { a, path_a, .. } = self;
+        vec![
+            ("no token", "GET", path_a.clone(), vec![], vec![], 401, "unauthenticated"),
+            ("no token, listing", "GET", "/v1/repos/clinic-a/objects".into(), vec![], vec![], 401, "unauthenticated"),
+            (
+                "wrong token",
+                "GET",
+                path_a.clone(),
+                vec![bearer("not-a-token-of-this-server-at-all")],
+                vec![],
+                401,
+                "unauthenticated",
+            ),
+            (
+                "wrong basic password",
+                "GET",
+                "/".into(),
+                vec![basic("guess-guess-guess-guess-guess")],
+                vec![],
+                401,
+                "unauthenticated",
+            ),
+            (
+                "token in the wrong scheme",
+                "GET",
+                path_a.clone(),
+                vec![("Authorization", format!("Token {a}"))],
+                vec![],
+                401,
+                "unauthenticated",
+            ),
+        ]
+    }
+
+    /// A known token used on another repository, to overwrite, or beyond its role.
+    fn out_of_scope_or_role(&self) -> Vec<Attempt<'static>> {
+        let Self { a, b, nas, bytes, path_a, other_key, other_bytes, .. } = self;
+        vec![
+            ("cross-repo read", "GET", path_a.clone(), vec![bearer(b)], vec![], 403, "wrong_repo"),
+            ("cross-repo list", "GET", "/v1/repos/clinic-a/objects".into(), vec![bearer(b)], vec![], 403, "wrong_repo"),
+            (
+                "cross-repo write",
+                "PUT",
+                object_path("clinic-a", other_key),
+                vec![bearer(b)],
+                other_bytes.clone(),
+                403,
+                "wrong_repo",
+            ),
+            (
+                "maintain token outside its repos",
+                "DELETE",
+                object_path("clinic-b", other_key),
+                vec![bearer(nas)],
+                vec![],
+                403,
+                "wrong_repo",
+            ),
+            ("overwrite a pack", "PUT", path_a.clone(), vec![bearer(a)], bytes.clone(), 409, "exists"),
+            (
+                "overwrite the config",
+                "PUT",
+                object_path("clinic-a", "config"),
+                vec![bearer(a)],
+                b"config v2".to_vec(),
+                409,
+                "exists",
+            ),
+            ("delete with an append token", "DELETE", path_a.clone(), vec![bearer(a)], vec![], 403, "role"),
+            (
+                "delete the config with an append token",
+                "DELETE",
+                object_path("clinic-a", "config"),
+                vec![bearer(a)],
+                vec![],
+                403,
+                "role",
+            ),
+            ("metrics with an append token", "GET", "/metrics".into(), vec![bearer(a)], vec![], 403, "role"),
+        ]
+    }
+
+    /// Paths that try to leave the repository.
+    fn traversals(&self) -> Vec<Attempt<'static>> {
+        let Self { a, bytes, hex, .. } = self;
+        vec![
+            (
+                "dot-dot in the key",
+                "GET",
+                "/v1/repos/clinic-a/objects/../../clinic-b/objects/config".into(),
+                vec![bearer(a)],
+                vec![],
+                400,
+                "bad_key",
+            ),
+            (
+                "dot-dot as the repo",
+                "GET",
+                "/v1/repos/../objects/config".into(),
+                vec![bearer(a)],
+                vec![],
+                400,
+                "bad_key",
+            ),
+            (
+                "encoded slash in the key",
+                "GET",
+                format!("/v1/repos/clinic-a/objects/packs%2F{}%2F{hex}", &hex[..2]),
+                vec![bearer(a)],
+                vec![],
+                400,
+                "bad_key",
+            ),
+            (
+                "encoded slash in the repo",
+                "PUT",
+                "/v1/repos/clinic-a%2F..%2Fclinic-b/objects/config".into(),
+                vec![bearer(a)],
+                b"x".to_vec(),
+                400,
+                "bad_key",
+            ),
+            (
+                "encoded dots",
+                "GET",
+                "/v1/repos/clinic-a/objects/%2e%2e/%2e%2e/etc/passwd".into(),
+                vec![bearer(a)],
+                vec![],
+                400,
+                "bad_key",
+            ),
+            (
+                "backslashes",
+                "PUT",
+                format!("/v1/repos/clinic-a/objects/packs\\{}\\{hex}", &hex[..2]),
+                vec![bearer(a)],
+                bytes.clone(),
+                400,
+                "bad_key",
+            ),
+            (
+                "encoded NUL",
+                "GET",
+                "/v1/repos/clinic-a/objects/config%00.txt".into(),
+                vec![bearer(a)],
+                vec![],
+                400,
+                "bad_key",
+            ),
+            (
+                "absolute path in the key",
+                "GET",
+                "/v1/repos/clinic-a/objects//etc/passwd".into(),
+                vec![bearer(a)],
+                vec![],
+                400,
+                "bad_key",
+            ),
+        ]
+    }
+
+    /// Keys and paths arka never writes.
+    fn outside_the_layout(&self) -> Vec<Attempt<'static>> {
+        let Self { a, key, .. } = self;
+        vec![
+            (
+                "a key outside the layout",
+                "PUT",
+                "/v1/repos/clinic-a/objects/notes.txt".into(),
+                vec![bearer(a)],
+                b"x".to_vec(),
+                400,
+                "bad_key",
+            ),
+            (
+                "upper-case hex",
+                "GET",
+                object_path("clinic-a", &key.to_uppercase()).replace("PACKS", "packs"),
+                vec![bearer(a)],
+                vec![],
+                400,
+                "bad_key",
+            ),
+            (
+                "hidden server folder as repo",
+                "GET",
+                "/v1/repos/.server/objects".into(),
+                vec![bearer(a)],
+                vec![],
+                400,
+                "bad_key",
+            ),
+            (
+                "listing outside the layout",
+                "GET",
+                "/v1/repos/clinic-a/objects?prefix=..%2F".into(),
+                vec![bearer(a)],
+                vec![],
+                400,
+                "bad_key",
+            ),
+            (
+                "a path the API does not have",
+                "GET",
+                "/v1/admin/shutdown".into(),
+                vec![bearer(a)],
+                vec![],
+                400,
+                "bad_request",
+            ),
+        ]
+    }
+
+    /// Bodies too large, not matching their name, or not what the route takes.
+    fn bad_bodies(&self) -> Vec<Attempt<'static>> {
+        let Self { a, b, bytes, other_key, big_key, big_bytes, .. } = self;
+        vec![
+            (
+                "oversized body, declared",
+                "PUT",
+                object_path("clinic-a", big_key),
+                vec![bearer(a)],
+                big_bytes.clone(),
+                413,
+                "too_large",
+            ),
+            (
+                "oversized config",
+                "PUT",
+                object_path("clinic-b", "config"),
+                vec![bearer(b)],
+                vec![b'x'; 70_000],
+                413,
+                "too_large",
+            ),
+            (
+                "bytes that are not the named pack",
+                "PUT",
+                object_path("clinic-a", other_key),
+                vec![bearer(a)],
+                bytes.clone(),
+                422,
+                "hash_mismatch",
+            ),
+            (
+                "a status report that is not one",
+                "PUT",
+                "/v1/agents/status".into(),
+                vec![bearer(a)],
+                b"{\"hostname\": 7}".to_vec(),
+                400,
+                "bad_request",
+            ),
+        ]
+    }
+}
+
+fn basic(secret: &str) -> (&'static str, String) {
+    ("Authorization", format!("Basic {}", base64(format!("x:{secret}").as_bytes())))
+}
+
 #[test]
 fn every_abuse_is_refused_logged_and_counted() {
     let dir = tempfile::tempdir().unwrap();
     let server = ServerProcess::start_with(dir.path(), &tokens(), "max_object_mib = 1", &[]);
     let port = server.port();
-    let (a, b, nas) = (server.secret("clinic-a-agent"), server.secret("clinic-b-agent"), server.secret("nas-prune"));
-    let (key, bytes) = pack(1, 200_000);
-    let path_a = object_path("clinic-a", &key);
-    assert_eq!(raw_request(port, "PUT", &path_a, &[bearer(&a)], &bytes).status, 201);
-    assert_eq!(raw_request(port, "PUT", &object_path("clinic-a", "config"), &[bearer(&a)], b"config v1").status, 201);
-
-    let basic = |secret: &str| ("Authorization", format!("Basic {}", base64(format!("x:{secret}").as_bytes())));
-    let (other_key, other_bytes) = pack(2, 1000);
-    let (big_key, big_bytes) = pack(3, (1 << 20) + 1);
-    let hex = ObjectId::of(&bytes).to_hex();
-    let cases: Vec<Attempt> = vec![
-        ("no token", "GET", path_a.clone(), vec![], vec![], 401, "unauthenticated"),
-        ("no token, listing", "GET", "/v1/repos/clinic-a/objects".into(), vec![], vec![], 401, "unauthenticated"),
-        (
-            "wrong token",
-            "GET",
-            path_a.clone(),
-            vec![bearer("not-a-token-of-this-server-at-all")],
-            vec![],
-            401,
-            "unauthenticated",
-        ),
-        (
-            "wrong basic password",
-            "GET",
-            "/".into(),
-            vec![basic("guess-guess-guess-guess-guess")],
-            vec![],
-            401,
-            "unauthenticated",
-        ),
-        (
-            "token in the wrong scheme",
-            "GET",
-            path_a.clone(),
-            vec![("Authorization", format!("Token {a}"))],
-            vec![],
-            401,
-            "unauthenticated",
-        ),
-        ("cross-repo read", "GET", path_a.clone(), vec![bearer(&b)], vec![], 403, "wrong_repo"),
-        ("cross-repo list", "GET", "/v1/repos/clinic-a/objects".into(), vec![bearer(&b)], vec![], 403, "wrong_repo"),
-        (
-            "cross-repo write",
-            "PUT",
-            object_path("clinic-a", &other_key),
-            vec![bearer(&b)],
-            other_bytes.clone(),
-            403,
-            "wrong_repo",
-        ),
-        (
-            "maintain token outside its repos",
-            "DELETE",
-            object_path("clinic-b", &other_key),
-            vec![bearer(&nas)],
-            vec![],
-            403,
-            "wrong_repo",
-        ),
-        ("overwrite a pack", "PUT", path_a.clone(), vec![bearer(&a)], bytes.clone(), 409, "exists"),
-        (
-            "overwrite the config",
-            "PUT",
-            object_path("clinic-a", "config"),
-            vec![bearer(&a)],
-            b"config v2".to_vec(),
-            409,
-            "exists",
-        ),
-        ("delete with an append token", "DELETE", path_a.clone(), vec![bearer(&a)], vec![], 403, "role"),
-        (
-            "delete the config with an append token",
-            "DELETE",
-            object_path("clinic-a", "config"),
-            vec![bearer(&a)],
-            vec![],
-            403,
-            "role",
-        ),
-        ("metrics with an append token", "GET", "/metrics".into(), vec![bearer(&a)], vec![], 403, "role"),
-        (
-            "dot-dot in the key",
-            "GET",
-            "/v1/repos/clinic-a/objects/../../clinic-b/objects/config".into(),
-            vec![bearer(&a)],
-            vec![],
-            400,
-            "bad_key",
-        ),
-        ("dot-dot as the repo", "GET", "/v1/repos/../objects/config".into(), vec![bearer(&a)], vec![], 400, "bad_key"),
-        (
-            "encoded slash in the key",
-            "GET",
-            format!("/v1/repos/clinic-a/objects/packs%2F{}%2F{hex}", &hex[..2]),
-            vec![bearer(&a)],
-            vec![],
-            400,
-            "bad_key",
-        ),
-        (
-            "encoded slash in the repo",
-            "PUT",
-            "/v1/repos/clinic-a%2F..%2Fclinic-b/objects/config".into(),
-            vec![bearer(&a)],
-            b"x".to_vec(),
-            400,
-            "bad_key",
-        ),
-        (
-            "encoded dots",
-            "GET",
-            "/v1/repos/clinic-a/objects/%2e%2e/%2e%2e/etc/passwd".into(),
-            vec![bearer(&a)],
-            vec![],
-            400,
-            "bad_key",
-        ),
-        (
-            "backslashes",
-            "PUT",
-            format!("/v1/repos/clinic-a/objects/packs\\{}\\{hex}", &hex[..2]),
-            vec![bearer(&a)],
-            bytes.clone(),
-            400,
-            "bad_key",
-        ),
-        (
-            "encoded NUL",
-            "GET",
-            "/v1/repos/clinic-a/objects/config%00.txt".into(),
-            vec![bearer(&a)],
-            vec![],
-            400,
-            "bad_key",
-        ),
-        (
-            "absolute path in the key",
-            "GET",
-            "/v1/repos/clinic-a/objects//etc/passwd".into(),
-            vec![bearer(&a)],
-            vec![],
-            400,
-            "bad_key",
-        ),
-        (
-            "a key outside the layout",
-            "PUT",
-            "/v1/repos/clinic-a/objects/notes.txt".into(),
-            vec![bearer(&a)],
-            b"x".to_vec(),
-            400,
-            "bad_key",
-        ),
-        (
-            "upper-case hex",
-            "GET",
-            object_path("clinic-a", &key.to_uppercase()).replace("PACKS", "packs"),
-            vec![bearer(&a)],
-            vec![],
-            400,
-            "bad_key",
-        ),
-        (
-            "hidden server folder as repo",
-            "GET",
-            "/v1/repos/.server/objects".into(),
-            vec![bearer(&a)],
-            vec![],
-            400,
-            "bad_key",
-        ),
-        (
-            "listing outside the layout",
-            "GET",
-            "/v1/repos/clinic-a/objects?prefix=..%2F".into(),
-            vec![bearer(&a)],
-            vec![],
-            400,
-            "bad_key",
-        ),
-        (
-            "oversized body, declared",
-            "PUT",
-            object_path("clinic-a", &big_key),
-            vec![bearer(&a)],
-            big_bytes.clone(),
-            413,
-            "too_large",
-        ),
-        (
-            "oversized config",
-            "PUT",
-            object_path("clinic-b", "config"),
-            vec![bearer(&b)],
-            vec![b'x'; 70_000],
-            413,
-            "too_large",
-        ),
-        (
-            "bytes that are not the named pack",
-            "PUT",
-            object_path("clinic-a", &other_key),
-            vec![bearer(&a)],
-            bytes.clone(),
-            422,
-            "hash_mismatch",
-        ),
-        (
-            "a status report that is not one",
-            "PUT",
-            "/v1/agents/status".into(),
-            vec![bearer(&a)],
-            b"{\"hostname\": 7}".to_vec(),
-            400,
-            "bad_request",
-        ),
-        (
-            "a path the API does not have",
-            "GET",
-            "/v1/admin/shutdown".into(),
-            vec![bearer(&a)],
-            vec![],
-            400,
-            "bad_request",
-        ),
-    ];
+    let fx = Abuse::stored(&server);
     let mut expected: HashMap<&str, u64> = HashMap::new();
-    for (what, method, path, headers, body, status, refusal) in &cases {
-        let r = raw_request(port, method, path, headers, body);
-        assert_eq!(r.status, *status, "{what}: {} {}", r.status, r.text());
-        assert_eq!(r.refusal().as_deref(), Some(*refusal), "{what}: {}", r.text());
+    for (what, method, path, headers, body, status, refusal) in fx.all() {
+        let r = raw_request(port, method, &path, &headers, &body);
+        assert_eq!(r.status, status, "{what}: {} {}", r.status, r.text());
+        assert_eq!(r.refusal().as_deref(), Some(refusal), "{what}: {}", r.text());
         *expected.entry(refusal).or_default() += 1;
     }
-
-    // A body over the limit without a declared length (chunked) is cut off too.
-    let chunked = {
-        let mut body = format!("{:x}\r\n", big_bytes.len()).into_bytes();
-        body.extend_from_slice(&big_bytes);
-        body.extend_from_slice(b"\r\n0\r\n\r\n");
-        body
-    };
-    let r = raw_request(
-        port,
-        "PUT",
-        &object_path("clinic-a", &big_key),
-        &[bearer(&a), ("Transfer-Encoding", "chunked".into())],
-        &chunked,
-    );
-    assert_eq!((r.status, r.refusal().as_deref()), (413, Some("too_large")), "chunked: {}", r.text());
+    a_chunked_body_over_the_limit_is_cut_off(&server, &fx);
     *expected.entry("too_large").or_default() += 1;
 
     // Counted, by reason.
     for (reason, n) in &expected {
         assert_eq!(refusals(&server, reason), *n, "refusals of {reason}");
     }
-    // Nothing changed: the pack and the first config are intact, nothing else was stored.
-    let got = raw_request(port, "GET", &path_a, &[bearer(&a)], b"");
-    assert_eq!((got.status, got.body == bytes), (200, true));
-    assert_eq!(raw_request(port, "GET", &object_path("clinic-a", "config"), &[bearer(&a)], b"").body, b"config v1");
+    nothing_changed(&server, dir.path(), &fx);
+    logged_without_secrets(&server, &expected, &fx);
+
+    // The maintain token may delete in its repository; the append token still reads the rest.
+    assert_eq!(raw_request(port, "DELETE", &fx.path_a, &[bearer(&fx.nas)], b"").status, 204);
+    assert_eq!(raw_request(port, "GET", &fx.path_a, &[bearer(&fx.a)], b"").status, 404);
+}
+
+/// A body over the limit without a declared length (chunked) is cut off too.
+fn a_chunked_body_over_the_limit_is_cut_off(server: &ServerProcess, fx: &Abuse) {
+    let chunked = {
+        let mut body = format!("{:x}\r\n", fx.big_bytes.len()).into_bytes();
+        body.extend_from_slice(&fx.big_bytes);
+        body.extend_from_slice(b"\r\n0\r\n\r\n");
+        body
+    };
+    let r = raw_request(
+        server.port(),
+        "PUT",
+        &object_path("clinic-a", &fx.big_key),
+        &[bearer(&fx.a), ("Transfer-Encoding", "chunked".into())],
+        &chunked,
+    );
+    assert_eq!((r.status, r.refusal().as_deref()), (413, Some("too_large")), "chunked: {}", r.text());
+}
+
+/// The pack and the first config are intact, nothing else was stored, and nothing
+/// escaped the data directory.
+fn nothing_changed(server: &ServerProcess, dir: &Path, fx: &Abuse) {
+    let port = server.port();
+    let got = raw_request(port, "GET", &fx.path_a, &[bearer(&fx.a)], b"");
+    assert_eq!((got.status, got.body == fx.bytes), (200, true));
+    assert_eq!(raw_request(port, "GET", &object_path("clinic-a", "config"), &[bearer(&fx.a)], b"").body, b"config v1");
     let data = server.data_dir();
-    assert_eq!(stored_files(&data), vec!["clinic-a/config".to_string(), format!("clinic-a/{key}")]);
-    // Nothing escaped the data directory.
-    let outside: Vec<_> = walk_files(dir.path())
+    assert_eq!(stored_files(&data), vec!["clinic-a/config".to_string(), format!("clinic-a/{}", fx.key)]);
+    let outside: Vec<_> = walk_files(dir)
         .into_iter()
         .filter(|p| !p.starts_with(&data))
         .filter(|p| !["server.toml", "server.log"].contains(&p.file_name().unwrap().to_str().unwrap()))
         .filter(|p| p.extension().is_none_or(|e| e != "secret"))
         .collect();
     assert!(outside.is_empty(), "files outside the data directory: {outside:?}");
+}
 
-    // Logged, with the reason and the token's name, never a secret.
+/// Logged, with the reason and the token's name, never a secret.
+fn logged_without_secrets(server: &ServerProcess, expected: &HashMap<&str, u64>, fx: &Abuse) {
     let log = server.log();
     for reason in expected.keys() {
         assert!(log.contains(&format!("reason=\"{reason}\"")), "no log line for {reason}:\n{log}");
     }
     assert!(log.contains("token=\"clinic-b-agent\""), "{log}");
-    for secret in [&a, &b, &nas] {
+    for secret in [&fx.a, &fx.b, &fx.nas] {
         assert!(!log.contains(secret.as_str()), "a secret was logged");
     }
-
-    // The maintain token may delete in its repository; the append token still reads the rest.
-    assert_eq!(raw_request(port, "DELETE", &path_a, &[bearer(&nas)], b"").status, 204);
-    assert_eq!(raw_request(port, "GET", &path_a, &[bearer(&a)], b"").status, 404);
 }
 
 /// Standard base64 (for HTTP Basic), so the test needs no extra crate.

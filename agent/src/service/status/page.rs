@@ -6,45 +6,34 @@
 use std::fmt::Write;
 
 use arka_proto::status::{
-    ago, esc, human_bytes, human_duration, thousands, AgentStatus, SourceKind, SourceState, TargetRole,
+    esc, human_bytes, human_duration, thousands, AgentStatus, SourceKind, SourceState, TargetRole,
 };
 use arka_proto::{SourceStatus, TargetStatus};
 use jiff::tz::TimeZone;
 use jiff::Timestamp;
 
+use arka_proto::html::{Clock, WallTime, BASE_CSS};
+
+/// This page's own rules, after [`BASE_CSS`].
 const STYLE: &str = "\
-*{box-sizing:border-box}\
-body{margin:0;font:16px/1.45 system-ui,-apple-system,'Segoe UI',Roboto,'Liberation Sans','DejaVu Sans',sans-serif;\
-color:#1d1d1f;background:#f3f4f6}\
 main{max-width:1100px;margin:0 auto;padding:16px}\
-.verdict{border-radius:14px;padding:22px 26px;color:#fff;margin-bottom:10px}\
-.verdict.ok{background:#1b7f3b}.verdict.bad{background:#b3261e}\
-.verdict h1{margin:0;font-size:2.1em;line-height:1.2}\
 .verdict ul{margin:12px 0 0;padding-left:1.3em;font-size:1.15em}\
 .verdict li{margin:4px 0}\
-.verdict p{margin:10px 0 0;font-size:1.1em}\
 .notes{background:#fff4d6;border:1px solid #e0b44c;border-radius:10px;padding:10px 16px;margin:10px 0}\
 .notes ul{margin:4px 0;padding-left:1.3em}\
 .meta{color:#555;margin:6px 2px 18px}\
-h2{font-size:1.3em;margin:26px 2px 10px}\
 .grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(min(330px,100%),1fr));gap:14px}\
 .card{background:#fff;border-radius:12px;padding:14px 18px;box-shadow:0 1px 3px rgba(0,0,0,.12)}\
 .card h3{margin:0 0 8px;font-size:1.2em;display:flex;justify-content:space-between;gap:8px;\
 align-items:center;flex-wrap:wrap;overflow-wrap:anywhere}\
 .card.bad{border-left:8px solid #b3261e}.card.good{border-left:8px solid #1b7f3b}\
 .card.busy{border-left:8px solid #1f5fbf}.card.idle{border-left:8px solid #8a8a8a}\
-table{border-collapse:collapse;width:100%}\
 th,td{text-align:left;vertical-align:top;padding:5px 0;border-top:1px solid #eee}\
 th{font-weight:600;color:#444;width:1%;white-space:nowrap;padding-right:14px}\
-td{overflow-wrap:anywhere}\
-.when{color:#666;white-space:nowrap}\
-.badge{font-size:.8em;font-weight:700;border-radius:999px;padding:3px 11px;color:#fff;white-space:nowrap}\
 .badge.good{background:#1b7f3b}.badge.bad{background:#b3261e}.badge.busy{background:#1f5fbf}\
 .badge.idle{background:#6b6b6b}.badge.warn{background:#9a6700}\
 .sub{color:#555;margin:-4px 0 8px}\
-.err{color:#b3261e;font-weight:600}\
 code{font:.95em ui-monospace,'DejaVu Sans Mono',monospace}\
-footer{color:#666;font-size:.9em;margin:26px 2px 8px}\
 @media (max-width:600px){th{white-space:normal;width:38%}.verdict h1{font-size:1.6em}.verdict{padding:16px 18px}main{padding:10px}}";
 
 /// The whole page for one report, in the agent's local time zone.
@@ -53,7 +42,8 @@ pub(super) fn render(st: &AgentStatus) -> String {
 }
 
 pub(super) fn render_in(st: &AgentStatus, tz: &TimeZone) -> String {
-    let clock = Clock { now_ns: st.now_ns, tz };
+    let wall = |ns| wall_time(ns, tz);
+    let clock = Clock { now_ns: st.now_ns, wall: &wall };
     let problems = st.problems();
     let warnings = st.warnings();
     let mut h = String::with_capacity(16 * 1024);
@@ -63,7 +53,7 @@ pub(super) fn render_in(st: &AgentStatus, tz: &TimeZone) -> String {
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
          <meta http-equiv=\"refresh\" content=\"60\">\
-         <title>{title} \u{2014} {}</title><style>{STYLE}</style></head>\n<body><main>\n",
+         <title>{title} \u{2014} {}</title><style>{BASE_CSS}{STYLE}</style></head>\n<body><main>\n",
         esc(&st.hostname)
     );
     verdict(&mut h, &problems);
@@ -254,33 +244,10 @@ fn row(h: &mut String, label: &str, value_html: &str) {
     let _ = write!(h, "<tr><th>{label}</th><td>{value_html}</td></tr>");
 }
 
-/// Times as people say them, in the agent's time zone.
-struct Clock<'a> {
-    now_ns: i64,
-    tz: &'a TimeZone,
-}
-
-impl Clock<'_> {
-    /// "12 minutes ago <span>(today 14:03)</span>", escaped.
-    fn relative(&self, t_ns: i64) -> String {
-        format!("{} <span class=\"when\">({})</span>", esc(&ago(self.now_ns, t_ns)), esc(&self.at(t_ns)))
-    }
-
-    /// "today 14:03", "yesterday 23:10", "tomorrow 02:00", "Mon 3 Mar 14:03", "3 Mar 2024 14:03".
-    fn at(&self, t_ns: i64) -> String {
-        let zoned = |ns: i64| Timestamp::from_nanosecond(i128::from(ns)).ok().map(|t| t.to_zoned(self.tz.clone()));
-        let (Some(t), Some(now)) = (zoned(t_ns), zoned(self.now_ns)) else { return "unknown time".into() };
-        let time = t.strftime("%H:%M");
-        let days = (t.date() - now.date()).get_days();
-        match days {
-            0 => format!("today {time}"),
-            -1 => format!("yesterday {time}"),
-            1 => format!("tomorrow {time}"),
-            -6..=6 => format!("{} {time}", t.strftime("%a %-d %b")),
-            _ if t.year() == now.year() => format!("{} {time}", t.strftime("%-d %b")),
-            _ => format!("{} {time}", t.strftime("%-d %b %Y")),
-        }
-    }
+/// The viewer's wall clock in `tz`, for [`Clock`].
+fn wall_time(ns: i64, tz: &TimeZone) -> Option<WallTime> {
+    let t = Timestamp::from_nanosecond(i128::from(ns)).ok()?.to_zoned(tz.clone());
+    Some(WallTime { year: t.year(), month: t.month(), day: t.day(), hour: t.hour(), minute: t.minute() })
 }
 
 #[cfg(test)]
@@ -294,7 +261,8 @@ mod tests {
         let tz = TimeZone::UTC;
         // 2023-11-14 22:13:20 UTC
         let now = 1_700_000_000_000_000_000;
-        let clock = Clock { now_ns: now, tz: &tz };
+        let wall = |ns| wall_time(ns, &tz);
+        let clock = Clock { now_ns: now, wall: &wall };
         assert_eq!(clock.at(now - 10 * MIN), "today 22:03");
         assert_eq!(clock.at(now - 23 * 60 * MIN), "yesterday 23:13");
         assert_eq!(clock.at(now + 120 * MIN), "tomorrow 00:13");
