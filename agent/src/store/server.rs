@@ -108,31 +108,30 @@ fn generic(what: String, advice: Option<&'static str>) -> object_store::Error {
     object_store::Error::Generic { store: STORE, source: Box::new(ServerError { what, advice }) }
 }
 
-/// The advice carried by an error of this store: `Some(advice)` when `e` came from here.
-pub fn advice_of(e: &object_store::Error) -> Option<Option<&'static str>> {
+/// The error of this store somewhere in `e`'s chain of causes.
+fn server_error(e: &object_store::Error) -> Option<&ServerError> {
     let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
     while let Some(s) = source {
         if let Some(se) = s.downcast_ref::<ServerError>() {
-            return Some(se.advice);
+            return Some(se);
         }
         source = s.source();
     }
     None
 }
 
+/// The advice carried by an error of this store: `Some(advice)` when `e` came from here.
+pub fn advice_of(e: &object_store::Error) -> Option<Option<&'static str>> {
+    server_error(e).map(|se| se.advice)
+}
+
 /// An error of this store in words, with its advice: for the status page.
 fn describe(e: &object_store::Error) -> String {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
-    while let Some(s) = source {
-        if let Some(se) = s.downcast_ref::<ServerError>() {
-            return match se.advice {
-                Some(a) => format!("{}; {a}", se.what),
-                None => se.what.clone(),
-            };
-        }
-        source = s.source();
+    match server_error(e) {
+        Some(ServerError { what, advice: Some(a) }) => format!("{what}; {a}"),
+        Some(se) => se.what.clone(),
+        None => e.to_string(),
     }
-    e.to_string()
 }
 
 /// What one attempt came to: done, worth another try, or final.

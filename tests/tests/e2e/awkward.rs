@@ -60,7 +60,7 @@ fn make_awkward_tree(src: &std::path::Path) -> std::path::PathBuf {
 
     set_mtime(&src.join("Łódź"), 1_300_000_000, 123_456_789);
     set_mtime(&src.join("empty_dir"), 1_200_000_000, 1);
-    set_mtime(&src, 1_400_000_000, 0);
+    set_mtime(src, 1_400_000_000, 0);
     fifo
 }
 
