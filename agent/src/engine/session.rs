@@ -75,7 +75,7 @@ impl Session {
     }
 
     /// Appends `entry` as this session's actor; a failure to write it is only logged.
-    pub async fn record(&self, entry: Entry) {
+    async fn record(&self, entry: Entry) {
         entry.by(self.actor.clone()).cache_dir(&self.cache_dir).record(&self.repo).await;
     }
 
@@ -85,7 +85,7 @@ impl Session {
     }
 
     /// Records the outcome of `operation`: `describe` for a success, the kind of failure
-    /// otherwise (unless the store could not take a record either, or nothing happened).
+    /// otherwise (see `worth_recording`).
     async fn finish<T>(
         &self,
         operation: Operation,
@@ -94,7 +94,7 @@ impl Session {
     ) -> Result<T> {
         match &result {
             Ok(value) => self.record(describe(value)).await,
-            Err(e) if matches!(e.kind(), ErrorKind::Unreachable | ErrorKind::Busy | ErrorKind::Cancelled) => {}
+            Err(e) if !worth_recording(e) => {}
             Err(e) => self.record(records::failed(operation, e)).await,
         }
         result
@@ -195,4 +195,10 @@ impl Session {
         let result = sync::sync(&self.repo.store, to, &self.progress).await;
         self.finish(Operation::Sync, result, |r| records::synced(r, &to.display)).await
     }
+}
+
+/// Whether a failure gets an audit record: not when nothing happened (cancelled), nor when
+/// the store would not take the record either (unreachable, busy, refusing the key or token).
+fn worth_recording(e: &crate::error::Error) -> bool {
+    !matches!(e.kind(), ErrorKind::Unreachable | ErrorKind::Busy | ErrorKind::Key | ErrorKind::Cancelled)
 }
