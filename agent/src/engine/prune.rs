@@ -112,6 +112,8 @@ struct State {
     segments: Vec<(ObjectId, IndexSegment)>,
     index: Arc<Index>,
     reachable: HashSet<BlobId>,
+    /// Index segments that could not be opened: packs no index names may be theirs.
+    damaged_segments: usize,
 }
 
 async fn load_state(repo: &Arc<Repository>, report: &mut PruneReport) -> Result<State> {
@@ -122,7 +124,8 @@ async fn load_state(repo: &Arc<Repository>, report: &mut PruneReport) -> Result<
             "the repository lists no snapshots; prune refuses to delete anything on an empty listing".into(),
         ));
     }
-    let segments = repo.load_segments().await?;
+    let loaded = repo.segments_and_damage().await?;
+    let (segments, damaged_segments) = (loaded.objects, loaded.damaged.len());
     let condemned = plans.iter().flat_map(|(_, _, p)| p.packs.iter().copied()).collect();
     let index = Arc::new(Index::build(&condemned, segments.iter().map(|(_, s)| s)));
     let reader = BlobReader::new(repo.clone(), index.clone());
@@ -130,7 +133,7 @@ async fn load_state(repo: &Arc<Repository>, report: &mut PruneReport) -> Result<
     let reachable = crate::engine::reach::reachable_from(&reader, roots).await?;
     report.snapshots = snapshots.len();
     report.blobs_reachable = reachable.len();
-    Ok(State { plans, segments, index, reachable })
+    Ok(State { plans, segments, index, reachable, damaged_segments })
 }
 
 fn now_ns() -> i64 {
@@ -280,7 +283,14 @@ async fn mark(repo: &Arc<Repository>, opts: &PruneOptions, report: &mut PruneRep
         }
     }
     let grace_ns = opts.grace.as_nanos() as i64;
-    for (id, l) in &listed {
+    if state.damaged_segments > 0 {
+        tracing::warn!(
+            "{} index segments cannot be opened: packs no index names are kept, since they may be theirs \
+             (`arka verify` names the segments)",
+            state.damaged_segments
+        );
+    }
+    for (id, l) in listed.iter().filter(|_| state.damaged_segments == 0) {
         // Packs no index names: a killed backup's, or one still uploading. Only old ones go.
         if !entries.contains_key(id) && !already.contains(id) && l.stored_at_ns.saturating_add(grace_ns) <= now_ns() {
             condemned.insert(*id);

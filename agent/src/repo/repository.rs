@@ -1,13 +1,13 @@
 //! A repository opened with a key: config, index, snapshots, and writing new ones.
 
 use bytes::Bytes;
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 
 use arka_proto::{
     AgentKey, ChunkerParams, IndexSegment, ObjectId, PrunePlan, Recipients, RecoveryIdentities, RepoConfig, Snapshot,
 };
 
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::repo::index::Index;
 use crate::store::{Listed, ObjectKind, Store, CONFIG_KEY};
 
@@ -89,15 +89,16 @@ impl Repository {
             .ok_or_else(|| Error::Usage("this operation needs a recovery identity (--identity)".into()))
     }
 
-    /// Loads every index segment, and the prune plans that condemn packs. A segment or
-    /// plan that fails to authenticate is an error: the index keeps dedup and restore honest.
+    /// Loads every index segment, and the prune plans that condemn packs. A segment or plan
+    /// that fails to authenticate is skipped (FORMAT.md §11.1 says why that is safe).
     pub async fn load_index(&self) -> Result<Index> {
         let condemned = self.load_plans().await?.iter().flat_map(|(_, _, p)| p.packs.iter().copied()).collect();
         self.index_with_condemned(condemned).await
     }
 
     /// The index for reading only (restore, dump, ls). Condemned packs matter only to
-    /// writers, so a damaged prune plan is a warning here: it must not block a restore.
+    /// writers, so plans that cannot even be fetched are a warning here: they must not
+    /// block a restore.
     pub async fn load_index_for_reading(&self) -> Result<Index> {
         let condemned = match self.load_plans().await {
             Ok(plans) => plans.iter().flat_map(|(_, _, p)| p.packs.iter().copied()).collect(),
@@ -114,43 +115,56 @@ impl Repository {
         Ok(Index::build(&condemned, segments.iter().map(|(_, s)| s)))
     }
 
-    /// Every index segment with its ID.
+    /// Every index segment that opens, with its ID; damaged ones are skipped with a warning.
     pub async fn load_segments(&self) -> Result<Vec<(ObjectId, IndexSegment)>> {
-        let ids = self.store.list(ObjectKind::Index).await?;
-        futures::stream::iter(ids)
-            .map(|(id, _)| async move { Ok::<_, Error>((id, self.load_segment(id).await?)) })
-            .buffer_unordered(LOAD_CONCURRENCY)
-            .try_collect()
-            .await
+        Ok(self.segments_and_damage().await?.objects)
     }
 
-    /// Every pending prune plan, with its ID and the time the store recorded it.
+    /// Every index segment that opens, and the damaged ones by name.
+    pub async fn segments_and_damage(&self) -> Result<Loaded<(ObjectId, IndexSegment)>> {
+        let ids = self.store.list(ObjectKind::Index).await?;
+        let loaded = futures::stream::iter(ids)
+            .map(|(id, _)| async move { (ObjectKind::Index.key(&id), self.load_segment(id).await.map(|s| (id, s))) })
+            .buffer_unordered(LOAD_CONCURRENCY);
+        Loaded::collect(loaded).await
+    }
+
+    /// Every pending prune plan that opens, with its ID and the time the store recorded it;
+    /// damaged ones are skipped with a warning (their packs are then never deleted).
     pub async fn load_plans(&self) -> Result<Vec<(ObjectId, Listed, PrunePlan)>> {
         let listed = self.store.list_detailed(ObjectKind::PrunePlan).await?;
-        futures::stream::iter(listed)
+        let loaded = futures::stream::iter(listed)
             .map(|l| async move {
                 let key = ObjectKind::PrunePlan.key(&l.id);
-                let bytes = self.store.get(&key).await?;
-                check_object_id(&key, &l.id, &bytes)?;
-                let plan = PrunePlan::decode(self.key.meta_key(), &bytes)
-                    .map_err(|e| Error::Corrupt { key, reason: e.to_string() })?;
-                Ok::<_, Error>((l.id, l, plan))
+                let plan = async {
+                    let bytes = self.store.get(&key).await?;
+                    check_object_id(&key, &l.id, &bytes)?;
+                    PrunePlan::decode(self.key.meta_key(), &bytes)
+                        .map_err(|e| Error::Corrupt { key: key.clone(), reason: e.to_string() })
+                }
+                .await;
+                (key, plan.map(|p| (l.id, l, p)))
             })
-            .buffer_unordered(LOAD_CONCURRENCY)
-            .try_collect()
-            .await
+            .buffer_unordered(LOAD_CONCURRENCY);
+        Ok(Loaded::collect(loaded).await?.objects)
     }
 
-    /// All snapshots, oldest first.
+    /// All snapshots that open, oldest first; damaged ones are skipped with a warning.
     pub async fn list_snapshots(&self) -> Result<Vec<(ObjectId, Snapshot)>> {
+        Ok(self.snapshots_and_damage().await?.objects)
+    }
+
+    /// All snapshots that open, oldest first, and the damaged ones by name.
+    pub async fn snapshots_and_damage(&self) -> Result<Loaded<(ObjectId, Snapshot)>> {
         let ids = self.store.list(ObjectKind::Snapshot).await?;
-        let mut snaps: Vec<(ObjectId, Snapshot)> = futures::stream::iter(ids)
-            .map(|(id, _)| async move { Ok::<_, Error>((id, self.load_snapshot(id).await?)) })
-            .buffer_unordered(LOAD_CONCURRENCY)
-            .try_collect()
-            .await?;
-        snaps.sort_by_key(|(id, s)| (s.time_ns, s.written_ns, *id));
-        Ok(snaps)
+        let loaded = futures::stream::iter(ids)
+            .map(
+                |(id, _)| async move { (ObjectKind::Snapshot.key(&id), self.load_snapshot(id).await.map(|s| (id, s))) },
+            )
+            .buffer_unordered(LOAD_CONCURRENCY);
+        let mut all = Loaded::collect(loaded).await?;
+        all.objects.sort_by_key(|(id, s)| (s.time_ns, s.written_ns, *id));
+        Ok(all)
     }
 
     /// Reads, checks and opens one index segment.
@@ -184,4 +198,33 @@ pub fn check_object_id(key: &str, id: &ObjectId, bytes: &[u8]) -> Result<()> {
         return Err(Error::Corrupt { key: key.into(), reason: "content does not match its hash".into() });
     }
     Ok(())
+}
+
+/// The objects of one kind that opened, and those that did not: one damaged object (bit
+/// rot, or junk an append-only token wrote) must not fail the whole repository.
+pub struct Loaded<T> {
+    pub objects: Vec<T>,
+    /// Object key and why it could not be opened.
+    pub damaged: Vec<(String, String)>,
+}
+
+impl<T> Loaded<T> {
+    /// Sorts loads into objects and damaged ones. A failure to read (the store) is not
+    /// damage and fails the whole load: skipping what could not be fetched would make an
+    /// outage look like missing snapshots.
+    async fn collect(loads: impl futures::Stream<Item = (String, Result<T>)>) -> Result<Loaded<T>> {
+        futures::pin_mut!(loads);
+        let mut out = Loaded { objects: Vec::new(), damaged: Vec::new() };
+        while let Some((key, result)) = loads.next().await {
+            match result {
+                Ok(object) => out.objects.push(object),
+                Err(e) if e.kind() == ErrorKind::Damaged => {
+                    tracing::warn!("skipping {key}, which cannot be opened: {e}; `arka verify` lists it");
+                    out.damaged.push((key, e.to_string()));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
+    }
 }

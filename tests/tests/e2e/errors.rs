@@ -111,18 +111,49 @@ fn a_damaged_pack_fails_the_restore_without_leaving_bad_files() {
     }
 }
 
+/// One damaged snapshot, and junk objects under `snapshots/` and `index/` (which an
+/// append-only token can write), cost only themselves: listing, restore, backup, forget
+/// and prune go on with a warning naming each object, and verify names them and fails.
 #[test]
-fn a_damaged_snapshot_is_named_by_its_object_key() {
+fn damaged_and_junk_objects_cost_only_themselves() {
     let fx = Fixture::new();
-    small_backup(&fx);
-    let snap = walk_files(&fx.repo.join("snapshots")).pop().expect("a snapshot object");
-    let len = std::fs::metadata(&snap).unwrap().len();
-    flip_byte(&snap, len / 2);
-    let key = format!("snapshots/{}", snap.file_name().unwrap().to_string_lossy());
-    let mut list: Vec<OsString> = vec!["snapshots".into()];
+    let src = small_backup(&fx);
+    let damaged = walk_files(&fx.repo.join("snapshots")).pop().expect("a snapshot object");
+    flip_byte(&damaged, std::fs::metadata(&damaged).unwrap().len() / 2);
+    write_file(&src.join("notes.txt"), b"note, later\n");
+    fx.backup_ok(&[&src], &[]);
+    let junk_name = "ab".repeat(32);
+    write_file(&fx.repo.join("snapshots").join(&junk_name), &pseudo_random(9, 64));
+    write_file(&fx.repo.join("index").join(&junk_name), &pseudo_random(10, 64));
+    let keys = [
+        format!("snapshots/{}", damaged.file_name().unwrap().to_string_lossy()),
+        format!("snapshots/{junk_name}"),
+        format!("index/{junk_name}"),
+    ];
+
+    let mut list: Vec<OsString> = vec!["--json".into(), "snapshots".into()];
     list.extend(fx.agent_args());
-    fx.arka(list).expect_code(1).expect_stderr(&key).expect_stderr("damaged");
-    fx.restore("latest", &fx.path("t"), &[]).expect_code(1).expect_stderr(&key);
+    let listed = fx.arka(list).ok().expect_stderr(&keys[0]).expect_stderr(&keys[1]);
+    assert_eq!(listed.json().as_array().map(Vec::len), Some(1), "only the intact snapshot is listed");
+    let target = fx.path("restored");
+    fx.restore("latest", &target, &[]).ok();
+    assert_same_tree(&src, &target.join("src"));
+    fx.backup_ok(&[&src], &[]);
+
+    let mut verify: Vec<OsString> = vec!["verify".into()];
+    verify.extend(fx.agent_args());
+    let report = fx.arka(verify).expect_code(1);
+    for key in &keys {
+        assert!(report.stdout_text().contains(key.as_str()), "verify does not name {key}:\n{}", report.stdout_text());
+    }
+    let mut forget: Vec<OsString> = vec!["forget".into(), "--keep-last".into(), "1".into()];
+    forget.extend(fx.agent_args());
+    fx.arka(forget).ok();
+    let mut prune: Vec<OsString> = vec!["prune".into(), "--grace".into(), "0".into()];
+    prune.extend(fx.agent_args());
+    fx.arka(prune).ok().expect_stderr(&keys[2]);
+    fx.restore("latest", &fx.path("after-prune"), &[]).ok();
+    assert_same_tree(&src, &fx.path("after-prune").join("src"));
 }
 
 #[test]
