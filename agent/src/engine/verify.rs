@@ -71,6 +71,8 @@ pub async fn verify(repo: std::sync::Arc<Repository>, opts: &VerifyOptions) -> R
     let mut report = VerifyReport::default();
     let (index, entries_by_pack) = load_index(&repo, &mut report).await?;
     let snapshots = load_snapshots(&repo, &mut report).await?;
+    let plans = repo.plans_and_damage().await?;
+    report.damage.extend(plans.damaged.into_iter().map(|(object, reason)| Damage { object, reason }));
     let listed: HashMap<ObjectId, u64> = repo.store.list(ObjectKind::Pack).await?.into_iter().collect();
     report.packs = listed.len();
     let bad_packs = check_pack_sizes(&index, &listed, &mut report);

@@ -132,6 +132,11 @@ impl Repository {
     /// Every pending prune plan that opens, with its ID and the time the store recorded it;
     /// damaged ones are skipped with a warning (their packs are then never deleted).
     pub async fn load_plans(&self) -> Result<Vec<(ObjectId, Listed, PrunePlan)>> {
+        Ok(self.plans_and_damage().await?.objects)
+    }
+
+    /// Every pending prune plan that opens, and the damaged ones by name.
+    pub async fn plans_and_damage(&self) -> Result<Loaded<(ObjectId, Listed, PrunePlan)>> {
         let listed = self.store.list_detailed(ObjectKind::PrunePlan).await?;
         let loaded = futures::stream::iter(listed)
             .map(|l| async move {
@@ -146,7 +151,7 @@ impl Repository {
                 (key, plan.map(|p| (l.id, l, p)))
             })
             .buffer_unordered(LOAD_CONCURRENCY);
-        Ok(Loaded::collect(loaded).await?.objects)
+        Loaded::collect(loaded).await
     }
 
     /// All snapshots that open, oldest first; damaged ones are skipped with a warning.
@@ -220,7 +225,11 @@ impl<T> Loaded<T> {
                 Ok(object) => out.objects.push(object),
                 Err(e) if e.kind() == ErrorKind::Damaged => {
                     tracing::warn!("skipping {key}, which cannot be opened: {e}; `arka verify` lists it");
-                    out.damaged.push((key, e.to_string()));
+                    let reason = match e {
+                        Error::Corrupt { reason, .. } => reason,
+                        other => other.to_string(),
+                    };
+                    out.damaged.push((key, reason));
                 }
                 Err(e) => return Err(e),
             }

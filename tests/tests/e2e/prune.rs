@@ -301,4 +301,9 @@ fn a_damaged_prune_plan_is_skipped_by_backups_and_restores() {
     // either, so the packs it condemned are never deleted and may be deduplicated against.
     fx.backup(&[&src], &[]).ok().expect_stderr("prune/");
     restores_as(&fx, "latest", &src);
+    // Verify names it.
+    let mut verify: Vec<std::ffi::OsString> = vec!["verify".into()];
+    verify.extend(fx.agent_args());
+    let out = fx.arka(verify).expect_code(1);
+    assert!(out.stdout_text().contains("DAMAGED prune/"), "{}", out.stdout_text());
 }
