@@ -168,19 +168,30 @@ pub(super) async fn restore(a: RestoreArgs, out: &Output) -> Result<ExitCode> {
     Ok(report_damage(&summary))
 }
 
-/// Names the files that could not be restored; exit 1 if there are any.
+/// Names what could not be restored: exit 1 if data was damaged, 3 if only some files
+/// could not be written here.
 fn report_damage(summary: &RestoreSummary) -> ExitCode {
     for (path, reason) in &summary.damaged {
         eprintln!("arka: not restored, its data is damaged: {path}: {reason}");
     }
-    if summary.damaged.is_empty() {
-        return ExitCode::SUCCESS;
+    for (path, reason) in &summary.unwritable {
+        eprintln!("arka: not restored, cannot be written here: {path}: {reason}");
     }
-    eprintln!(
-        "arka: {} files could not be restored; everything else was. Run `arka verify --read-data` to see the damage",
-        summary.damaged.len()
-    );
-    ExitCode::from(1)
+    if !summary.damaged.is_empty() {
+        eprintln!(
+            "arka: {} files could not be restored; everything else was. Run `arka verify --read-data` to see the damage",
+            summary.damaged.len()
+        );
+        return ExitCode::from(1);
+    }
+    if !summary.unwritable.is_empty() {
+        eprintln!(
+            "arka: {} files, folders or links could not be written here (named above); everything else was restored",
+            summary.unwritable.len()
+        );
+        return ExitCode::from(3);
+    }
+    ExitCode::SUCCESS
 }
 
 pub(super) async fn dump(a: DumpArgs) -> Result<ExitCode> {

@@ -49,7 +49,8 @@ pub fn restored(snapshot: ObjectId, summary: &RestoreSummary, part: bool) -> Ent
         .count("files", summary.files)
         .count("dirs", summary.dirs)
         .count("bytes", summary.bytes)
-        .count("damaged", summary.damaged.len() as u64);
+        .count("damaged", summary.damaged.len() as u64)
+        .count("unwritable", summary.unwritable.len() as u64);
     if part {
         entry.detail("part of the snapshot")
     } else {

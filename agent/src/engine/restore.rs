@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use futures::{StreamExt, TryStreamExt};
 
+use arka_proto::status::human_bytes;
 use arka_proto::{BlobId, Node, NodeKind, Snapshot, Tree};
 
 use crate::engine::progress::Progress;
@@ -102,11 +103,21 @@ pub struct RestoreSummary {
     /// Files not restored because their data in the repository is damaged or missing,
     /// with the reason. Everything else was restored.
     pub damaged: Vec<(String, String)>,
+    /// Files, folders and links that could not be written here (a name too long, something
+    /// in the way, no permission), with the reason. The rest was restored.
+    pub unwritable: Vec<(String, String)>,
+}
+
+impl RestoreSummary {
+    fn unwritable(&mut self, path: &Path, e: impl std::fmt::Display) {
+        self.unwritable.push((path.display().to_string(), e.to_string()));
+    }
 }
 
 /// Restores the snapshot (or `start` within it) under `target`, keeping the snapshot's
-/// directory structure. A file whose data is damaged is left out and reported, and the
-/// restore goes on with the rest; any other failure (the target disk, the store) stops it.
+/// directory structure. A file whose data is damaged, or that cannot be written here, is
+/// left out and reported, and the restore goes on with the rest; a full disk or a failing
+/// store stops it.
 pub async fn restore(
     reader: Arc<BlobReader>,
     snapshot: &Snapshot,
@@ -131,8 +142,11 @@ pub async fn restore(
     }
     for e in entries.iter().filter(|e| e.node.kind == NodeKind::Dir) {
         let p = local(e);
-        std::fs::create_dir_all(&p).map_err(|err| Error::io(&p, err))?;
-        summary.dirs += 1;
+        match std::fs::create_dir_all(&p) {
+            Ok(()) => summary.dirs += 1,
+            Err(err) if is_disk_full(&err) => return Err(Error::io(&p, err)),
+            Err(err) => summary.unwritable(&p, err),
+        }
     }
     let files: Vec<(PathBuf, &Node)> =
         entries.iter().filter(|e| e.node.kind == NodeKind::File).map(|e| (local(e), &e.node)).collect();
@@ -145,13 +159,27 @@ pub async fn restore(
             (path, node.size, result)
         })
         .buffer_unordered(FILES_IN_FLIGHT);
+    let (total, mut written) = (summary.bytes, 0u64);
     while let Some((path, size, result)) = results.next().await {
         match result {
-            Ok(()) => {}
-            Err(e @ (Error::Corrupt { .. } | Error::MissingBlob { .. })) => {
+            Ok(()) => written += size,
+            Err(Error::Io { source, .. }) if is_disk_full(&source) => {
+                return Err(Error::Refused(format!(
+                    "the target disk is full: {} of {} restored, {} still to go; free at least that much \
+                     under {} (or restore elsewhere) and run the restore again",
+                    human_bytes(written),
+                    human_bytes(total),
+                    human_bytes(total.saturating_sub(written)),
+                    target.display()
+                )));
+            }
+            Err(e @ (Error::Corrupt { .. } | Error::MissingBlob { .. } | Error::Io { .. })) => {
                 summary.files -= 1;
                 summary.bytes -= size;
-                summary.damaged.push((path.display().to_string(), e.to_string()));
+                match e {
+                    Error::Io { source, .. } => summary.unwritable(&path, source),
+                    e => summary.damaged.push((path.display().to_string(), e.to_string())),
+                }
             }
             Err(e) => return Err(e),
         }
@@ -160,17 +188,29 @@ pub async fn restore(
     for e in entries.iter().filter(|e| e.node.kind == NodeKind::Symlink) {
         let p = local(e);
         let _ = std::fs::remove_file(&p);
-        symlink(e.node.target.as_deref().unwrap_or_default(), &p).map_err(|err| Error::io(&p, err))?;
-        apply_permissions(&p, &e.node, true).map_err(|err| Error::io(&p, err))?;
-        summary.symlinks += 1;
+        let made = symlink(e.node.target.as_deref().unwrap_or_default(), &p)
+            .and_then(|()| apply_permissions(&p, &e.node, true));
+        match made {
+            Ok(()) => summary.symlinks += 1,
+            Err(err) => summary.unwritable(&p, err),
+        }
     }
     // Directory metadata last and deepest first: writing into a directory changes its mtime.
     for e in entries.iter().rev().filter(|e| e.node.kind == NodeKind::Dir) {
         let p = local(e);
-        apply_permissions(&p, &e.node, false).map_err(|err| Error::io(&p, err))?;
-        set_dir_mtime(&p, e.node.mtime_ns);
+        if p.is_dir() {
+            if let Err(err) = apply_permissions(&p, &e.node, false) {
+                summary.unwritable(&p, err);
+            }
+            set_dir_mtime(&p, e.node.mtime_ns);
+        }
     }
     Ok(summary)
+}
+
+/// ENOSPC (or a quota): nothing more can be written anywhere on that disk.
+fn is_disk_full(e: &std::io::Error) -> bool {
+    matches!(e.kind(), std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded)
 }
 
 #[cfg(unix)]

@@ -178,3 +178,26 @@ fn a_passphrase_protected_identity_restores_only_with_its_passphrase() {
     out.expect_code(12).expect_stderr("wrong passphrase");
     assert!(!wrong_target.join("src").exists(), "restored with a wrong passphrase");
 }
+
+/// What cannot be written at the target (a folder where a file goes, a file where a folder
+/// goes) is named and skipped; everything else is restored, and the exit code is 3.
+#[test]
+fn a_restore_goes_as_far_as_it_can() {
+    let fx = Fixture::new();
+    let src = small_backup(&fx);
+    write_file(&src.join("sub").join("inner.txt"), b"inner\n");
+    write_file(&src.join("keep.txt"), b"kept\n");
+    fx.backup_ok(&[&src], &[]);
+    let target = fx.path("restored");
+    std::fs::create_dir_all(target.join("src").join("notes.txt").join("in-the-way")).unwrap();
+    write_file(&target.join("src").join("sub"), b"a file where a folder goes\n");
+
+    let out = fx.restore("latest", &target, &[]).expect_code(3);
+    let out = out.expect_stderr("cannot be written here").expect_stderr("notes.txt").expect_stderr("sub");
+    let summary = out.json()["summary"].clone();
+    assert_eq!(summary["unwritable"].as_array().map(Vec::len), Some(3), "notes.txt, sub, sub/inner.txt: {summary}");
+    for name in ["Kowalski_Jan_CBCT.dcm", "keep.txt"] {
+        assert!(same_contents(&src.join(name), &target.join("src").join(name)), "{name} was not restored");
+    }
+    assert!(restore_temp_files(&target).is_empty(), "temporary files were left behind");
+}
