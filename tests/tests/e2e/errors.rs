@@ -201,3 +201,42 @@ fn a_restore_goes_as_far_as_it_can() {
     }
     assert!(restore_temp_files(&target).is_empty(), "temporary files were left behind");
 }
+
+/// A small tmpfs for the full-disk test, unmounted when dropped.
+struct SmallDisk(PathBuf);
+
+impl SmallDisk {
+    /// Mounts `size` of tmpfs at `dir`, or says why not (mounting needs root).
+    fn mount(dir: PathBuf, size: &str) -> Option<Self> {
+        std::fs::create_dir_all(&dir).unwrap();
+        let out = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(&dir)
+            .output()
+            .ok()?;
+        if !out.status.success() {
+            eprintln!("SKIPPED: cannot mount a tmpfs here: {}", String::from_utf8_lossy(&out.stderr).trim());
+            return None;
+        }
+        Some(Self(dir))
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// A full target disk stops the restore with how much is left, and leaves no partial file.
+#[test]
+fn a_full_disk_stops_the_restore_saying_how_much_is_left() {
+    let fx = Fixture::new();
+    let src = small_backup(&fx);
+    write_file(&src.join("big.bin"), &pseudo_random(52, 600_000));
+    fx.backup_ok(&[&src], &[]);
+    let Some(disk) = SmallDisk::mount(fx.path("small-disk"), "300k") else { return };
+    let out = fx.restore("latest", &disk.0.join("r"), &[]).expect_code(1);
+    out.expect_stderr("the target disk is full").expect_stderr("still to go");
+    assert!(restore_temp_files(&disk.0).is_empty(), "a partial file was left behind");
+}
