@@ -150,12 +150,45 @@ pub async fn restore(
     }
     let files: Vec<(PathBuf, &Node)> =
         entries.iter().filter(|e| e.node.kind == NodeKind::File).map(|e| (local(e), &e.node)).collect();
+    restore_files(&reader, files, target, &progress, &mut summary).await?;
+    for e in entries.iter().filter(|e| e.node.kind == NodeKind::Symlink) {
+        let p = local(e);
+        let _ = std::fs::remove_file(&p);
+        let made = symlink(e.node.target.as_deref().unwrap_or_default(), &p)
+            .and_then(|()| apply_permissions(&p, &e.node, true));
+        match made {
+            Ok(()) => summary.symlinks += 1,
+            Err(err) => summary.unwritable(&p, err),
+        }
+    }
+    // Directory metadata last and deepest first: writing into a directory changes its mtime.
+    for e in entries.iter().rev().filter(|e| e.node.kind == NodeKind::Dir) {
+        let p = local(e);
+        if p.is_dir() {
+            if let Err(err) = apply_permissions(&p, &e.node, false) {
+                summary.unwritable(&p, err);
+            }
+            set_dir_mtime(&p, e.node.mtime_ns);
+        }
+    }
+    Ok(summary)
+}
+
+/// Writes the files, several at once. A damaged or unwritable file is left out and noted
+/// in `summary`; a full disk stops everything with how much is left.
+async fn restore_files(
+    reader: &BlobReader,
+    files: Vec<(PathBuf, &Node)>,
+    target: &Path,
+    progress: &Progress,
+    summary: &mut RestoreSummary,
+) -> Result<()> {
     summary.files = files.len() as u64;
     summary.bytes = files.iter().map(|(_, n)| n.size).sum();
     let budget = tokio::sync::Semaphore::new(BUFFER_BUDGET_MIB as usize);
     let mut results = futures::stream::iter(files)
         .map(|(path, node)| async {
-            let result = restore_file(&reader, path.clone(), node, &budget, &progress).await;
+            let result = restore_file(reader, path.clone(), node, &budget, progress).await;
             (path, node.size, result)
         })
         .buffer_unordered(FILES_IN_FLIGHT);
@@ -184,28 +217,7 @@ pub async fn restore(
             Err(e) => return Err(e),
         }
     }
-    drop(results);
-    for e in entries.iter().filter(|e| e.node.kind == NodeKind::Symlink) {
-        let p = local(e);
-        let _ = std::fs::remove_file(&p);
-        let made = symlink(e.node.target.as_deref().unwrap_or_default(), &p)
-            .and_then(|()| apply_permissions(&p, &e.node, true));
-        match made {
-            Ok(()) => summary.symlinks += 1,
-            Err(err) => summary.unwritable(&p, err),
-        }
-    }
-    // Directory metadata last and deepest first: writing into a directory changes its mtime.
-    for e in entries.iter().rev().filter(|e| e.node.kind == NodeKind::Dir) {
-        let p = local(e);
-        if p.is_dir() {
-            if let Err(err) = apply_permissions(&p, &e.node, false) {
-                summary.unwritable(&p, err);
-            }
-            set_dir_mtime(&p, e.node.mtime_ns);
-        }
-    }
-    Ok(summary)
+    Ok(())
 }
 
 /// ENOSPC (or a quota): nothing more can be written anywhere on that disk.
