@@ -134,6 +134,14 @@ impl Error {
         }
     }
 
+    /// The reason alone, for a report that already names the object.
+    pub fn into_reason(self) -> String {
+        match self {
+            Self::Corrupt { reason, .. } => reason,
+            e => e.to_string(),
+        }
+    }
+
     pub fn exit_code(&self) -> u8 {
         self.kind().exit_code()
     }
@@ -146,6 +154,10 @@ impl Error {
     }
 }
 
+/// Words of S3's refusals of the credentials (also what `store::advice` matches).
+pub(crate) const REFUSED_CREDENTIALS: [&str; 4] =
+    ["InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "Forbidden"];
+
 /// Refused credentials or tokens are a key problem no retry fixes; 429 and 503 until the
 /// retries ran out mean the store is there but overloaded; anything else, unreachable.
 fn store_kind(e: &object_store::Error) -> ErrorKind {
@@ -155,8 +167,7 @@ fn store_kind(e: &object_store::Error) -> ErrorKind {
     }
     let text = e.to_string();
     let has = |needle: &str| text.contains(needle);
-    // The same words as the advice in `store::open`: S3's refusals of the credentials.
-    if has("InvalidAccessKeyId") || has("SignatureDoesNotMatch") || has("AccessDenied") || has("Forbidden") {
+    if REFUSED_CREDENTIALS.iter().any(|w| has(w)) {
         ErrorKind::Key
     } else if has("429 Too Many Requests") || has("503 Service Unavailable") {
         ErrorKind::Busy

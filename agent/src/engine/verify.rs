@@ -70,9 +70,10 @@ impl VerifyReport {
 pub async fn verify(repo: std::sync::Arc<Repository>, opts: &VerifyOptions) -> Result<VerifyReport> {
     let mut report = VerifyReport::default();
     let (index, entries_by_pack) = load_index(&repo, &mut report).await?;
-    let snapshots = load_snapshots(&repo, &mut report).await?;
-    let plans = repo.plans_and_damage().await?;
-    report.damage.extend(plans.damaged.into_iter().map(|(object, reason)| Damage { object, reason }));
+    let snapshots = repo.snapshots_and_damage().await?;
+    report.snapshots = snapshots.objects.len();
+    note_damage(&mut report, snapshots.damaged);
+    note_damage(&mut report, repo.plans_and_damage().await?.damaged);
     let listed: HashMap<ObjectId, u64> = repo.store.list(ObjectKind::Pack).await?.into_iter().collect();
     report.packs = listed.len();
     let bad_packs = check_pack_sizes(&index, &listed, &mut report);
@@ -83,7 +84,7 @@ pub async fn verify(repo: std::sync::Arc<Repository>, opts: &VerifyOptions) -> R
         bad_blobs = read_data(&reader, packs, percent, opts.state_file.as_deref(), &mut report).await;
     }
     let reach = Reachability { reader: &reader, bad_packs: &bad_packs, bad_blobs: &bad_blobs };
-    find_broken_snapshots(&reach, &snapshots, repo.identities.is_some(), &mut report).await;
+    find_broken_snapshots(&reach, &snapshots.objects, repo.identities.is_some(), &mut report).await;
     dedup_damage(&mut report.damage);
     Ok(report)
 }
@@ -93,14 +94,10 @@ async fn load_index(
     repo: &Repository,
     report: &mut VerifyReport,
 ) -> Result<(Index, HashMap<ObjectId, Vec<PackBlobEntry>>)> {
-    let mut segments = Vec::new();
-    for (id, _) in repo.store.list(ObjectKind::Index).await? {
-        report.index_segments += 1;
-        match repo.load_segment(id).await {
-            Ok(seg) => segments.push(seg),
-            Err(e) => report.damage.push(damage(ObjectKind::Index.key(&id), e)),
-        }
-    }
+    let loaded = repo.segments_and_damage().await?;
+    report.index_segments = loaded.objects.len() + loaded.damaged.len();
+    note_damage(report, loaded.damaged);
+    let segments: Vec<_> = loaded.objects.into_iter().map(|(_, s)| s).collect();
     let index = Index::build(&Default::default(), &segments);
     let mut entries_by_pack: HashMap<ObjectId, Vec<PackBlobEntry>> = HashMap::new();
     for p in segments.into_iter().flat_map(|s| s.packs) {
@@ -110,16 +107,9 @@ async fn load_index(
     Ok((index, entries_by_pack))
 }
 
-async fn load_snapshots(repo: &Repository, report: &mut VerifyReport) -> Result<Vec<(ObjectId, Snapshot)>> {
-    let mut snapshots = Vec::new();
-    for (id, _) in repo.store.list(ObjectKind::Snapshot).await? {
-        match repo.load_snapshot(id).await {
-            Ok(s) => snapshots.push((id, s)),
-            Err(e) => report.damage.push(damage(ObjectKind::Snapshot.key(&id), e)),
-        }
-    }
-    report.snapshots = snapshots.len();
-    Ok(snapshots)
+/// Objects the repository could not open (it names each with why).
+fn note_damage(report: &mut VerifyReport, damaged: Vec<(String, String)>) {
+    report.damage.extend(damaged.into_iter().map(|(object, reason)| Damage { object, reason }));
 }
 
 /// Packs the index names must exist with the size it recorded; returns those that do not.
@@ -206,18 +196,6 @@ async fn find_broken_snapshots(
     }
 }
 
-fn damage(object: String, e: Error) -> Damage {
-    Damage { object, reason: reason_of(e) }
-}
-
-/// The reason alone, when the error already names the object.
-fn reason_of(e: Error) -> String {
-    match e {
-        Error::Corrupt { reason, .. } => reason,
-        e => e.to_string(),
-    }
-}
-
 fn dedup_damage(damage: &mut Vec<Damage>) {
     let mut seen = HashSet::new();
     damage.retain(|d| seen.insert((d.object.clone(), d.reason.clone())));
@@ -249,7 +227,7 @@ async fn read_pack(
     let bytes = match repo.store.get(&key).await {
         Ok(b) => b,
         Err(e) => {
-            all_bad(&mut check, reason_of(e));
+            all_bad(&mut check, e.into_reason());
             return check;
         }
     };
@@ -277,7 +255,7 @@ async fn read_pack(
     let data_keys = match reader.pack_data_keys(&pack_id, len).await {
         Ok(k) => k,
         Err(e) => {
-            all_bad(&mut check, reason_of(e));
+            all_bad(&mut check, e.into_reason());
             return check;
         }
     };
@@ -304,7 +282,7 @@ async fn read_pack(
         match opened {
             Ok(_) => check.decrypted += 1,
             Err(err) => {
-                check.damage.push(Damage { object: key.clone(), reason: reason_of(err) });
+                check.damage.push(Damage { object: key.clone(), reason: err.into_reason() });
                 check.bad_blobs.push(e.id);
             }
         }

@@ -225,11 +225,7 @@ impl<T> Loaded<T> {
                 Ok(object) => out.objects.push(object),
                 Err(e) if e.kind() == ErrorKind::Damaged => {
                     tracing::warn!("skipping {key}, which cannot be opened: {e}; `arka verify` lists it");
-                    let reason = match e {
-                        Error::Corrupt { reason, .. } => reason,
-                        other => other.to_string(),
-                    };
-                    out.damaged.push((key, reason));
+                    out.damaged.push((key, e.into_reason()));
                 }
                 Err(e) => return Err(e),
             }

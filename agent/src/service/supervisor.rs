@@ -88,10 +88,7 @@ impl Supervisor {
         }
         // The job saw its token cancelled: give it the deadline to reach a safe point.
         match tokio::time::timeout(self.exit_deadline, &mut handle).await {
-            Ok(joined) => match ended(joined) {
-                Ended::Failed(Error::Cancelled) => Ended::Cancelled,
-                other => other,
-            },
+            Ok(joined) => ended(joined),
             Err(_) => {
                 handle.abort();
                 Ended::Abandoned

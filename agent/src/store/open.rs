@@ -185,7 +185,7 @@ pub fn advice(e: &object_store::Error) -> Option<&'static str> {
         Some("cannot reach the S3 endpoint: check AWS_ENDPOINT_URL, the network and the firewall")
     } else if has("NoSuchBucket") {
         Some("the bucket does not exist: create it, or check the bucket name in the URL")
-    } else if has("InvalidAccessKeyId") || has("SignatureDoesNotMatch") || has("AccessDenied") || has("Forbidden") {
+    } else if crate::error::REFUSED_CREDENTIALS.iter().any(|w| has(w)) {
         Some("the S3 endpoint refused the credentials: check AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and the key's rights on the bucket")
     } else if has("RequestTimeTooSkewed") || has("RequestExpired") {
         Some("this machine's clock is too far from the store's: fix the system time (NTP)")
