@@ -29,9 +29,11 @@ use crate::store::{Location, Store};
 /// How often replication retries a target that failed, and how often the RPO is checked.
 const REPLICATION_RETRY: Duration = Duration::from_secs(300);
 const RPO_CHECK: Duration = Duration::from_secs(60);
-/// A backup or maintenance run that found the store unreachable or busy is tried again
-/// after each of these waits before it counts as failed.
-const RETRY_DELAYS: [Duration; 2] = [Duration::from_secs(15), Duration::from_secs(60)];
+/// A backup that found the store unreachable or busy (`Error::is_retryable`) runs again
+/// this soon rather than at its next scheduled time. Its failure is reported at once: each
+/// store request has already been retried for minutes, and retrying in place would only
+/// delay the alert.
+const RETRY_SOON: Duration = Duration::from_secs(300);
 /// How long a running backup may take to reach a safe point once the service stops
 /// (systemd's default stop timeout is 90 s; Windows asks for a wait hint).
 pub const EXIT_DEADLINE: Duration = Duration::from_secs(60);
@@ -80,7 +82,7 @@ pub async fn run(cfg: Config, clock: Arc<dyn Clock>, stop: CancellationToken) ->
         notifier: Arc::new(notifier),
         state: Mutex::new(state),
         busy: Semaphore::new(1),
-        jobs: Supervisor::new(stop.clone(), RETRY_DELAYS.to_vec(), EXIT_DEADLINE),
+        jobs: Supervisor::new(stop.clone(), Vec::new(), EXIT_DEADLINE),
         copies: Supervisor::new(stop.clone(), Vec::new(), Duration::ZERO),
         stop: stop.clone(),
         replicate,
@@ -224,8 +226,10 @@ async fn source_loop(agent: Arc<Agent>, key: arka_proto::AgentKey, index: usize)
         }
         _ => None,
     };
+    let mut retry_at: Option<jiff::Timestamp> = None;
     loop {
-        let due = agent.next_run(&source.name, &source.schedule);
+        let scheduled = agent.next_run(&source.name, &source.schedule);
+        let due = retry_at.map_or(scheduled, |r| r.min(scheduled));
         let due_ns = due.as_nanosecond() as i64;
         agent.board.update(|st| {
             if let Some(s) = st.source_mut(&source.name) {
@@ -252,13 +256,14 @@ async fn source_loop(agent: Arc<Agent>, key: arka_proto::AgentKey, index: usize)
         if agent.stopping() {
             return;
         }
-        run_source(&agent, &key, &source).await;
+        let retry_soon = run_source(&agent, &key, &source).await;
+        retry_at = retry_soon.then(|| agent.clock.now() + RETRY_SOON);
     }
 }
 
 /// One backup of a source: status, schedule state and notifications (the session writes
-/// the audit record).
-async fn run_source(agent: &Arc<Agent>, key: &arka_proto::AgentKey, source: &Source) {
+/// the audit record). Returns whether it failed in a way a retry soon may fix.
+async fn run_source(agent: &Arc<Agent>, key: &arka_proto::AgentKey, source: &Source) -> bool {
     let started = agent.clock.now();
     let started_ns = started.as_nanosecond() as i64;
     agent.board.update(|st| {
@@ -271,6 +276,7 @@ async fn run_source(agent: &Arc<Agent>, key: &arka_proto::AgentKey, source: &Sou
     let ended = agent.jobs.run(&job).await;
     let ms = t0.elapsed().as_millis() as u64;
     let now_ns = agent.now_ns();
+    let retry_soon = matches!(&ended, Ended::Failed(e) if e.is_retryable());
     match ended {
         Ended::Done(outcome) => {
             let st = &outcome.snapshot.stats;
@@ -316,6 +322,7 @@ async fn run_source(agent: &Arc<Agent>, key: &arka_proto::AgentKey, source: &Sou
         }
     }
     agent.runs.send_modify(|n| *n += 1);
+    retry_soon
 }
 
 /// Copies the primary to one secondary target after each backup, and retries a failing
