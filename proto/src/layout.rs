@@ -16,10 +16,13 @@ pub enum ObjectKind {
     Audit,
     /// Prune's deletion plans: what a finished prune may delete once its grace period ends.
     PrunePlan,
+    /// What verify, restore or a backup found damaged: the next backup stores it again.
+    Damage,
 }
 
 impl ObjectKind {
-    pub const ALL: [ObjectKind; 5] = [Self::Pack, Self::Index, Self::Snapshot, Self::Audit, Self::PrunePlan];
+    pub const ALL: [ObjectKind; 6] =
+        [Self::Pack, Self::Index, Self::Snapshot, Self::Audit, Self::PrunePlan, Self::Damage];
 
     /// The top-level folder of the kind.
     pub fn dir(self) -> &'static str {
@@ -29,6 +32,7 @@ impl ObjectKind {
             Self::Snapshot => "snapshots",
             Self::Audit => "audit",
             Self::PrunePlan => "prune",
+            Self::Damage => "damage",
         }
     }
 

@@ -15,7 +15,7 @@
 //! 5. `crypto`: envelopes: age to the recipients, blobs under a pack's data key,
 //!    metadata and sealed CBOR objects under the metadata key.
 //! 6. Stored objects: `pack`, then `index` and `config` (which use pack limits); `tree`,
-//!    `snapshot`, `plan`, `audit`.
+//!    `snapshot`, `plan`, `damage`, `audit`.
 //! 7. Names and messages around the objects: `layout` (storage keys), then `server` (the
 //!    HTTP API's paths and pages); `status` (an agent's status report).
 
@@ -23,6 +23,7 @@ pub mod audit;
 pub mod codec;
 pub mod config;
 pub mod crypto;
+pub mod damage;
 pub mod error;
 pub mod html;
 pub mod id;
@@ -40,6 +41,7 @@ pub use audit::{AuditRecord, Operation};
 pub use codec::FORMAT_VERSION;
 pub use config::{ChunkerParams, RepoConfig};
 pub use crypto::{DataKey, Recipients, RecoveryIdentities};
+pub use damage::DamageReport;
 pub use error::Error;
 pub use id::{BlobId, BlobKind, ObjectId, RepoId};
 pub use index::{IndexSegment, PackIndex};

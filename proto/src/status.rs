@@ -134,6 +134,9 @@ pub struct MaintenanceStatus {
     pub last_verify_ns: Option<i64>,
     /// Damaged objects the last verify found (0 when it found none or has not run).
     pub verify_damage: u64,
+    /// What the last backup that met damage did about it, in words: "healed by snapshot
+    /// X", or how many blobs no source has any more.
+    pub damage_note: Option<String>,
     pub next_forget_ns: Option<i64>,
     pub next_prune_ns: Option<i64>,
     pub next_verify_ns: Option<i64>,

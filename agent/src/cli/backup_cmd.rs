@@ -55,6 +55,7 @@ pub(super) async fn backup(a: BackupArgs, out: &Output) -> Result<ExitCode> {
         tags: a.tags,
         no_cache: a.no_cache,
         label: None,
+        check_packs: true,
     };
     let guard = out.progress_bar(session.progress(), "backed up");
     let outcome = session.backup(request).await?;
@@ -82,6 +83,7 @@ fn report(outcome: &BackupOutcome, out: &Output) {
             "time": rfc3339(outcome.snapshot.time_ns),
             "partial": outcome.snapshot.partial,
             "stats": s,
+            "healing": outcome.healing,
             "throughput_mb_s": mb_s,
         });
         say!("{v}");
@@ -100,4 +102,7 @@ fn report(outcome: &BackupOutcome, out: &Output) {
         secs,
         mb_s
     );
+    if let Some(note) = crate::engine::backup::healing_note(&outcome.healing, &outcome.id.short()) {
+        say!("{note}");
+    }
 }

@@ -44,8 +44,24 @@ fn print_report(report: &VerifyReport) {
         human_bytes(report.bytes_read),
         report.blobs_decrypted
     );
-    for d in &report.damage {
+    for d in report.unhealed() {
         say!("DAMAGED {}: {}", d.object, d.reason);
+    }
+    for d in report.damage.iter().filter(|d| d.healed) {
+        say!("healed {}: {} (every damaged blob has a healthy copy elsewhere; prune deletes the pack)", d.object, d.reason);
+    }
+    if report.damage_recorded > 0 {
+        say!(
+            "recorded {} damaged copies in the repository: the next backup stores their data again \
+             where the source still has it",
+            report.damage_recorded
+        );
+    }
+    if let Some(why) = &report.damage_record_failed {
+        say!(
+            "could not record the damage in the repository ({why}): backups cannot heal it until a \
+             verify with write access records it"
+        );
     }
     for s in &report.broken_snapshots {
         say!("BROKEN snapshot {} ({}): cannot be restored in full", &s.id[..8], s.source.join(" "));

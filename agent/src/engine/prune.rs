@@ -32,6 +32,7 @@ use arka_proto::{BlobId, IndexSegment, ObjectId, PackBlobEntry, PackIndex, Prune
 
 use crate::error::{Error, Result};
 use crate::repo::blob::BlobReader;
+use crate::repo::damage::DamageSet;
 use crate::repo::index::Index;
 use crate::repo::packer::Packer;
 use crate::repo::{check_object_id, Repository};
@@ -88,6 +89,8 @@ pub struct PruneReport {
     pub plans_pending: Vec<(String, i64)>,
     /// Objects the storage refused to delete (append-only or object-locked storage).
     pub delete_refused: Vec<String>,
+    /// Damage reports deleted because every pack they name is gone.
+    pub damage_reports_retired: usize,
 }
 
 pub async fn prune(repo: &Arc<Repository>, opts: &PruneOptions) -> Result<PruneReport> {
@@ -98,6 +101,9 @@ pub async fn prune(repo: &Arc<Repository>, opts: &PruneOptions) -> Result<PruneR
     if opts.grace.is_zero() && !opts.dry_run {
         // No grace: the plan just written is due at once.
         sweep_due_plans(repo, opts, &mut report).await?;
+    }
+    if !opts.dry_run {
+        retire_damage_reports(repo, &mut report).await?;
     }
     report.plans_pending =
         repo.load_plans().await?.into_iter().map(|(id, _, p)| (id.to_hex(), p.delete_after_ns)).collect();
@@ -114,6 +120,9 @@ struct State {
     reachable: HashSet<BlobId>,
     /// Index segments that could not be opened: packs no index names may be theirs.
     damaged_segments: usize,
+    /// Recorded damage: a pack with damaged copies is never repacked (that would carry the
+    /// damage into a new pack where no report names it), only deleted once nothing needs it.
+    damage: DamageSet,
 }
 
 async fn load_state(repo: &Arc<Repository>, report: &mut PruneReport) -> Result<State> {
@@ -127,13 +136,14 @@ async fn load_state(repo: &Arc<Repository>, report: &mut PruneReport) -> Result<
     let loaded = repo.segments_and_damage().await?;
     let (segments, damaged_segments) = (loaded.objects, loaded.damaged.len());
     let condemned = plans.iter().flat_map(|(_, _, p)| p.packs.iter().copied()).collect();
-    let index = Arc::new(Index::build(&condemned, segments.iter().map(|(_, s)| s)));
+    let damage = repo.load_damage().await?;
+    let index = Arc::new(Index::build(&condemned, &damage, segments.iter().map(|(_, s)| s)));
     let reader = BlobReader::new(repo.clone(), index.clone());
     let roots: Vec<_> = snapshots.iter().map(|(_, s)| (s.tree, s.refs)).collect();
     let reachable = crate::engine::reach::reachable_from(&reader, roots).await?;
     report.snapshots = snapshots.len();
     report.blobs_reachable = reachable.len();
-    Ok(State { plans, segments, index, reachable, damaged_segments })
+    Ok(State { plans, segments, index, reachable, damaged_segments, damage })
 }
 
 fn now_ns() -> i64 {
@@ -219,6 +229,32 @@ async fn sweep_due_plans(repo: &Arc<Repository>, opts: &PruneOptions, report: &m
     Ok(())
 }
 
+/// Deletes the damage reports whose every pack has left the index: what they warned of is
+/// gone with the pack, so readers no longer need them.
+async fn retire_damage_reports(repo: &Repository, report: &mut PruneReport) -> Result<()> {
+    let reports = repo.damage_reports().await?.objects;
+    if reports.is_empty() {
+        return Ok(());
+    }
+    let indexed: HashSet<ObjectId> =
+        repo.load_segments().await?.iter().flat_map(|(_, s)| s.packs.iter().map(|p| p.pack_id)).collect();
+    for (id, damage) in reports {
+        let mut packs = damage.packs.iter().chain(damage.blobs.iter().map(|(p, _)| p));
+        if packs.any(|p| indexed.contains(p)) {
+            continue;
+        }
+        let key = ObjectKind::Damage.key(&id);
+        match repo.store.delete(&key).await {
+            Ok(()) => report.damage_reports_retired += 1,
+            Err(e) => {
+                tracing::warn!("could not delete {key}: {e}");
+                report.delete_refused.push(key);
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Deletes the temporary files that killed writes left, once older than the grace period
 /// (younger ones may belong to a write in progress).
 async fn delete_strays(repo: &Repository, opts: &PruneOptions, report: &mut PruneReport) -> Result<()> {
@@ -267,7 +303,7 @@ async fn mark(repo: &Arc<Repository>, opts: &PruneOptions, report: &mut PruneRep
     let mut condemned = HashSet::new();
     let mut to_repack = Vec::new();
     for (id, p) in entries.iter().filter(|(id, _)| !already.contains(id)) {
-        if !listed.contains_key(id) {
+        if !listed.contains_key(id) && !state.damage.packs.contains(id) {
             tracing::warn!("indexed pack {} is missing from storage; run `arka verify`", id.short());
             continue;
         }
@@ -334,9 +370,12 @@ fn judge_pack(
     // and counting them would repack it again on every run.
     let all_blobs: u64 = p.blobs.iter().map(|e| e.stored_len as u64).sum();
     let unused = all_blobs.saturating_sub(live_bytes);
+    let damaged = p.blobs.iter().any(|e| state.damage.is_damaged(&id, &e.id));
     if live.is_empty() {
         report.bytes_to_free += p.pack_len;
         Verdict::Condemn
+    } else if damaged {
+        Verdict::Keep
     } else if unused as f64 * 100.0 > max_unused_percent * p.pack_len as f64 {
         report.packs_repacked += 1;
         report.bytes_to_free += unused;

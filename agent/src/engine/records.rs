@@ -32,7 +32,9 @@ pub fn backed_up(outcome: &BackupOutcome, label: Option<&str>) -> Entry {
         .count("bytes", s.bytes)
         .count("bytes_new", s.bytes_new)
         .count("bytes_stored", s.bytes_stored)
-        .count("unreadable", s.unreadable);
+        .count("unreadable", s.unreadable)
+        .count("damaged_blobs", outcome.healing.damaged)
+        .count("healed_blobs", outcome.healing.healed);
     let partial = outcome.snapshot.partial.then_some("partial: some files could not be read");
     match (label, partial) {
         (Some(l), Some(p)) => entry.detail(format!("agent source {l}; {p}")),
@@ -69,7 +71,8 @@ pub fn verified(report: &VerifyReport, read_data: Option<f64>) -> Entry {
         .count("packs", report.packs as u64)
         .count("packs_read", report.packs_read as u64)
         .count("blobs_decrypted", report.blobs_decrypted)
-        .count("damaged", report.damage.len() as u64)
+        .count("damaged", report.unhealed().count() as u64)
+        .count("healed", report.damage.iter().filter(|d| d.healed).count() as u64)
         .count("broken_snapshots", report.broken_snapshots.len() as u64);
     match read_data {
         Some(p) => entry.detail(format!("read-data {p}%")),

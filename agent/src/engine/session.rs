@@ -44,6 +44,9 @@ pub struct BackupRequest {
     pub no_cache: bool,
     /// The configured source name (service backups).
     pub label: Option<String>,
+    /// List the packs to find any gone missing (always in the CLI; every few hours in the
+    /// service, where each source's backup would otherwise list them).
+    pub check_packs: bool,
 }
 
 impl Session {
@@ -106,6 +109,7 @@ impl Session {
             tags: request.tags,
             cache_dir: (!request.no_cache).then(|| self.cache_dir.clone()),
             progress: self.progress.clone(),
+            check_packs: request.check_packs,
         };
         let result = backup::run(self.repo.clone(), request.source, opts).await;
         let label = request.label;
@@ -126,7 +130,9 @@ impl Session {
     ) -> Result<RestoreSummary> {
         let result = async {
             let reader = self.reader().await?;
-            restore::restore(reader, snapshot, path, target, self.progress.clone()).await
+            let summary = restore::restore(reader.clone(), snapshot, path, target, self.progress.clone()).await;
+            self.record_damage_found(&reader, "restore").await;
+            summary
         }
         .await;
         self.finish(Operation::Restore, result, |s| records::restored(id, s, path.is_some())).await
@@ -142,10 +148,30 @@ impl Session {
         let result = async {
             let reader = self.reader().await?;
             let entry = restore::find(&reader, snapshot, path).await?;
-            restore::dump(&reader, &entry.node, out).await
+            let dumped = restore::dump(&reader, &entry.node, out).await;
+            self.record_damage_found(&reader, "restore").await;
+            dumped
         }
         .await;
         self.finish(Operation::Dump, result, |bytes| records::dumped(id, *bytes)).await
+    }
+
+    /// Writes a damage report of the copies `reader` found damaged, so the next backup
+    /// stores their data again. Best effort: the operation has its own result to give.
+    async fn record_damage_found(&self, reader: &BlobReader, found_by: &str) {
+        let found = reader.damage_found();
+        if found.is_empty() {
+            return;
+        }
+        let recorded = match self.repo.load_damage().await {
+            Ok(known) => self.repo.record_damage(found_by, &found, &known).await,
+            Err(e) => Err(e),
+        };
+        match recorded {
+            Ok(n) if n > 0 => tracing::warn!("recorded {n} damaged copies: the next backup stores their data again"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!("could not record the damage found, so backups cannot heal it yet: {e}"),
+        }
     }
 
     /// `state_file`: where the rotation of partial `--read-data` runs is remembered.

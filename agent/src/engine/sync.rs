@@ -63,8 +63,9 @@ pub async fn sync(from: &Store, to: &Store, progress: &Progress) -> Result<SyncR
             ObjectKind::Index => report.index_copied = n,
             ObjectKind::Snapshot => report.snapshots_copied = n,
             ObjectKind::Audit => report.audit_copied = n,
-            // Not in the list above: prune plans belong to the repository they were made for.
-            ObjectKind::PrunePlan => {}
+            // Not in the list above: prune plans and damage reports belong to the copy of
+            // the repository they were made for.
+            ObjectKind::PrunePlan | ObjectKind::Damage => {}
         }
     }
     Ok(report)

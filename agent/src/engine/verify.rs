@@ -15,10 +15,11 @@ use std::path::PathBuf;
 use futures::StreamExt;
 
 use arka_proto::pack;
-use arka_proto::{BlobId, ObjectId, PackBlobEntry, Snapshot, TreeRefs};
+use arka_proto::{BlobId, IndexSegment, ObjectId, PackBlobEntry, Snapshot, TreeRefs};
 
 use crate::error::{Error, Result};
 use crate::repo::blob::{open_blob, BlobReader};
+use crate::repo::damage::DamageSet;
 use crate::repo::index::{Index, Location};
 use crate::repo::{check_object_id, Repository};
 use crate::store::ObjectKind;
@@ -37,6 +38,8 @@ pub struct VerifyOptions {
 pub struct Damage {
     pub object: String,
     pub reason: String,
+    /// Every damaged blob in it has a healthy copy elsewhere (a backup stored it again).
+    pub healed: bool,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -59,57 +62,151 @@ pub struct VerifyReport {
     pub blobs_decrypted: u64,
     pub damage: Vec<Damage>,
     pub broken_snapshots: Vec<BrokenSnapshot>,
+    /// Damaged copies newly written to a damage report, for the next backup to heal.
+    pub damage_recorded: usize,
+    /// Why the damage found could not be recorded (storage refused the write).
+    pub damage_record_failed: Option<String>,
+}
+
+impl Damage {
+    fn new(object: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self { object: object.into(), reason: reason.into(), healed: false }
+    }
 }
 
 impl VerifyReport {
+    /// No damage that still costs a restore anything: healed damage only waits for prune.
     pub fn is_clean(&self) -> bool {
-        self.damage.is_empty() && self.broken_snapshots.is_empty()
+        self.unhealed().next().is_none() && self.broken_snapshots.is_empty()
+    }
+
+    pub fn unhealed(&self) -> impl Iterator<Item = &Damage> {
+        self.damage.iter().filter(|d| !d.healed)
     }
 }
 
 pub async fn verify(repo: std::sync::Arc<Repository>, opts: &VerifyOptions) -> Result<VerifyReport> {
     let mut report = VerifyReport::default();
-    let (index, entries_by_pack) = load_index(&repo, &mut report).await?;
+    let known = load_known_damage(&repo, &mut report).await?;
+    let (segments, entries_by_pack) = load_segments(&repo, &mut report).await?;
+    let index = Index::build(&Default::default(), &known, &segments);
+    report.blobs = index.len();
     let snapshots = repo.snapshots_and_damage().await?;
     report.snapshots = snapshots.objects.len();
     note_damage(&mut report, snapshots.damaged);
     note_damage(&mut report, repo.plans_and_damage().await?.damaged);
     let listed: HashMap<ObjectId, u64> = repo.store.list(ObjectKind::Pack).await?.into_iter().collect();
     report.packs = listed.len();
-    let bad_packs = check_pack_sizes(&index, &listed, &mut report);
-    let reader = BlobReader::new(repo.clone(), std::sync::Arc::new(index));
-    let mut bad_blobs: HashSet<BlobId> = HashSet::new();
+    let mut found = DamageSet { packs: check_pack_sizes(&index, &listed, &mut report), ..Default::default() };
     if let Some(percent) = opts.read_data_percent {
-        let packs = PackSet { listed: &listed, bad: &bad_packs, entries: &entries_by_pack };
-        bad_blobs = read_data(&reader, packs, percent, opts.state_file.as_deref(), &mut report).await;
+        let reader = BlobReader::new(repo.clone(), std::sync::Arc::new(index));
+        let packs = PackSet { listed: &listed, bad: &found.packs, entries: &entries_by_pack };
+        let read = read_data(&reader, packs, percent, opts.state_file.as_deref(), &mut report).await;
+        found.extend(read);
     }
-    let reach = Reachability { reader: &reader, bad_packs: &bad_packs, bad_blobs: &bad_blobs };
-    find_broken_snapshots(&reach, &snapshots.objects, repo.identities.is_some(), &mut report).await;
+    record_found_damage(&repo, &found, &known, &mut report).await;
+    // From here on, every copy known damaged (before or now) is avoided where another exists.
+    let mut all = known.clone();
+    all.extend(found.clone());
+    let index = std::sync::Arc::new(Index::build(&Default::default(), &all, &segments));
+    note_recorded_damage(&known, &found, &index, &entries_by_pack, &mut report);
+    mark_healed(&all, &index, &entries_by_pack, &mut report.damage);
+    let reader = BlobReader::new(repo.clone(), index);
+    find_broken_snapshots(&reader, &snapshots.objects, repo.identities.is_some(), &mut report).await;
     dedup_damage(&mut report.damage);
     Ok(report)
 }
 
-/// Every index segment that opens, as one index and as each pack's blob entries.
-async fn load_index(
+/// The damage earlier operations recorded; reports that do not open are damage themselves.
+async fn load_known_damage(repo: &Repository, report: &mut VerifyReport) -> Result<DamageSet> {
+    let loaded = repo.damage_reports().await?;
+    note_damage(report, loaded.damaged);
+    let mut known = DamageSet::default();
+    for (_, r) in &loaded.objects {
+        known.add_report(r);
+    }
+    Ok(known)
+}
+
+/// Every index segment that opens, and each pack's blob entries.
+async fn load_segments(
     repo: &Repository,
     report: &mut VerifyReport,
-) -> Result<(Index, HashMap<ObjectId, Vec<PackBlobEntry>>)> {
+) -> Result<(Vec<IndexSegment>, HashMap<ObjectId, Vec<PackBlobEntry>>)> {
     let loaded = repo.segments_and_damage().await?;
     report.index_segments = loaded.objects.len() + loaded.damaged.len();
     note_damage(report, loaded.damaged);
     let segments: Vec<_> = loaded.objects.into_iter().map(|(_, s)| s).collect();
-    let index = Index::build(&Default::default(), &segments);
     let mut entries_by_pack: HashMap<ObjectId, Vec<PackBlobEntry>> = HashMap::new();
-    for p in segments.into_iter().flat_map(|s| s.packs) {
-        entries_by_pack.entry(p.pack_id).or_default().extend(p.blobs);
+    for p in segments.iter().flat_map(|s| &s.packs) {
+        entries_by_pack.entry(p.pack_id).or_default().extend(p.blobs.iter().copied());
     }
-    report.blobs = index.len();
-    Ok((index, entries_by_pack))
+    Ok((segments, entries_by_pack))
+}
+
+/// Writes what this run found and no report names yet, so the next backup heals it. Verify
+/// may run with storage credentials that cannot write: then it says so and goes on.
+async fn record_found_damage(repo: &Repository, found: &DamageSet, known: &DamageSet, report: &mut VerifyReport) {
+    match repo.record_damage("verify", found, known).await {
+        Ok(n) => report.damage_recorded = n,
+        Err(e) => {
+            tracing::warn!("could not record the damage found, so backups cannot heal it yet: {e}");
+            report.damage_record_failed = Some(e.into_reason());
+        }
+    }
+}
+
+/// Damage recorded by earlier operations that this run did not meet again (it did not
+/// read those packs): still damage until a backup stores the blobs again.
+fn note_recorded_damage(
+    known: &DamageSet,
+    found: &DamageSet,
+    index: &Index,
+    entries: &HashMap<ObjectId, Vec<PackBlobEntry>>,
+    report: &mut VerifyReport,
+) {
+    let not_found_again = known.minus(found);
+    for pack in &not_found_again.packs {
+        if entries.contains_key(pack) {
+            let reason = "recorded as damaged by an earlier operation".to_string();
+            report.damage.push(Damage { object: ObjectKind::Pack.key(pack), reason, healed: false });
+        }
+    }
+    for (pack, blob) in &not_found_again.blobs {
+        if index.position(pack).is_some() {
+            let reason = format!("blob {}: recorded as damaged by an earlier operation", blob.short());
+            report.damage.push(Damage { object: ObjectKind::Pack.key(pack), reason, healed: false });
+        }
+    }
+}
+
+/// Damage in a pack is healed when every damaged blob in it has a healthy copy elsewhere:
+/// snapshots name blobs, not copies, so they are whole again. Prune deletes the pack.
+fn mark_healed(
+    all: &DamageSet,
+    index: &Index,
+    entries: &HashMap<ObjectId, Vec<PackBlobEntry>>,
+    damage: &mut [Damage],
+) {
+    for d in damage.iter_mut() {
+        let Some(pack) = pack_of_key(&d.object) else { continue };
+        let Some(blobs) = entries.get(&pack) else { continue };
+        let mut hit = blobs.iter().filter(|e| all.is_damaged(&pack, &e.id)).peekable();
+        d.healed = hit.peek().is_some() && hit.all(|e| !index.is_damaged(&e.id) && index.get(&e.id).is_some());
+    }
+}
+
+/// The pack a `packs/xx/<hex>` key names.
+fn pack_of_key(key: &str) -> Option<ObjectId> {
+    match arka_proto::layout::ObjectKey::parse(key)? {
+        arka_proto::layout::ObjectKey::Content { kind: ObjectKind::Pack, id } => Some(id),
+        _ => None,
+    }
 }
 
 /// Objects the repository could not open (it names each with why).
 fn note_damage(report: &mut VerifyReport, damaged: Vec<(String, String)>) {
-    report.damage.extend(damaged.into_iter().map(|(object, reason)| Damage { object, reason }));
+    report.damage.extend(damaged.into_iter().map(|(object, reason)| Damage { object, reason, healed: false }));
 }
 
 /// Packs the index names must exist with the size it recorded; returns those that do not.
@@ -121,7 +218,7 @@ fn check_pack_sizes(index: &Index, listed: &HashMap<ObjectId, u64>, report: &mut
             Some(&size) if size != len => format!("{size} bytes stored, the index recorded {len}"),
             Some(_) => continue,
         };
-        report.damage.push(Damage { object: ObjectKind::Pack.key(&pack_id), reason });
+        report.damage.push(Damage { object: ObjectKind::Pack.key(&pack_id), reason, healed: false });
         bad_packs.insert(pack_id);
     }
     bad_packs
@@ -143,7 +240,7 @@ async fn read_data(
     percent: f64,
     state_file: Option<&std::path::Path>,
     report: &mut VerifyReport,
-) -> HashSet<BlobId> {
+) -> DamageSet {
     let repo = reader.repo();
     let decrypt = repo.identities.is_some();
     let mut state = ReadState::load(state_file);
@@ -157,7 +254,7 @@ async fn read_data(
         })
         .buffer_unordered(PACKS_IN_FLIGHT);
     let now = jiff::Timestamp::now().as_second();
-    let mut bad_blobs = HashSet::new();
+    let mut found = DamageSet::default();
     while let Some(checked) = results.next().await {
         report.packs_read += 1;
         report.bytes_read += checked.bytes;
@@ -165,21 +262,25 @@ async fn read_data(
         if checked.damage.is_empty() {
             state.mark(checked.pack_id, now);
         } else {
-            bad_blobs.extend(checked.bad_blobs);
+            if checked.whole {
+                found.packs.insert(checked.pack_id);
+            }
+            found.blobs.extend(checked.bad_blobs.iter().map(|b| (checked.pack_id, *b)));
             report.damage.extend(checked.damage);
         }
     }
     state.save(state_file);
-    bad_blobs
+    found
 }
 
 /// Which snapshots can no longer be restored in full, and (with an identity) which files.
 async fn find_broken_snapshots(
-    reach: &Reachability<'_>,
+    reader: &BlobReader,
     snapshots: &[(ObjectId, Snapshot)],
     name_files: bool,
     report: &mut VerifyReport,
 ) {
+    let reach = Reachability { reader };
     let mut memo: HashMap<BlobId, bool> = HashMap::new();
     for (id, snap) in snapshots {
         let mut missing = Vec::new();
@@ -207,6 +308,9 @@ struct PackCheck {
     decrypted: u64,
     damage: Vec<Damage>,
     bad_blobs: Vec<BlobId>,
+    /// Nothing in the pack can be trusted (it is unreadable, or fails its hash and there
+    /// is no identity to check its blobs one by one).
+    whole: bool,
 }
 
 /// Downloads one pack, checks its hash and its blob table against the index, and with a
@@ -219,9 +323,10 @@ async fn read_pack(
     indexed: Vec<PackBlobEntry>,
 ) -> PackCheck {
     let key = ObjectKind::Pack.key(&pack_id);
-    let mut check = PackCheck { pack_id, bytes: len, decrypted: 0, damage: Vec::new(), bad_blobs: Vec::new() };
+    let mut check =
+        PackCheck { pack_id, bytes: len, decrypted: 0, damage: Vec::new(), bad_blobs: Vec::new(), whole: false };
     let all_bad = |check: &mut PackCheck, reason: String| {
-        check.damage.push(Damage { object: key.clone(), reason });
+        check.damage.push(Damage::new(key.clone(), reason));
         check.bad_blobs.extend(indexed.iter().map(|e| e.id));
     };
     let bytes = match repo.store.get(&key).await {
@@ -233,11 +338,12 @@ async fn read_pack(
     };
     let hash_ok = check_object_id(&key, &pack_id, &bytes).is_ok();
     if !hash_ok {
-        check.damage.push(Damage { object: key.clone(), reason: "content does not match its hash".into() });
+        check.damage.push(Damage::new(key.clone(), "content does not match its hash"));
         // Without an identity nothing inside can be trusted; with one, each blob is
         // checked on its own below, so only the blobs really hit are reported.
         if reader.is_none() {
             check.bad_blobs.extend(indexed.iter().map(|e| e.id));
+            check.whole = true;
             return check;
         }
     } else {
@@ -282,7 +388,7 @@ async fn read_pack(
         match opened {
             Ok(_) => check.decrypted += 1,
             Err(err) => {
-                check.damage.push(Damage { object: key.clone(), reason: err.into_reason() });
+                check.damage.push(Damage::new(key.clone(), err.into_reason()));
                 check.bad_blobs.push(e.id);
             }
         }
@@ -290,28 +396,21 @@ async fn read_pack(
     check
 }
 
+/// Walks snapshots through an index built with every known damaged copy marked.
 struct Reachability<'a> {
     reader: &'a BlobReader,
-    bad_packs: &'a HashSet<ObjectId>,
-    bad_blobs: &'a HashSet<BlobId>,
 }
 
 impl Reachability<'_> {
-    /// Whether a blob cannot be read intact: not indexed, found damaged, or in a bad pack.
+    /// Whether a blob cannot be read intact: not indexed, or every copy is damaged.
     fn damaged(&self, id: &BlobId) -> bool {
         let index = self.reader.index();
-        match index.get(id) {
-            None => true,
-            Some(loc) => self.bad_blobs.contains(id) || self.bad_packs.contains(&index.pack_of(loc).0),
-        }
+        index.get(id).is_none() || index.is_damaged(id)
     }
 
     fn blob_ok(&self, id: &BlobId, missing: &mut Vec<Damage>) -> bool {
         if self.reader.index().get(id).is_none() {
-            missing.push(Damage {
-                object: format!("blob {}", id.short()),
-                reason: "referenced but not in the index".into(),
-            });
+            missing.push(Damage::new(format!("blob {}", id.short()), "referenced but not in the index"));
         }
         !self.damaged(id)
     }
@@ -345,7 +444,7 @@ impl Reachability<'_> {
                     }
                     Err(e) => {
                         missing
-                            .push(Damage { object: format!("reference list {}", refs.short()), reason: e.to_string() });
+                            .push(Damage::new(format!("reference list {}", refs.short()), e.to_string()));
                         ok = false;
                     }
                 }
@@ -370,7 +469,7 @@ impl Reachability<'_> {
                     }
                 }
                 Err(e) => {
-                    missing.push(Damage { object: format!("content list {}", id.short()), reason: e.to_string() });
+                    missing.push(Damage::new(format!("content list {}", id.short()), e.to_string()));
                     ok = false;
                 }
             }

@@ -8,7 +8,8 @@ use arka_proto::crypto::open_meta;
 use arka_proto::pack::{self, Compression};
 use arka_proto::{BlobId, DataKey, ObjectId};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
+use crate::repo::damage::DamageSet;
 use crate::repo::index::{Index, Location};
 use crate::repo::Repository;
 use crate::store::ObjectKind;
@@ -177,6 +178,9 @@ pub struct BlobReader {
     index: Arc<Index>,
     data_keys: Mutex<HashMap<ObjectId, Arc<Vec<DataKey>>>>,
     windows: Mutex<WindowCache>,
+    /// Copies that failed to open (or whose pack is gone), for the operation to record so
+    /// the next backup stores them again.
+    found: Mutex<DamageSet>,
 }
 
 /// Packs are read in aligned windows of this size, and the last few windows are kept:
@@ -212,7 +216,23 @@ impl WindowCache {
 
 impl BlobReader {
     pub fn new(repo: Arc<Repository>, index: Arc<Index>) -> Self {
-        Self { repo, index, data_keys: Mutex::new(HashMap::new()), windows: Mutex::new(WindowCache::default()) }
+        Self {
+            repo,
+            index,
+            data_keys: Mutex::new(HashMap::new()),
+            windows: Mutex::new(WindowCache::default()),
+            found: Mutex::new(DamageSet::default()),
+        }
+    }
+
+    /// The damaged copies this reader ran into so far.
+    pub fn damage_found(&self) -> DamageSet {
+        self.found.lock().expect("no panics while locked").clone()
+    }
+
+    /// Notes that the copy of `blob` in `pack` is damaged.
+    pub fn note_damage(&self, pack: ObjectId, blob: BlobId) {
+        self.found.lock().expect("no panics while locked").blobs.insert((pack, blob));
     }
 
     /// The sealed bytes of a blob, from a cached window of its pack when possible.
@@ -251,9 +271,18 @@ impl BlobReader {
         self.index.get(id).copied().ok_or_else(|| Error::MissingBlob { blob: id.to_hex() })
     }
 
-    /// Reads, opens and verifies one blob.
+    /// Reads, opens and verifies one blob. A damaged copy is noted (`damage_found`).
     pub async fn read(&self, id: &BlobId) -> Result<Vec<u8>> {
         let loc = self.location(id)?;
+        let (pack_id, _) = self.index.pack_of(&loc);
+        let read = self.read_at(id, loc).await;
+        if read.as_ref().is_err_and(|e| e.kind() == ErrorKind::Damaged) {
+            self.note_damage(pack_id, *id);
+        }
+        read
+    }
+
+    async fn read_at(&self, id: &BlobId, loc: Location) -> Result<Vec<u8>> {
         let (pack_id, pack_len) = self.index.pack_of(&loc);
         let key = ObjectKind::Pack.key(&pack_id);
         let data_key = match loc.kind.meta_seal_label() {

@@ -4,11 +4,15 @@
 //! Packs that a prune plan condemns are still readable until they are deleted, but new
 //! snapshots must not come to depend on them: `contains` (what deduplication asks) is
 //! false for a blob whose only copies are in condemned packs, so a backup stores it again.
+//! Copies a damage report names are treated the same way, and readers are sent to another
+//! copy when there is one.
 
 use std::collections::{HashMap, HashSet};
 
 use arka_proto::pack::{BlobKind, Compression, PackBlobEntry};
 use arka_proto::{BlobId, IndexSegment, ObjectId};
+
+use crate::repo::damage::DamageSet;
 
 /// A blob's place: its pack (by position in `Index::packs`) and its entry.
 #[derive(Clone, Copy, Debug)]
@@ -48,24 +52,43 @@ pub struct Index {
     /// a chunk.
     blobs: Vec<(BlobId, Location)>,
     condemned_pos: HashSet<u32>,
+    /// Blobs whose every indexed copy is known damaged: readers still try the copy (part of
+    /// a damaged pack may read fine), but deduplication must not trust it.
+    damaged: HashSet<BlobId>,
 }
 
 impl Index {
     /// The index of `segments`. Packs that prune plans condemn (`condemned`) stay readable,
-    /// but a blob with a copy elsewhere is located at that live copy.
-    pub fn build<'a>(condemned: &HashSet<ObjectId>, segments: impl IntoIterator<Item = &'a IndexSegment>) -> Self {
+    /// but a blob with a copy elsewhere is located at that live copy; likewise a blob with
+    /// a copy `damage` does not name is located at that healthy copy.
+    pub fn build<'a>(
+        condemned: &HashSet<ObjectId>,
+        damage: &DamageSet,
+        segments: impl IntoIterator<Item = &'a IndexSegment>,
+    ) -> Self {
         let segments: Vec<&IndexSegment> = segments.into_iter().collect();
         let entries = segments.iter().flat_map(|s| &s.packs).map(|p| p.blobs.len()).sum();
         let mut index = Self { blobs: Vec::with_capacity(entries), ..Self::default() };
+        let mut damaged_copies: HashSet<(u32, BlobId)> = HashSet::new();
         for p in segments.iter().flat_map(|s| &s.packs) {
             let pos = index.add_pack(p.pack_id, p.pack_len, condemned);
-            index.blobs.extend(p.blobs.iter().map(|e| (e.id, Location { pack: pos, ..Location::from(e) })));
+            for e in &p.blobs {
+                if damage.is_damaged(&p.pack_id, &e.id) {
+                    damaged_copies.insert((pos, e.id));
+                }
+                index.blobs.push((e.id, Location { pack: pos, ..Location::from(e) }));
+            }
         }
-        // Per blob, a live copy first, then the copy indexed first; keep that one.
+        // Per blob: a healthy copy first, then a live one, then the copy indexed first;
+        // keep that one.
         let condemned_pos = &index.condemned_pos;
-        index.blobs.sort_unstable_by_key(|(id, loc)| (*id, condemned_pos.contains(&loc.pack), loc.pack));
+        let is_damaged = |id: &BlobId, loc: &Location| !damaged_copies.is_empty() && damaged_copies.contains(&(loc.pack, *id));
+        index
+            .blobs
+            .sort_unstable_by_key(|(id, loc)| (*id, is_damaged(id, loc), condemned_pos.contains(&loc.pack), loc.pack));
         index.blobs.dedup_by_key(|(id, _)| *id);
         index.blobs.shrink_to_fit();
+        index.damaged = index.blobs.iter().filter(|(id, loc)| is_damaged(id, loc)).map(|(id, _)| *id).collect();
         index
     }
 
@@ -102,7 +125,17 @@ impl Index {
     /// Whether a new snapshot may reference the blob without storing it: it has a copy in
     /// a pack no prune plan condemns.
     pub fn contains(&self, id: &BlobId) -> bool {
-        self.get(id).is_some_and(|l| !self.condemned_pos.contains(&l.pack))
+        self.get(id).is_some_and(|l| !self.condemned_pos.contains(&l.pack)) && !self.is_damaged(id)
+    }
+
+    /// Whether every indexed copy of a blob is known damaged.
+    pub fn is_damaged(&self, id: &BlobId) -> bool {
+        !self.damaged.is_empty() && self.damaged.contains(id)
+    }
+
+    /// The blobs whose every indexed copy is known damaged.
+    pub fn damaged(&self) -> &HashSet<BlobId> {
+        &self.damaged
     }
 
     /// Whether a pack (by position) is condemned by a prune plan.
@@ -152,7 +185,7 @@ mod tests {
     fn a_blob_is_found_at_its_live_copy_and_not_offered_for_dedup_when_only_condemned() {
         let condemned = HashSet::from([ObjectId([1; 32])]);
         let segments = [segment(1, &[7, 8]), segment(2, &[7, 9]), segment(3, &[9])];
-        let index = Index::build(&condemned, &segments);
+        let index = Index::build(&condemned, &DamageSet::default(), &segments);
         assert_eq!(index.len(), 3);
         assert_eq!(index.pack_of(index.get(&BlobId([7; 32])).unwrap()).0, ObjectId([2; 32]));
         assert!(index.contains(&BlobId([7; 32])));
@@ -165,9 +198,27 @@ mod tests {
     }
 
     #[test]
+    fn a_damaged_copy_is_read_only_when_there_is_no_other_and_never_deduplicated_against() {
+        let damage = DamageSet {
+            packs: HashSet::from([ObjectId([3; 32])]),
+            blobs: HashSet::from([(ObjectId([1; 32]), BlobId([7; 32]))]),
+        };
+        let segments = [segment(1, &[7, 8]), segment(2, &[7]), segment(3, &[9])];
+        let index = Index::build(&HashSet::new(), &damage, &segments);
+        // Damaged in pack 1, healthy in pack 2: read from 2, and deduplicated against.
+        assert_eq!(index.pack_of(index.get(&BlobId([7; 32])).unwrap()).0, ObjectId([2; 32]));
+        assert!(index.contains(&BlobId([7; 32])) && !index.is_damaged(&BlobId([7; 32])));
+        // Only in a damaged pack: still readable (part of it may be intact), but stored again.
+        assert!(index.get(&BlobId([9; 32])).is_some());
+        assert!(!index.contains(&BlobId([9; 32])) && index.is_damaged(&BlobId([9; 32])));
+        assert!(index.contains(&BlobId([8; 32])));
+        assert_eq!(index.damaged().len(), 1);
+    }
+
+    #[test]
     fn the_index_takes_under_64_bytes_a_blob() {
         let segments: Vec<IndexSegment> = (0..40u8).map(|p| segment(p, &(0..200).collect::<Vec<u8>>())).collect();
-        let index = Index::build(&HashSet::new(), &segments);
+        let index = Index::build(&HashSet::new(), &DamageSet::default(), &segments);
         assert_eq!(index.len(), 200);
         let per_blob = index.blobs.capacity() * std::mem::size_of::<(BlobId, Location)>() / index.len();
         assert!(per_blob < 64, "{per_blob} bytes a blob");

@@ -3,6 +3,7 @@
 
 pub mod blob;
 pub mod content;
+pub mod damage;
 pub mod index;
 pub mod keys;
 pub mod local_state;

@@ -8,6 +8,7 @@ use arka_proto::{
 };
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::repo::damage::DamageSet;
 use crate::repo::index::Index;
 use crate::store::{Listed, ObjectKind, Store, CONFIG_KEY};
 
@@ -16,7 +17,7 @@ use crate::store::{Listed, ObjectKind, Store, CONFIG_KEY};
 pub const DEFAULT_PACK_SIZE: u32 = 16 << 20;
 const DEFAULT_ZSTD_LEVEL: i32 = 3;
 /// How many objects to fetch at once while loading the index or snapshot list.
-const LOAD_CONCURRENCY: usize = 8;
+pub(crate) const LOAD_CONCURRENCY: usize = 8;
 
 pub struct Repository {
     pub store: Store,
@@ -89,16 +90,18 @@ impl Repository {
             .ok_or_else(|| Error::Usage("this operation needs a recovery identity (--identity)".into()))
     }
 
-    /// Loads every index segment, and the prune plans that condemn packs. A segment or plan
-    /// that fails to authenticate is skipped (FORMAT.md §11.1 says why that is safe).
+    /// Loads every index segment, the prune plans that condemn packs, and the recorded
+    /// damage. A segment, plan or report that fails to authenticate is skipped (FORMAT.md
+    /// §11.1 says why that is safe).
     pub async fn load_index(&self) -> Result<Index> {
         let condemned = self.load_plans().await?.iter().flat_map(|(_, _, p)| p.packs.iter().copied()).collect();
-        self.index_with_condemned(condemned).await
+        let damage = self.load_damage().await?;
+        self.index_with(condemned, &damage).await
     }
 
-    /// The index for reading only (restore, dump, ls). Condemned packs matter only to
-    /// writers, so plans that cannot even be fetched are a warning here: they must not
-    /// block a restore.
+    /// The index for reading only (restore, dump, ls). Condemned packs and damage reports
+    /// only steer which copy is read, so when they cannot even be fetched that is a
+    /// warning here: they must not block a restore.
     pub async fn load_index_for_reading(&self) -> Result<Index> {
         let condemned = match self.load_plans().await {
             Ok(plans) => plans.iter().flat_map(|(_, _, p)| p.packs.iter().copied()).collect(),
@@ -107,12 +110,17 @@ impl Repository {
                 Default::default()
             }
         };
-        self.index_with_condemned(condemned).await
+        let damage = self.load_damage().await.unwrap_or_else(|e| {
+            tracing::warn!("ignoring the damage reports, which cannot be read: {e}");
+            DamageSet::default()
+        });
+        self.index_with(condemned, &damage).await
     }
 
-    async fn index_with_condemned(&self, condemned: std::collections::HashSet<ObjectId>) -> Result<Index> {
+    /// The index of every segment that opens, with `condemned` packs and `damage` marked.
+    pub async fn index_with(&self, condemned: std::collections::HashSet<ObjectId>, damage: &DamageSet) -> Result<Index> {
         let segments = self.load_segments().await?;
-        Ok(Index::build(&condemned, segments.iter().map(|(_, s)| s)))
+        Ok(Index::build(&condemned, damage, segments.iter().map(|(_, s)| s)))
     }
 
     /// Every index segment that opens, with its ID; damaged ones are skipped with a warning.
@@ -217,7 +225,7 @@ impl<T> Loaded<T> {
     /// Sorts loads into objects and damaged ones. A failure to read (the store) is not
     /// damage and fails the whole load: skipping what could not be fetched would make an
     /// outage look like missing snapshots.
-    async fn collect(loads: impl futures::Stream<Item = (String, Result<T>)>) -> Result<Loaded<T>> {
+    pub(crate) async fn collect(loads: impl futures::Stream<Item = (String, Result<T>)>) -> Result<Loaded<T>> {
         futures::pin_mut!(loads);
         let mut out = Loaded { objects: Vec::new(), damaged: Vec::new() };
         while let Some((key, result)) = loads.next().await {

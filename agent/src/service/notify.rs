@@ -28,6 +28,8 @@ pub enum EventKind {
     RpoMissed,
     VerifyDamage,
     ReplicationFailing,
+    /// A backup stored again the data of damaged copies: the repository is whole again.
+    DamageHealed,
     /// A source (or target) that was alerted on is fine again. Sent only if something was
     /// alerted for it, so the runner may report every success as `Recovered`.
     Recovered,
@@ -41,6 +43,7 @@ impl EventKind {
             EventKind::RpoMissed => "rpo_missed",
             EventKind::VerifyDamage => "verify_damage",
             EventKind::ReplicationFailing => "replication_failing",
+            EventKind::DamageHealed => "damage_healed",
             EventKind::Recovered => "recovered",
         }
     }
@@ -52,6 +55,7 @@ impl EventKind {
             EventKind::RpoMissed => "no recent backup (RPO missed)",
             EventKind::VerifyDamage => "verify found damage",
             EventKind::ReplicationFailing => "replication failing",
+            EventKind::DamageHealed => "damage found and healed",
             EventKind::Recovered => "recovered",
         }
     }

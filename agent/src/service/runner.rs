@@ -34,6 +34,10 @@ const RPO_CHECK: Duration = Duration::from_secs(60);
 /// store request has already been retried for minutes, and retrying in place would only
 /// delay the alert.
 const RETRY_SOON: Duration = Duration::from_secs(300);
+/// How often a backup lists the packs to find any gone missing (also the first backup
+/// after a start). A listing of a large repository takes many requests, and each source's
+/// backup would otherwise make one.
+const PACK_CHECK_EVERY: Duration = Duration::from_secs(6 * 3600);
 /// How long a running backup may take to reach a safe point once the service stops
 /// (systemd's default stop timeout is 90 s; Windows asks for a wait hint).
 pub const EXIT_DEADLINE: Duration = Duration::from_secs(60);
@@ -59,6 +63,8 @@ struct Agent {
     primary: tokio::sync::OnceCell<Arc<Repository>>,
     /// Counts finished runs (backups and maintenance), so status pushes follow each one.
     runs: watch::Sender<u64>,
+    /// When a backup last listed the packs to find missing ones (`None`: not since start).
+    last_pack_check: Mutex<Option<std::time::Instant>>,
 }
 
 /// Runs the agent until `stop` is cancelled. Returns an error only for what makes running
@@ -88,6 +94,7 @@ pub async fn run(cfg: Config, clock: Arc<dyn Clock>, stop: CancellationToken) ->
         replicate,
         primary: tokio::sync::OnceCell::new(),
         runs: watch::Sender::new(0),
+        last_pack_check: Mutex::new(None),
         clock,
         cfg,
     });
@@ -139,6 +146,16 @@ impl Agent {
 
     fn now_ns(&self) -> i64 {
         self.clock.now().as_nanosecond() as i64
+    }
+
+    /// Whether this backup should list the packs; if so, the next one need not for a while.
+    fn pack_check_due(&self) -> bool {
+        let mut last = self.last_pack_check.lock().expect("no panics while locked");
+        let due = last.is_none_or(|t| t.elapsed() >= PACK_CHECK_EVERY);
+        if due {
+            *last = Some(std::time::Instant::now());
+        }
+        due
     }
 
     fn stopping(&self) -> bool {
@@ -302,6 +319,7 @@ async fn run_source(agent: &Arc<Agent>, key: &arka_proto::AgentKey, source: &Sou
             if outcome.snapshot.partial {
                 tracing::warn!("source {}: {} files could not be read", source.name, st.unreadable);
             }
+            report_healing(agent, source, &outcome);
         }
         Ended::Cancelled | Ended::Abandoned => {
             tracing::info!("source {}: backup stopped by shutdown; the next run resumes", source.name);
@@ -323,6 +341,15 @@ async fn run_source(agent: &Arc<Agent>, key: &arka_proto::AgentKey, source: &Sou
     }
     agent.runs.send_modify(|n| *n += 1);
     retry_soon
+}
+
+/// Says on the status page, and in a notification, what a backup did about known damage.
+fn report_healing(agent: &Agent, source: &Source, outcome: &crate::engine::backup::BackupOutcome) {
+    let Some(note) = crate::engine::backup::healing_note(&outcome.healing, &outcome.id.short()) else { return };
+    tracing::warn!("source {}: {note}", source.name);
+    agent.board.update(|st| st.maintenance.damage_note = Some(note.clone()));
+    let kind = if outcome.healing.not_healable() == 0 { EventKind::DamageHealed } else { EventKind::VerifyDamage };
+    agent.notify(Event::now(kind, Some(&source.name), note));
 }
 
 /// Copies the primary to one secondary target after each backup, and retries a failing

@@ -11,6 +11,7 @@
 
 mod buffers;
 mod files_cache;
+mod healing;
 mod queued;
 mod walk;
 
@@ -25,6 +26,7 @@ use arka_proto::pack::BlobKind;
 use arka_proto::{BlobId, IndexSegment, ObjectId, PackIndex, Snapshot};
 
 pub use files_cache::{default_cache_dir, FilesCache};
+pub use healing::{healing_note, Healing};
 pub(crate) use walk::encode_tree;
 
 use crate::engine::chunker::Chunker;
@@ -83,19 +85,23 @@ pub struct BackupOptions {
     /// Where the files cache lives; `None` disables it.
     pub cache_dir: Option<PathBuf>,
     pub progress: Arc<Progress>,
+    /// List the packs to find any that went missing since they were indexed.
+    pub check_packs: bool,
 }
 
 pub struct BackupOutcome {
     pub id: ObjectId,
     pub snapshot: Snapshot,
     pub problems: Vec<Problem>,
+    pub healing: Healing,
 }
 
 pub async fn run(repo: Arc<Repository>, source: Source, opts: BackupOptions) -> Result<BackupOutcome> {
     let started = Instant::now();
     let start_time = jiff::Timestamp::now();
-    let index = Arc::new(repo.load_index().await?);
+    let index = Arc::new(healing::index_for_backup(&repo, opts.check_packs).await?);
     let index_loaded = Instant::now();
+    let damaged = index.damaged().clone();
     let (pipeline, job_tx) = Pipeline::start(&repo, &opts.progress);
 
     let (source_kind, source_names, cache_file) = describe(&repo, &source, opts.cache_dir.as_deref());
@@ -113,14 +119,15 @@ pub async fn run(repo: Arc<Repository>, source: Source, opts: BackupOptions) -> 
             Source::Paths(paths) => walker.backup_paths(paths),
             Source::Command { command, name } => walker.backup_command(command, name),
         };
+        let healing = Healing { damaged: damaged.len() as u64, healed: walker.stored_again(&damaged) };
         // Dropping the walker closes the queue, which lets the workers flush and stop.
-        (root, walker.stats, walker.problems, walker.new_cache)
+        (root, walker.stats, walker.problems, walker.new_cache, healing)
     })
     .await
     .map_err(|e| Error::Internal(e.to_string()))?;
     let uploaded = pipeline.finish().await?;
 
-    let (root, mut stats, problems, new_cache) = walked;
+    let (root, mut stats, problems, new_cache, healing) = walked;
     // The uploader's error explains a walker that stopped because packing stopped.
     stats.bytes_stored = uploaded?;
     let (tree, refs) = root?;
@@ -148,7 +155,7 @@ pub async fn run(repo: Arc<Repository>, source: Source, opts: BackupOptions) -> 
             tracing::warn!("could not save the files cache: {e}");
         }
     }
-    Ok(BackupOutcome { id, snapshot, problems })
+    Ok(BackupOutcome { id, snapshot, problems, healing })
 }
 
 /// The stages behind the walker: worker threads that compress and seal blobs into packs

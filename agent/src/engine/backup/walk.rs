@@ -73,6 +73,11 @@ impl Walker {
         }
     }
 
+    /// How many of `ids` this backup stored.
+    pub fn stored_again(&self, ids: &HashSet<BlobId>) -> u64 {
+        ids.iter().filter(|id| self.queued.contains(id)).count() as u64
+    }
+
     fn check_cancelled(&self) -> Result<()> {
         if self.progress.cancel.is_cancelled() {
             return Err(Error::Cancelled);

@@ -48,6 +48,7 @@ impl Job for Backup {
             tags: self.source.tags.clone(),
             no_cache: false,
             label: Some(self.source.name.clone()),
+            check_packs: self.agent.pack_check_due(),
         };
         let result = session.backup(request).await;
         if let Some(timer) = timer {
@@ -135,7 +136,7 @@ impl Maintain {
             _ => {
                 let state_file = self.agent.cfg.state_dir.join("verify-state.cbor");
                 let report = session.verify(Some(m.verify_percent as f64), state_file).await?;
-                let damage = report.damage.len() as u64;
+                let damage = report.unhealed().count() as u64;
                 if damage > 0 {
                     let broken = report.broken_snapshots.len();
                     self.agent.notify(

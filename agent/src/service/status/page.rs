@@ -225,6 +225,14 @@ fn maintenance_card(h: &mut String, st: &AgentStatus, clock: &Clock) {
     if m.verify_damage > 0 {
         row(h, "Damaged data", &format!("<span class=\"err\">{}</span>", m.verify_damage));
     }
+    if let Some(note) = &m.damage_note {
+        let shown = if note.contains("not healable") {
+            format!("<span class=\"err\">{}</span>", esc(note))
+        } else {
+            esc(note).to_string()
+        };
+        row(h, "Damage", &shown);
+    }
     if let Some(t) = m.next_verify_ns {
         row(h, "Next check", &clock.relative(t));
     }
