@@ -166,13 +166,15 @@ fn note_recorded_damage(
     report: &mut VerifyReport,
 ) {
     let not_found_again = known.minus(found);
-    for pack in &not_found_again.packs {
+    let named: HashSet<String> = report.damage.iter().map(|d| d.object.clone()).collect();
+    let unnamed = |pack: &ObjectId| !named.contains(&ObjectKind::Pack.key(pack));
+    for pack in not_found_again.packs.iter().filter(|p| unnamed(p)) {
         if entries.contains_key(pack) {
             let reason = "recorded as damaged by an earlier operation".to_string();
             report.damage.push(Damage { object: ObjectKind::Pack.key(pack), reason, healed: false });
         }
     }
-    for (pack, blob) in &not_found_again.blobs {
+    for (pack, blob) in not_found_again.blobs.iter().filter(|(p, _)| unnamed(p)) {
         if index.position(pack).is_some() {
             let reason = format!("blob {}: recorded as damaged by an earlier operation", blob.short());
             report.damage.push(Damage { object: ObjectKind::Pack.key(pack), reason, healed: false });

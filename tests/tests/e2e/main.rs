@@ -17,6 +17,7 @@ mod dumps;
 mod erase;
 mod errors;
 mod forget;
+mod healing;
 mod incremental;
 mod prune;
 mod roundtrip;

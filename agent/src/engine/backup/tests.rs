@@ -35,6 +35,7 @@ async fn a_long_file_is_listed_in_pieces_cached_and_restored() {
             tags: vec![],
             cache_dir: Some(dir.path().join("cache")),
             progress: Default::default(),
+            check_packs: true,
         };
         run(repo.clone(), Source::Paths(vec![src.clone()]), opts)
     };
