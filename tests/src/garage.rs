@@ -316,21 +316,38 @@ impl Garage {
         }
     }
 
-    /// Waits until a write and a listing through node `i`'s S3 API succeed.
-    fn wait_for_s3(&self, i: usize) {
+    /// Uploads every file under `local` to `prefix/<its path under local>` through node 0:
+    /// a repository prepared (or damaged) on disk, as it would sit in the bucket.
+    pub fn upload_dir(&self, local: &Path, prefix: &str) {
+        let store = self.client(0, 3);
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
+        for file in crate::walk_files(local) {
+            let rel = file.strip_prefix(local).expect("under the root").to_string_lossy().replace('\\', "/");
+            let path = ObjectPath::from(format!("{}/{rel}", prefix.trim_matches('/')));
+            let bytes = std::fs::read(&file).expect("read a repository file");
+            runtime.block_on(store.put(&path, PutPayload::from(bytes))).expect("upload to garage");
+        }
+    }
+
+    fn client(&self, i: usize, retries: usize) -> object_store::aws::AmazonS3 {
         // object_store's HTTP client needs a TLS provider even for plain HTTP (as in arka).
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let store = AmazonS3Builder::new()
+        AmazonS3Builder::new()
             .with_endpoint(self.endpoint(i))
             .with_region(REGION)
             .with_bucket_name(BUCKET)
             .with_access_key_id(&self.key_id)
             .with_secret_access_key(&self.secret_key)
             .with_allow_http(true)
-            .with_retry(RetryConfig { max_retries: 0, ..Default::default() })
+            .with_retry(RetryConfig { max_retries: retries, ..Default::default() })
             .with_client_options(ClientOptions::new().with_timeout(Duration::from_secs(5)).with_allow_http(true))
             .build()
-            .expect("S3 client for the readiness probe");
+            .expect("S3 client")
+    }
+
+    /// Waits until a write and a listing through node `i`'s S3 API succeed.
+    fn wait_for_s3(&self, i: usize) {
+        let store = self.client(i, 0);
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
         let probe = ObjectPath::from(format!("harness-probe/node{i}"));
         let started = Instant::now();

@@ -123,8 +123,8 @@ pub(super) async fn snapshots(a: SnapshotsArgs, out: &Output) -> Result<ExitCode
 pub(super) async fn ls(a: LsArgs, out: &Output) -> Result<ExitCode> {
     let (session, (_, snap)) = open_and_pick(&a.read).await?;
     let reader = session.reader().await?;
-    let entries = restore::walk(&reader, &snap, a.path.as_deref()).await?;
-    for e in &entries {
+    let walked = restore::walk_around_damage(&reader, &snap, a.path.as_deref()).await?;
+    for e in &walked.entries {
         let n = &e.node;
         if out.json {
             let v = serde_json::json!({
@@ -140,7 +140,11 @@ pub(super) async fn ls(a: LsArgs, out: &Output) -> Result<ExitCode> {
             say!("{kind} {:04o} {:>12}  {}", n.mode.unwrap_or(0), n.size, e.display_path());
         }
     }
-    Ok(ExitCode::SUCCESS)
+    // Names go to the operator's own terminal only.
+    for (folder, e) in &walked.damaged {
+        eprintln!("arka: the listing of {folder} is damaged, its contents are not shown: {e}");
+    }
+    Ok(if walked.damaged.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(3) })
 }
 
 pub(super) async fn restore(a: RestoreArgs, out: &Output) -> Result<ExitCode> {

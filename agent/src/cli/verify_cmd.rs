@@ -33,6 +33,16 @@ pub(super) async fn verify(a: VerifyArgs, out: &Output) -> Result<ExitCode> {
     Ok(if report.is_clean() { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
+/// What to do about a damaged object of the kind `object` names.
+fn advice(object: &str) -> &'static str {
+    match object.split('/').next() {
+        Some("index") => " (run `arka repair index` to index its packs again from their own tables)",
+        Some("snapshots") => " (the snapshot is lost; `arka forget` removes it from this list)",
+        Some("packs") => " (recorded: the next backup stores the data again where the source still has it)",
+        _ => "",
+    }
+}
+
 fn print_report(report: &VerifyReport) {
     say!(
         "checked {} snapshots, {} index segments, {} packs, {} blobs; read {} packs ({}), decrypted {} blobs",
@@ -45,10 +55,14 @@ fn print_report(report: &VerifyReport) {
         report.blobs_decrypted
     );
     for d in report.unhealed() {
-        say!("DAMAGED {}: {}", d.object, d.reason);
+        say!("DAMAGED {}: {}{}", d.object, d.reason, advice(&d.object));
     }
     for d in report.damage.iter().filter(|d| d.healed) {
-        say!("healed {}: {} (every damaged blob has a healthy copy elsewhere; prune deletes the pack)", d.object, d.reason);
+        say!(
+            "healed {}: {} (every damaged blob a snapshot needs has a healthy copy elsewhere; prune deletes the pack)",
+            d.object,
+            d.reason
+        );
     }
     if report.damage_recorded > 0 {
         say!(

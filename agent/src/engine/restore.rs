@@ -13,7 +13,7 @@ use arka_proto::status::human_bytes;
 use arka_proto::{BlobId, Node, NodeKind, Snapshot, Tree};
 
 use crate::engine::progress::Progress;
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::platform::{apply_permissions, name_from_bytes, ns_to_time, symlink};
 use crate::repo::blob::BlobReader;
 use crate::repo::content::content_ids;
@@ -40,8 +40,12 @@ pub struct Entry {
 
 impl Entry {
     pub fn display_path(&self) -> String {
-        self.path.iter().map(|c| String::from_utf8_lossy(c)).collect::<Vec<_>>().join("/")
+        display_path(&self.path)
     }
+}
+
+fn display_path(path: &[Vec<u8>]) -> String {
+    path.iter().map(|c| String::from_utf8_lossy(c)).collect::<Vec<_>>().join("/")
 }
 
 /// Splits a user-given snapshot path (`imaging/2026/scan.dcm`) into components.
@@ -64,33 +68,63 @@ pub async fn find(reader: &BlobReader, snapshot: &Snapshot, path: &str) -> Resul
     Err(Error::NoSuchPath(path.into()))
 }
 
-/// Every entry under `start` (or the whole snapshot), parents before children.
+/// Every entry under `start` (or the whole snapshot), parents before children. A damaged
+/// tree anywhere fails the walk; restore uses `walk_around_damage` instead.
 pub async fn walk(reader: &BlobReader, snapshot: &Snapshot, start: Option<&str>) -> Result<Vec<Entry>> {
-    let mut out = Vec::new();
+    let walked = walk_around_damage(reader, snapshot, start).await?;
+    match walked.damaged.into_iter().next() {
+        Some((_, e)) => Err(e),
+        None => Ok(walked.entries),
+    }
+}
+
+/// What a walk reached, and the folders whose listing could not be read.
+pub struct Walked {
+    pub entries: Vec<Entry>,
+    /// A folder (its path) whose tree is damaged or missing: its contents are unknown.
+    pub damaged: Vec<(String, Error)>,
+}
+
+/// Like `walk`, but a damaged folder below the start costs only its own contents: the
+/// folder is listed in `damaged` and the walk goes on. The start itself must be readable.
+pub async fn walk_around_damage(reader: &BlobReader, snapshot: &Snapshot, start: Option<&str>) -> Result<Walked> {
+    let mut out = Walked { entries: Vec::new(), damaged: Vec::new() };
     let mut stack: Vec<(Vec<Vec<u8>>, BlobId)> = Vec::new();
-    match start.filter(|p| !split_path(p).is_empty()) {
-        None => stack.push((Vec::new(), snapshot.tree)),
+    let root = match start.filter(|p| !split_path(p).is_empty()) {
+        None => {
+            stack.push((Vec::new(), snapshot.tree));
+            None
+        }
         Some(p) => {
             let e = find(reader, snapshot, p).await?;
             if let Some(sub) = e.node.subtree {
                 stack.push((e.path.clone(), sub));
             }
-            out.push(e);
+            let path = e.path.clone();
+            out.entries.push(e);
+            Some(path)
         }
-    }
+    };
     while let Some((prefix, tree_id)) = stack.pop() {
-        let tree = load_tree(reader, &tree_id).await?;
+        let tree = match load_tree(reader, &tree_id).await {
+            Ok(tree) => tree,
+            Err(e) if e.kind() == ErrorKind::Damaged && (prefix.len() > root.as_ref().map_or(0, Vec::len)) => {
+                out.damaged.push((format!("{}/", display_path(&prefix)), e));
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
         for node in tree.nodes.into_iter().rev() {
             let mut path = prefix.clone();
             path.push(node.name.clone());
             if let Some(sub) = node.subtree {
                 stack.push((path.clone(), sub));
             }
-            out.push(Entry { path, node });
+            out.entries.push(Entry { path, node });
         }
     }
     // Stack order visits siblings in reverse; sort by path for a stable listing.
-    out.sort_by(|a, b| a.path.cmp(&b.path));
+    out.entries.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(out)
 }
 
@@ -125,9 +159,11 @@ pub async fn restore(
     target: &Path,
     progress: Arc<Progress>,
 ) -> Result<RestoreSummary> {
-    let entries = walk(&reader, snapshot, start).await?;
+    let walked = walk_around_damage(&reader, snapshot, start).await?;
+    let entries = walked.entries;
     std::fs::create_dir_all(target).map_err(|e| Error::io(target, e))?;
     let mut summary = RestoreSummary::default();
+    summary.damaged.extend(walked.damaged.into_iter().map(|(path, e)| (path, e.into_reason())));
     let local = |e: &Entry| -> PathBuf {
         let mut p = target.to_path_buf();
         for c in &e.path {

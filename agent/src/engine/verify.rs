@@ -38,7 +38,8 @@ pub struct VerifyOptions {
 pub struct Damage {
     pub object: String,
     pub reason: String,
-    /// Every damaged blob in it has a healthy copy elsewhere (a backup stored it again).
+    /// Every damaged blob in it that a snapshot needs has a healthy copy elsewhere (a
+    /// backup stored it again).
     pub healed: bool,
 }
 
@@ -110,8 +111,12 @@ pub async fn verify(repo: std::sync::Arc<Repository>, opts: &VerifyOptions) -> R
     all.extend(found.clone());
     let index = std::sync::Arc::new(Index::build(&Default::default(), &all, &segments));
     note_recorded_damage(&known, &found, &index, &entries_by_pack, &mut report);
-    mark_healed(&all, &index, &entries_by_pack, &mut report.damage);
     let reader = BlobReader::new(repo.clone(), index);
+    let roots = snapshots.objects.iter().map(|(_, s)| (s.tree, s.refs)).collect();
+    // When what the snapshots need cannot be told, every damaged blob counts as needed.
+    let needed = crate::engine::reach::reachable_from(&reader, roots).await.ok();
+    let healed = Healed { all: &all, index: reader.index(), entries: &entries_by_pack, needed: needed.as_ref() };
+    healed.mark(&mut report.damage);
     find_broken_snapshots(&reader, &snapshots.objects, repo.identities.is_some(), &mut report).await;
     dedup_damage(&mut report.damage);
     Ok(report)
@@ -182,19 +187,30 @@ fn note_recorded_damage(
     }
 }
 
-/// Damage in a pack is healed when every damaged blob in it has a healthy copy elsewhere:
-/// snapshots name blobs, not copies, so they are whole again. Prune deletes the pack.
-fn mark_healed(
-    all: &DamageSet,
-    index: &Index,
-    entries: &HashMap<ObjectId, Vec<PackBlobEntry>>,
-    damage: &mut [Damage],
-) {
-    for d in damage.iter_mut() {
-        let Some(pack) = pack_of_key(&d.object) else { continue };
-        let Some(blobs) = entries.get(&pack) else { continue };
-        let mut hit = blobs.iter().filter(|e| all.is_damaged(&pack, &e.id)).peekable();
-        d.healed = hit.peek().is_some() && hit.all(|e| !index.is_damaged(&e.id) && index.get(&e.id).is_some());
+/// Damage in a pack is healed when no snapshot needs a damaged blob in it that lacks a
+/// healthy copy elsewhere: snapshots name blobs, not copies, so they are whole again.
+/// Prune deletes the pack once nothing reads from it.
+struct Healed<'a> {
+    all: &'a DamageSet,
+    index: &'a Index,
+    entries: &'a HashMap<ObjectId, Vec<PackBlobEntry>>,
+    /// Every blob a snapshot reaches; `None` when that cannot be told.
+    needed: Option<&'a HashSet<BlobId>>,
+}
+
+impl Healed<'_> {
+    fn mark(&self, damage: &mut [Damage]) {
+        for d in damage.iter_mut() {
+            let Some(pack) = pack_of_key(&d.object) else { continue };
+            let Some(blobs) = self.entries.get(&pack) else { continue };
+            let mut hit = blobs.iter().filter(|e| self.all.is_damaged(&pack, &e.id)).peekable();
+            d.healed = hit.peek().is_some() && hit.all(|e| self.harmless(&e.id));
+        }
+    }
+
+    fn harmless(&self, id: &BlobId) -> bool {
+        let healthy_copy = !self.index.is_damaged(id) && self.index.get(id).is_some();
+        healthy_copy || self.needed.is_some_and(|needed| !needed.contains(id))
     }
 }
 
@@ -445,8 +461,7 @@ impl Reachability<'_> {
                         }
                     }
                     Err(e) => {
-                        missing
-                            .push(Damage::new(format!("reference list {}", refs.short()), e.to_string()));
+                        missing.push(Damage::new(format!("reference list {}", refs.short()), e.to_string()));
                         ok = false;
                     }
                 }

@@ -246,11 +246,18 @@ impl BlobReader {
             return self.repo.store.get_range(&key, start..end).await;
         }
         let cell = self.windows.lock().expect("no panics while locked").cell((pack_id, first));
-        let (at, bytes) = cell
+        let window = cell
             .get_or_try_init(|| async {
                 Ok::<_, Error>((first, self.repo.store.get_range(&key, first..window_end).await?))
             })
-            .await?;
+            .await;
+        let (at, bytes) = match window {
+            Ok(w) => w,
+            // A truncated pack fails every window that reaches past its end: the blobs
+            // before the cut are intact and read one by one.
+            Err(e) if e.kind() == ErrorKind::Damaged => return self.repo.store.get_range(&key, start..end).await,
+            Err(e) => return Err(e),
+        };
         if end <= at + bytes.len() as u64 {
             Ok(bytes.slice((start - at) as usize..(end - at) as usize))
         } else {

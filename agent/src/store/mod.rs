@@ -106,6 +106,10 @@ impl Store {
             object_store::Error::NotFound { .. } => {
                 Error::Corrupt { key: key.into(), reason: "the object is missing".into() }
             }
+            e if is_range_past_end(&e) => Error::Corrupt {
+                key: key.into(),
+                reason: "the object ends before the part read (it was truncated)".into(),
+            },
             e => Error::store("read", key, e),
         })?;
         if b.len() as u64 != want {
@@ -185,4 +189,12 @@ pub struct Listed {
     pub size: u64,
     /// When the store recorded the object (set by the storage, not by the writer).
     pub stored_at_ns: i64,
+}
+
+/// Whether a ranged read failed because the object is shorter than the range: the local
+/// filesystem says "Requested range was invalid", S3 answers 416 (Range Not Satisfiable).
+/// Objects are written once with the length the index records, so this is truncation.
+fn is_range_past_end(e: &object_store::Error) -> bool {
+    let text = format!("{e} {e:?}").to_ascii_lowercase();
+    text.contains("range was invalid") || text.contains("invalidrange") || text.contains("not satisfiable")
 }

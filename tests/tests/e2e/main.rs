@@ -12,6 +12,7 @@ mod audit;
 mod awkward;
 mod cluster;
 mod conformance;
+mod damage_matrix;
 mod dedup;
 mod dumps;
 mod erase;
