@@ -50,10 +50,12 @@ pub enum Operation {
     /// A copy of the repository to another target (recorded in the source repository,
     /// which the next sync carries to the copy).
     Sync,
+    /// An `arka repair …`: what was repaired is in the record's `detail`.
+    Repair,
 }
 
 impl Operation {
-    pub const ALL: [Operation; 10] = [
+    pub const ALL: [Operation; 11] = [
         Self::Init,
         Self::Backup,
         Self::Restore,
@@ -64,6 +66,7 @@ impl Operation {
         Self::Erase,
         Self::Key,
         Self::Sync,
+        Self::Repair,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -78,6 +81,7 @@ impl Operation {
             Self::Erase => "erase",
             Self::Key => "key",
             Self::Sync => "sync",
+            Self::Repair => "repair",
         }
     }
 

@@ -16,10 +16,14 @@ pub enum ObjectKind {
     Audit,
     /// Prune's deletion plans: what a finished prune may delete once its grace period ends.
     PrunePlan,
+    /// A second copy of the config, byte for byte, so that losing `config` loses nothing
+    /// (FORMAT.md §5.1). Named by its hash like every other kind; never rewritten.
+    ConfigCopy,
 }
 
 impl ObjectKind {
-    pub const ALL: [ObjectKind; 5] = [Self::Pack, Self::Index, Self::Snapshot, Self::Audit, Self::PrunePlan];
+    pub const ALL: [ObjectKind; 6] =
+        [Self::Pack, Self::Index, Self::Snapshot, Self::Audit, Self::PrunePlan, Self::ConfigCopy];
 
     /// The top-level folder of the kind.
     pub fn dir(self) -> &'static str {
@@ -29,6 +33,7 @@ impl ObjectKind {
             Self::Snapshot => "snapshots",
             Self::Audit => "audit",
             Self::PrunePlan => "prune",
+            Self::ConfigCopy => "configs",
         }
     }
 
@@ -136,7 +141,7 @@ mod tests {
 
     #[test]
     fn list_prefixes() {
-        for ok in ["", "packs", "packs/", "packs/3f", "index", "snapshots/", "audit", "prune"] {
+        for ok in ["", "packs", "packs/", "packs/3f", "index", "snapshots/", "audit", "prune", "configs"] {
             assert!(valid_list_prefix(ok), "{ok:?}");
         }
         for bad in ["/", "..", "packs/3F", "packs/3", "packs/3f/x", "config", "tmp", "index/..", "packs/%2F"] {
