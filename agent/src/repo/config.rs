@@ -219,3 +219,6 @@ async fn copies(store: &Store) -> Result<Vec<(String, Bytes)>> {
 pub fn copy_key(bytes: &[u8]) -> String {
     ObjectKind::ConfigCopy.key(&ObjectId::of(bytes))
 }
+
+#[cfg(test)]
+mod tests;

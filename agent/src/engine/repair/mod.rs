@@ -5,3 +5,6 @@
 pub mod config;
 
 pub use config::{ConfigRepair, ConfigState};
+
+#[cfg(test)]
+mod tests;
