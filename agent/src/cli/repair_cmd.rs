@@ -48,7 +48,7 @@ async fn config(a: RepairConfigArgs, out: &Output) -> Result<ExitCode> {
 
 fn print_report(report: &ConfigRepair, out: &Output) {
     if out.json {
-        say!("{}", serde_json::json!({ "config": report }));
+        say!("{}", serde_json::json!(report));
         return;
     }
     match &report.config {

@@ -19,6 +19,7 @@ mod errors;
 mod forget;
 mod incremental;
 mod prune;
+mod repair_config;
 mod roundtrip;
 mod s3;
 mod selection;
