@@ -57,8 +57,8 @@ fn print_report(report: &ConfigRepair, out: &Output) {
         ConfigState::Damaged(why) => say!("config: damaged ({why})"),
     }
     say!("copy {}: {}", report.copy, if report.copy_present { "present" } else { "missing" });
-    for foreign in &report.foreign_copies {
-        say!("ignored {foreign}: this repository's key does not authenticate it (junk, or planted); left in place");
+    for other in &report.other_copies {
+        say!("ignored {other}: not the copy of this repository's config (junk, or planted); left in place");
     }
     let what = report.describe();
     say!("{}", what.strip_prefix("config: ").unwrap_or(&what));

@@ -127,7 +127,7 @@ pub fn synced(report: &SyncReport, to: &str) -> Entry {
 pub fn repaired_config(report: &ConfigRepair) -> Entry {
     Entry::new(Operation::Repair)
         .count("objects_written", u64::from(report.config_written) + u64::from(report.copy_written))
-        .count("foreign_copies", report.foreign_copies.len() as u64)
+        .count("other_copies", report.other_copies.len() as u64)
         .detail(report.describe())
 }
 

@@ -8,7 +8,9 @@
 //! With a recovery identity alone, a copy is chosen by what else the repository holds:
 //! the real `config` if its MAC checks under the copy's key, else the one key among the
 //! copies, else the key under which the repository's own snapshots and index open; when
-//! still ambiguous, opening is refused with the candidates named.
+//! still ambiguous, opening is refused with the candidates named. Copies that authenticate
+//! under the same key but differ can only come from a holder of that key: the oldest
+//! stored (the store's clock, not the writer's) is used, and the others named in a warning.
 
 use bytes::Bytes;
 
@@ -65,13 +67,33 @@ pub async fn open_with_key(store: &Store, key: AgentKey) -> Result<OpenedConfig>
         },
         None => Error::NotARepository(store.display.clone()),
     };
+    let mut found = Vec::new();
     for (copy, bytes) in copies(store).await? {
         if let Ok(config) = RepoConfig::decode(&bytes, &key) {
-            return Ok(OpenedConfig::from_copy(config, bytes, key, copy, why(&first)));
+            found.push((copy, bytes, config));
         }
     }
-    // No copy opens either: the key is wrong, or there is nothing to open.
-    Err(first)
+    if found.is_empty() {
+        // No copy opens either: the key is wrong, or there is nothing to open.
+        return Err(first);
+    }
+    let (copy, bytes, config) = found.remove(0);
+    warn_ignored(&copy, found.iter().map(|(other, _, _)| other.as_str()));
+    Ok(OpenedConfig::from_copy(config, bytes, key, copy, why(&first)))
+}
+
+/// Several copies authenticate under one key yet differ: all but one were written by a
+/// holder of the agent key (a swapped recipient list, say). The oldest, by the store's
+/// clock, which no agent sets, is the one `init` or the agent wrote.
+fn warn_ignored<'a>(chosen: &str, others: impl Iterator<Item = &'a str>) {
+    let others: Vec<&str> = others.collect();
+    if !others.is_empty() {
+        tracing::warn!(
+            "the config's copies disagree: using {chosen}, the oldest stored; ignoring {}, stored later \
+             (written by a holder of the agent key?); look into it before running `arka repair config`",
+            others.join(", ")
+        );
+    }
 }
 
 fn decode_with_key(store: &Store, bytes: &[u8], key: &AgentKey) -> Result<RepoConfig> {
@@ -142,7 +164,8 @@ async fn choose(store: &Store, main: Option<&[u8]>, mut candidates: Vec<Candidat
         }
     }
     if candidates.iter().all(|c| c.same_key(&candidates[0])) {
-        return Ok(candidates.swap_remove(0));
+        warn_ignored(&candidates[0].copy, candidates[1..].iter().map(|c| c.copy.as_str()));
+        return Ok(candidates.remove(0));
     }
     // The copies disagree: keep those under which the repository's own objects open.
     let mut supported = Vec::new();
@@ -155,11 +178,12 @@ async fn choose(store: &Store, main: Option<&[u8]>, mut candidates: Vec<Candidat
     match supported.first() {
         Some(&first) if supported.iter().all(|&i| candidates[i].same_key(&candidates[first])) => {
             tracing::warn!(
-                "the copies of the config disagree ({}); using {}, under which the repository's snapshots or index open",
+                "the config's copies disagree ({}); using {}, the oldest under whose key the repository's \
+                 snapshots or index open",
                 names(),
                 candidates[first].copy
             );
-            Ok(candidates.swap_remove(first))
+            Ok(candidates.remove(first))
         }
         _ => Err(Error::Refused(format!(
             "{CONFIG_KEY} is missing or damaged and its copies disagree ({}): all but one were planted, \
@@ -200,11 +224,13 @@ async fn opens_objects(store: &Store, c: &Candidate) -> Result<bool> {
     Ok(false)
 }
 
-/// Every copy under `configs/` whose bytes match its name, with its key; a copy that is
-/// damaged is skipped with a warning.
+/// Every copy under `configs/` whose bytes match its name, with its key, oldest stored
+/// first; a copy that is damaged is skipped with a warning.
 async fn copies(store: &Store) -> Result<Vec<(String, Bytes)>> {
+    let mut listed = store.list_detailed(ObjectKind::ConfigCopy).await?;
+    listed.sort_by_key(|l| (l.stored_at_ns, l.id));
     let mut out = Vec::new();
-    for (id, _) in store.list(ObjectKind::ConfigCopy).await? {
+    for id in listed.into_iter().map(|l| l.id) {
         let key = ObjectKind::ConfigCopy.key(&id);
         let Some(bytes) = store.get_opt(&key).await? else { continue };
         match check_object_id(&key, &id, &bytes) {

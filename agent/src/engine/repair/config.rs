@@ -32,9 +32,9 @@ pub struct ConfigRepair {
     /// The key of the config's copy (`configs/<hash>`).
     pub copy: String,
     pub copy_present: bool,
-    /// Other objects under `configs/` that this repository's key does not authenticate
-    /// (junk or planted): never used, left for a person to look at.
-    pub foreign_copies: Vec<String>,
+    /// Other objects under `configs/`: a repository has one copy, so these are junk or
+    /// were planted (FORMAT.md §5.1). Never used, never deleted: left for a person to look at.
+    pub other_copies: Vec<String>,
     pub dry_run: bool,
     pub config_written: bool,
     pub copy_written: bool,
@@ -79,24 +79,18 @@ pub async fn repair(repo: &Repository, dry_run: bool) -> Result<ConfigRepair> {
             Err(e) => ConfigState::Damaged(e.to_string()),
         },
     };
-    let mut copy_present = false;
-    let mut foreign_copies = Vec::new();
-    for (id, _) in repo.store.list(ObjectKind::ConfigCopy).await? {
-        let key = ObjectKind::ConfigCopy.key(&id);
-        if key == copy {
-            copy_present = true;
-            continue;
-        }
-        let authentic = repo.store.get_opt(&key).await?.is_some_and(|b| RepoConfig::decode(&b, &repo.key).is_ok());
-        if !authentic {
-            foreign_copies.push(key);
-        }
-    }
+    let (ours, other_copies): (Vec<String>, Vec<String>) = repo
+        .store
+        .list(ObjectKind::ConfigCopy)
+        .await?
+        .into_iter()
+        .map(|(id, _)| ObjectKind::ConfigCopy.key(&id))
+        .partition(|key| *key == copy);
     let mut report = ConfigRepair {
         config,
         copy,
-        copy_present,
-        foreign_copies,
+        copy_present: !ours.is_empty(),
+        other_copies,
         dry_run,
         config_written: false,
         copy_written: false,

@@ -158,3 +158,31 @@ async fn a_missing_copy_is_written_once_and_a_planted_one_does_not_stand_in() {
     assert!(!again.ensure_config_copy().await.unwrap());
     assert_eq!(f.store.list(ObjectKind::ConfigCopy).await.unwrap().len(), 2);
 }
+
+/// Ransomware with the agent key and an append-only token can plant a copy that
+/// authenticates (naming its own recipient, say); it is not used while the one stored
+/// first is there.
+#[tokio::test]
+async fn of_copies_authenticating_under_one_key_the_oldest_stored_is_used() {
+    let f = fixture().await;
+    // The store's clock is coarse (a few ms on local disks): let it tick.
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let attacker = RecoveryIdentities::generate();
+    let mut recipients = f.identities.recipients();
+    recipients.extend(attacker.recipients());
+    let (real, _, _) = RepoConfig::decode_unauthenticated(&f.config).unwrap();
+    let swapped = RepoConfig {
+        recipients: recipients.clone(),
+        sealed_agent_key: Recipients::parse(&recipients).unwrap().seal(&f.key.to_raw()),
+        ..real
+    }
+    .encode(&f.key);
+    f.store.put_new(&copy_key(&swapped), swapped.into()).await.unwrap();
+    replace_config(&f, None).await;
+    let by_key = Repository::open_with_agent_key(f.store.clone(), f.key.clone()).await.unwrap();
+    let by_identity = Repository::open_with_identity(f.store.clone(), f.ids()).await.unwrap();
+    for repo in [by_key, by_identity] {
+        assert_eq!(*repo.config_bytes(), f.config);
+        assert_eq!(repo.config.recipients, f.identities.recipients());
+    }
+}
