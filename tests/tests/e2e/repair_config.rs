@@ -7,6 +7,7 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 use arka_tests::garage::Garage;
+use arka_tests::server::{ServerProcess, TokenSpec};
 use arka_tests::{assert_same_tree, flip_byte, walk_files, Fixture, Run};
 
 use crate::s3::small_tree;
@@ -120,4 +121,28 @@ fn a_deleted_config_on_garage_is_read_from_its_copy_and_written_back() {
     assert_eq!(garage.get_object("clinic/arka/config"), None, "a dry run wrote config");
     repair(&fx, false).ok();
     assert_eq!(garage.get_object("clinic/arka/config"), Some(original));
+}
+
+/// On arka-server: the agent's append token may not delete the damaged `config`, and says
+/// which token would; the NAS's maintain token repairs it.
+#[test]
+fn a_damaged_config_on_arka_server_needs_a_maintain_token_to_be_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = [TokenSpec::new("reception", "append", &["clinic"]), TokenSpec::new("nas", "maintain", &["clinic"])];
+    let server = ServerProcess::start(dir.path(), &tokens);
+    let token_env = |t: &str| vec![("ARKA_SERVER_TOKEN_FILE".to_string(), server.secret_file(t).display().to_string())];
+    let mut fx = Fixture::at(&server.repo_url("clinic"), token_env("reception"));
+    let src = fx.path("src");
+    small_tree(&src, 5);
+    fx.backup_ok(&[&src], &[]);
+    let config = server.data_dir().join("clinic").join("config");
+    let original = std::fs::read(&config).unwrap();
+    assert_eq!(walk_files(&server.data_dir().join("clinic").join("configs")).len(), 1, "init wrote no copy");
+    flip_byte(&config, original.len() as u64 / 2);
+
+    with_identity(&fx, &["snapshots"]).ok().expect_stderr("config is damaged");
+    repair(&fx, false).expect_code(12).expect_stderr("this token may not delete").expect_stderr("maintain token");
+    fx.env = token_env("nas");
+    repair(&fx, false).ok();
+    assert_eq!(std::fs::read(&config).unwrap(), original);
 }
