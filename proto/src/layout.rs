@@ -18,11 +18,14 @@ pub enum ObjectKind {
     PrunePlan,
     /// What verify, restore or a backup found damaged: the next backup stores it again.
     Damage,
+    /// A second copy of the config, byte for byte, so that losing `config` loses nothing
+    /// (FORMAT.md §5.1). Named by its hash like every other kind; never rewritten.
+    ConfigCopy,
 }
 
 impl ObjectKind {
-    pub const ALL: [ObjectKind; 6] =
-        [Self::Pack, Self::Index, Self::Snapshot, Self::Audit, Self::PrunePlan, Self::Damage];
+    pub const ALL: [ObjectKind; 7] =
+        [Self::Pack, Self::Index, Self::Snapshot, Self::Audit, Self::PrunePlan, Self::Damage, Self::ConfigCopy];
 
     /// The top-level folder of the kind.
     pub fn dir(self) -> &'static str {
@@ -33,6 +36,7 @@ impl ObjectKind {
             Self::Audit => "audit",
             Self::PrunePlan => "prune",
             Self::Damage => "damage",
+            Self::ConfigCopy => "configs",
         }
     }
 
@@ -140,7 +144,7 @@ mod tests {
 
     #[test]
     fn list_prefixes() {
-        for ok in ["", "packs", "packs/", "packs/3f", "index", "snapshots/", "audit", "prune"] {
+        for ok in ["", "packs", "packs/", "packs/3f", "index", "snapshots/", "audit", "prune", "configs"] {
             assert!(valid_list_prefix(ok), "{ok:?}");
         }
         for bad in ["/", "..", "packs/3F", "packs/3", "packs/3f/x", "config", "tmp", "index/..", "packs/%2F"] {

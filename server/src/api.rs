@@ -14,7 +14,7 @@ use axum::routing::{any, get, put};
 use axum::Router;
 use bytes::Bytes;
 
-use arka_proto::layout::{valid_list_prefix, ObjectKey};
+use arka_proto::layout::{valid_list_prefix, ObjectKey, ObjectKind};
 use arka_proto::server::{
     self as api, parse_range, ObjectTarget, Refusal, LIST_PAGE_MAX, STATUS_BODY_MAX, STORED_AT_HEADER,
 };
@@ -184,7 +184,8 @@ fn object_headers(status: StatusCode, size: u64, stored_at_ns: i64, range: Optio
 async fn put_object(state: &AppState, who: &Authed, repo: &str, key: &str, req: Request) -> Response {
     let parsed = ObjectKey::parse(key).expect("checked by parse_target");
     let limit = match parsed {
-        ObjectKey::Config => CONFIG_MAX,
+        // A config copy is the config's bytes: the same small limit.
+        ObjectKey::Config | ObjectKey::Content { kind: ObjectKind::ConfigCopy, .. } => CONFIG_MAX,
         ObjectKey::Content { .. } => state.config.max_object_bytes as usize,
     };
     let declared = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());

@@ -319,7 +319,7 @@ impl Garage {
     /// Uploads every file under `local` to `prefix/<its path under local>` through node 0:
     /// a repository prepared (or damaged) on disk, as it would sit in the bucket.
     pub fn upload_dir(&self, local: &Path, prefix: &str) {
-        let store = self.client(0, 3);
+        let store = self.client(0);
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
         for file in crate::walk_files(local) {
             let rel = file.strip_prefix(local).expect("under the root").to_string_lossy().replace('\\', "/");
@@ -329,7 +329,8 @@ impl Garage {
         }
     }
 
-    fn client(&self, i: usize, retries: usize) -> object_store::aws::AmazonS3 {
+    /// A plain S3 client of node `i` on the bucket, without retries.
+    fn client(&self, i: usize) -> object_store::aws::AmazonS3 {
         // object_store's HTTP client needs a TLS provider even for plain HTTP (as in arka).
         let _ = rustls::crypto::ring::default_provider().install_default();
         AmazonS3Builder::new()
@@ -339,15 +340,36 @@ impl Garage {
             .with_access_key_id(&self.key_id)
             .with_secret_access_key(&self.secret_key)
             .with_allow_http(true)
-            .with_retry(RetryConfig { max_retries: retries, ..Default::default() })
+            .with_retry(RetryConfig { max_retries: 0, ..Default::default() })
             .with_client_options(ClientOptions::new().with_timeout(Duration::from_secs(5)).with_allow_http(true))
             .build()
             .expect("S3 client")
     }
 
+    /// The bytes of `key` in the bucket (e.g. `clinic/arka/config`), if it exists: for
+    /// tests that look at or damage what a repository stored.
+    pub fn get_object(&self, key: &str) -> Option<Vec<u8>> {
+        let store = self.client(0);
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
+        runtime.block_on(async {
+            match store.get(&ObjectPath::from(key)).await {
+                Ok(got) => Some(got.bytes().await.expect("object body").to_vec()),
+                Err(object_store::Error::NotFound { .. }) => None,
+                Err(e) => panic!("garage: get {key}: {e}"),
+            }
+        })
+    }
+
+    /// Deletes `key` from the bucket, behind the repository's back.
+    pub fn delete_object(&self, key: &str) {
+        let store = self.client(0);
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
+        runtime.block_on(store.delete(&ObjectPath::from(key))).unwrap_or_else(|e| panic!("garage: delete {key}: {e}"));
+    }
+
     /// Waits until a write and a listing through node `i`'s S3 API succeed.
     fn wait_for_s3(&self, i: usize) {
-        let store = self.client(i, 0);
+        let store = self.client(i);
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
         let probe = ObjectPath::from(format!("harness-probe/node{i}"));
         let started = Instant::now();

@@ -38,6 +38,7 @@ fn advice(object: &str) -> &'static str {
     match object.split('/').next() {
         Some("index") => " (run `arka repair index` to index its packs again from their own tables)",
         Some("snapshots") => " (the snapshot is lost; `arka forget` removes it from this list)",
+        Some("config") => " (opened from its copy; `arka repair config` writes it back)",
         Some("packs") => " (recorded: the next backup stores the data again where the source still has it)",
         _ => "",
     }

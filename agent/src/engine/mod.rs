@@ -1,5 +1,5 @@
 //! The engine layer: the operations on a repository (backup, restore, verify, retention,
-//! prune, sync, erase) and the audit trail that records them. It builds on `repo` and
+//! prune, sync, erase, repair) and the audit trail that records them. It builds on `repo` and
 //! `store`; the CLI and the service call it and nothing below it decides policy.
 
 pub mod audit;
@@ -11,6 +11,7 @@ pub mod progress;
 pub mod prune;
 pub mod reach;
 mod records;
+pub mod repair;
 pub mod restore;
 pub mod retention;
 pub mod session;

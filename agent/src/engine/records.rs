@@ -8,6 +8,7 @@ use crate::engine::backup::BackupOutcome;
 use crate::engine::erase::EraseReport;
 use crate::engine::forget::ForgetPlan;
 use crate::engine::prune::PruneReport;
+use crate::engine::repair::ConfigRepair;
 use crate::engine::restore::RestoreSummary;
 use crate::engine::retention::RetentionPolicy;
 use crate::engine::sync::SyncReport;
@@ -124,6 +125,13 @@ pub fn synced(report: &SyncReport, to: &str) -> Entry {
         .count("audit_records", report.audit_copied)
         .count("bytes", report.bytes_copied)
         .detail(format!("to {to}"))
+}
+
+pub fn repaired_config(report: &ConfigRepair) -> Entry {
+    Entry::new(Operation::Repair)
+        .count("objects_written", u64::from(report.config_written) + u64::from(report.copy_written))
+        .count("other_copies", report.other_copies.len() as u64)
+        .detail(report.describe())
 }
 
 /// A failed operation: its kind only, since the error's text may name a file.

@@ -17,6 +17,7 @@ use crate::engine::erase::{EraseReport, PathPattern};
 use crate::engine::forget::ForgetPlan;
 use crate::engine::progress::Progress;
 use crate::engine::prune::{PruneOptions, PruneReport};
+use crate::engine::repair::ConfigRepair;
 use crate::engine::restore::{self, RestoreSummary};
 use crate::engine::retention::RetentionPolicy;
 use crate::engine::sync::SyncReport;
@@ -103,7 +104,19 @@ impl Session {
         result
     }
 
+    /// Before a write operation: a repository made before config copies existed gets its
+    /// copy now (one listing, once per opened repository). Read-only operations never write
+    /// it; a failure is only a warning, since the operation itself matters more.
+    async fn heal_config_copy(&self) {
+        match self.repo.ensure_config_copy().await {
+            Ok(true) => tracing::info!("wrote the config's copy, which this repository lacked"),
+            Ok(false) => {}
+            Err(e) => tracing::warn!("could not write the config's copy (the next operation tries again): {e}"),
+        }
+    }
+
     pub async fn backup(&self, request: BackupRequest) -> Result<BackupOutcome> {
+        self.heal_config_copy().await;
         let opts = BackupOptions {
             hostname: request.hostname,
             tags: request.tags,
@@ -193,11 +206,15 @@ impl Session {
         if dry_run {
             return Ok((plan, 0));
         }
+        self.heal_config_copy().await;
         let result = crate::engine::forget::execute(&self.repo, &plan).await.map(|deleted| (plan, deleted));
         self.finish(Operation::Forget, result, |(plan, deleted)| records::forgot(plan, *deleted, policy)).await
     }
 
     pub async fn prune(&self, opts: &PruneOptions) -> Result<PruneReport> {
+        if !opts.dry_run {
+            self.heal_config_copy().await;
+        }
         let result = crate::engine::prune::prune(&self.repo, opts).await;
         if opts.dry_run {
             return result;
@@ -208,6 +225,9 @@ impl Session {
     /// Removes paths matching `patterns` from every snapshot (recovery identity), then
     /// prunes with `prune` unless `dry_run`.
     pub async fn erase(&self, patterns: &[PathPattern], dry_run: bool, prune: PruneOptions) -> Result<EraseReport> {
+        if !dry_run {
+            self.heal_config_copy().await;
+        }
         let result = crate::engine::erase::erase(self.repo.clone(), patterns, dry_run, Some(prune)).await;
         if dry_run {
             return result;
@@ -218,8 +238,20 @@ impl Session {
     /// Copies what `to` lacks of this repository. The record goes to this repository; the
     /// next sync carries it to `to`.
     pub async fn sync(&self, to: &Store) -> Result<SyncReport> {
+        // Before copying, so that the copy travels too.
+        self.heal_config_copy().await;
         let result = sync::sync(&self.repo.store, to, &self.progress).await;
         self.finish(Operation::Sync, result, |r| records::synced(r, &to.display)).await
+    }
+
+    /// Writes `config` back from its copy when it is missing or damaged, and the copy from
+    /// `config` when the copy is missing; `dry_run` says what it would do and writes nothing.
+    pub async fn repair_config(&self, dry_run: bool) -> Result<ConfigRepair> {
+        let result = crate::engine::repair::config::repair(&self.repo, dry_run).await;
+        if dry_run {
+            return result;
+        }
+        self.finish(Operation::Repair, result, records::repaired_config).await
     }
 }
 

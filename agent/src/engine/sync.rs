@@ -6,8 +6,9 @@
 //! snapshot listed has its packs in the later pack listing, even with backups running
 //! during the sync. Objects then go packs → index → snapshots → audit records, so the
 //! destination never lists a snapshot whose data it lacks, nor an audit record of a
-//! snapshot it lacks, whenever the sync is interrupted. Writes are create-only, so a rerun
-//! after a kill simply copies what is still missing.
+//! snapshot it lacks, whenever the sync is interrupted. The config's copies (`configs/`)
+//! go first, right after `config`, so that the destination has them as soon as it has it.
+//! Writes are create-only, so a rerun after a kill simply copies what is still missing.
 
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
@@ -29,6 +30,8 @@ pub struct SyncReport {
     pub index_copied: u64,
     pub snapshots_copied: u64,
     pub audit_copied: u64,
+    /// Copies of the config (`configs/`).
+    pub config_copies_copied: u64,
     pub bytes_copied: u64,
     /// Objects the destination already had.
     pub already_present: u64,
@@ -36,12 +39,14 @@ pub struct SyncReport {
 
 pub async fn sync(from: &Store, to: &Store, progress: &Progress) -> Result<SyncReport> {
     sync_config(from, to).await?;
+    let config_copies = from.list(ObjectKind::ConfigCopy).await?;
     let audit = from.list(ObjectKind::Audit).await?;
     let snapshots = from.list(ObjectKind::Snapshot).await?;
     let index = from.list(ObjectKind::Index).await?;
     let packs = from.list(ObjectKind::Pack).await?;
     let mut report = SyncReport::default();
     let kinds = [
+        (ObjectKind::ConfigCopy, config_copies),
         (ObjectKind::Pack, packs),
         (ObjectKind::Index, index),
         (ObjectKind::Snapshot, snapshots),
@@ -63,6 +68,7 @@ pub async fn sync(from: &Store, to: &Store, progress: &Progress) -> Result<SyncR
             ObjectKind::Index => report.index_copied = n,
             ObjectKind::Snapshot => report.snapshots_copied = n,
             ObjectKind::Audit => report.audit_copied = n,
+            ObjectKind::ConfigCopy => report.config_copies_copied = n,
             // Not in the list above: prune plans and damage reports belong to the copy of
             // the repository they were made for.
             ObjectKind::PrunePlan | ObjectKind::Damage => {}

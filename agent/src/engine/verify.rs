@@ -88,6 +88,9 @@ impl VerifyReport {
 
 pub async fn verify(repo: std::sync::Arc<Repository>, opts: &VerifyOptions) -> Result<VerifyReport> {
     let mut report = VerifyReport::default();
+    if let crate::repo::config::ConfigOrigin::Copy { why, .. } = repo.config_origin() {
+        report.damage.push(Damage::new(arka_proto::layout::CONFIG_KEY, why.clone()));
+    }
     let known = load_known_damage(&repo, &mut report).await?;
     let (segments, entries_by_pack) = load_segments(&repo, &mut report).await?;
     let index = Index::build(&Default::default(), &known, &segments);

@@ -2,6 +2,7 @@
 //! It reads and writes through `store` and knows nothing of operations (those are `engine`).
 
 pub mod blob;
+pub mod config;
 pub mod content;
 pub mod damage;
 pub mod index;

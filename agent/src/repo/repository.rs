@@ -1,5 +1,7 @@
 //! A repository opened with a key: config, index, snapshots, and writing new ones.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use bytes::Bytes;
 use futures::StreamExt;
 
@@ -8,6 +10,7 @@ use arka_proto::{
 };
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::repo::config::{self, ConfigOrigin, OpenedConfig};
 use crate::repo::damage::DamageSet;
 use crate::repo::index::Index;
 use crate::store::{Listed, ObjectKind, Store, CONFIG_KEY};
@@ -26,6 +29,10 @@ pub struct Repository {
     pub recipients: Recipients,
     /// Present only when opened with a recovery identity (restore, dump, ls).
     pub identities: Option<RecoveryIdentities>,
+    config_bytes: Bytes,
+    config_origin: ConfigOrigin,
+    /// Set once the config's copy is known to exist (see `ensure_config_copy`).
+    copy_known: AtomicBool,
 }
 
 impl Repository {
@@ -46,42 +53,78 @@ impl Repository {
             recipients: recips.to_strings(),
             sealed_agent_key: recips.seal(&key.to_raw()),
         };
-        let bytes = config.encode(&key);
+        let bytes = Bytes::from(config.encode(&key));
         // Validate what we are about to write with the same decoder readers use.
         RepoConfig::decode(&bytes, &key)?;
-        if !store.put_new(CONFIG_KEY, bytes.into()).await? {
+        if !store.put_new(CONFIG_KEY, bytes.clone()).await? {
             return Err(Error::AlreadyARepository(store.display.clone()));
         }
-        let repo = Self { store, config, key: key.clone(), recipients: recips, identities: None };
+        // The second copy, so that losing `config` loses nothing (FORMAT.md §5.1).
+        store.put_new(&config::copy_key(&bytes), bytes.clone()).await?;
+        let opened = OpenedConfig { config, bytes, key: key.clone(), origin: ConfigOrigin::Config };
+        let repo = Self::from_parts(store, opened, None)?;
+        repo.copy_known.store(true, Ordering::Relaxed);
         Ok((repo, key))
     }
 
-    async fn read_config(store: &Store) -> Result<Bytes> {
-        store.get_opt(CONFIG_KEY).await?.ok_or_else(|| Error::NotARepository(store.display.clone()))
-    }
-
+    /// Opens with the agent key: `config`, or its copy if `config` is missing or damaged.
     pub async fn open_with_agent_key(store: Store, key: AgentKey) -> Result<Self> {
-        let bytes = Self::read_config(&store).await?;
-        let config = RepoConfig::decode(&bytes, &key).map_err(|e| match e {
-            arka_proto::Error::Authentication { .. } => Error::Key(format!(
-                "the agent key does not open {}: it belongs to another repository, or the config object was altered",
-                store.display
-            )),
-            other => other.into(),
-        })?;
-        let recipients = Recipients::parse(&config.recipients)?;
-        Ok(Self { store, config, key, recipients, identities: None })
+        let opened = config::open_with_key(&store, key).await?;
+        Self::from_parts(store, opened, None)
     }
 
-    /// Opens with a recovery identity alone: the agent key is unsealed from the config.
+    /// Opens with a recovery identity alone: the agent key is unsealed from the config (or
+    /// from a copy, chosen as `repo::config` documents).
     pub async fn open_with_identity(store: Store, identities: RecoveryIdentities) -> Result<Self> {
-        let bytes = Self::read_config(&store).await?;
-        let (unauth, _, _) = RepoConfig::decode_unauthenticated(&bytes)?;
-        let raw = zeroize::Zeroizing::new(identities.open(&unauth.sealed_agent_key)?);
-        let key = AgentKey::from_raw(&raw)?;
-        let mut repo = Self::open_with_agent_key(store, key).await?;
-        repo.identities = Some(identities);
-        Ok(repo)
+        let opened = config::open_with_identity(&store, &identities).await?;
+        Self::from_parts(store, opened, Some(identities))
+    }
+
+    pub(crate) fn from_parts(
+        store: Store,
+        opened: OpenedConfig,
+        identities: Option<RecoveryIdentities>,
+    ) -> Result<Self> {
+        let recipients = Recipients::parse(&opened.config.recipients)?;
+        // Opened from a copy: the copy exists.
+        let copy_known = AtomicBool::new(opened.origin != ConfigOrigin::Config);
+        Ok(Self {
+            store,
+            config: opened.config,
+            key: opened.key,
+            recipients,
+            identities,
+            config_bytes: opened.bytes,
+            config_origin: opened.origin,
+            copy_known,
+        })
+    }
+
+    /// The exact bytes of the config this repository was opened with (authenticated).
+    pub fn config_bytes(&self) -> &Bytes {
+        &self.config_bytes
+    }
+
+    /// Whether the config came from `config` or from a copy.
+    pub fn config_origin(&self) -> &ConfigOrigin {
+        &self.config_origin
+    }
+
+    /// Writes the config's copy if the store lacks it: repositories made before copies
+    /// existed get theirs at their next write operation. One listing, at most once per
+    /// opened repository; returns whether a copy was written. Whether a copy is there is
+    /// decided by its name (the hash of these authenticated bytes), so a copy someone else
+    /// planted does not stand in for it.
+    pub async fn ensure_config_copy(&self) -> Result<bool> {
+        if self.copy_known.load(Ordering::Relaxed) {
+            return Ok(false);
+        }
+        let id = ObjectId::of(&self.config_bytes);
+        let present = self.store.list(ObjectKind::ConfigCopy).await?.iter().any(|(listed, _)| *listed == id);
+        let written =
+            !present && self.store.put_new(&ObjectKind::ConfigCopy.key(&id), self.config_bytes.clone()).await?;
+        self.copy_known.store(true, Ordering::Relaxed);
+        Ok(written)
     }
 
     pub fn identities(&self) -> Result<&RecoveryIdentities> {

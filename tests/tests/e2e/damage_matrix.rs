@@ -184,7 +184,8 @@ fn damage(p: &Pristine, kind: Kind, fault: Fault, repo: &Path) -> String {
         Fault::Truncate => std::fs::OpenOptions::new().write(true).open(&object).unwrap().set_len(cut).unwrap(),
         Fault::Delete => std::fs::remove_file(&object).unwrap(),
         Fault::Junk => {
-            let dir = object.parent().unwrap();
+            // Beside `config` means among its copies.
+            let dir = if kind == Kind::Config { repo.join("configs") } else { object.parent().unwrap().to_path_buf() };
             write_file(&dir.join("ab".repeat(32)), &pseudo_random(99, 64));
         }
     }
@@ -232,7 +233,7 @@ fn run_matrix(p: &Pristine, repo_for: &dyn Fn(&Path, &str) -> (PathBuf, Vec<(Str
     )];
     table.push("|---|---|---|---|---|---|".into());
     let mut n = 0;
-    for kind in Kind::ALL.into_iter().skip(1) {
+    for kind in Kind::ALL {
         // TODO config row after the config copy lands
         for &fault in kind.faults() {
             n += 1;
@@ -299,7 +300,7 @@ fn copy_dir(from: &Path, to: &Path) {
         std::fs::copy(&file, &dest).unwrap();
     }
     // Empty folders (the layout's own) matter to a local repository.
-    for dir in ["packs", "index", "snapshots", "audit", "prune", "damage"] {
+    for dir in ["packs", "index", "snapshots", "audit", "prune", "damage", "configs"] {
         std::fs::create_dir_all(to.join(dir)).unwrap();
     }
 }

@@ -21,6 +21,7 @@ mod forget;
 mod healing;
 mod incremental;
 mod prune;
+mod repair_config;
 mod roundtrip;
 mod s3;
 mod selection;

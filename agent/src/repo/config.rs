@@ -1,0 +1,250 @@
+//! Opening a repository's config, and falling back to its copies under `configs/` when
+//! `config` is missing or damaged (FORMAT.md §5.1; SECURITY.md says why a copy is trusted
+//! only as far as these rules go).
+//!
+//! Copies are write-once like every object, but an append-only token can plant a forged
+//! one: the recipients are public, so anyone can seal an agent key of their own to them.
+//! With the agent key a copy must authenticate under that key, which no forger can do.
+//! With a recovery identity alone, a copy is chosen by what else the repository holds:
+//! the real `config` if its MAC checks under the copy's key, else the one key among the
+//! copies, else the key under which the repository's own snapshots and index open; when
+//! still ambiguous, opening is refused with the candidates named. Copies that authenticate
+//! under the same key but differ can only come from a holder of that key: the oldest
+//! stored (the store's clock, not the writer's) is used, and the others named in a warning.
+
+use bytes::Bytes;
+
+use arka_proto::{AgentKey, ObjectId, RecoveryIdentities, RepoConfig};
+
+use crate::error::{Error, Result};
+use crate::repo::{check_object_id, Repository};
+use crate::store::{ObjectKind, Store, CONFIG_KEY};
+
+/// Snapshots and index segments tried per kind when telling copies apart: more than one,
+/// so that a junk object or two beside the real ones does not decide.
+const EVIDENCE_TRIES: usize = 4;
+
+/// Where the repository's config was read from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ConfigOrigin {
+    /// `config` itself.
+    Config,
+    /// A copy, because `config` is missing or damaged (`why` says which).
+    Copy { key: String, why: String },
+}
+
+/// A config that authenticated, its exact bytes, and the agent key it authenticated under.
+pub struct OpenedConfig {
+    pub config: RepoConfig,
+    pub bytes: Bytes,
+    pub key: AgentKey,
+    pub origin: ConfigOrigin,
+}
+
+impl OpenedConfig {
+    fn from_copy(config: RepoConfig, bytes: Bytes, key: AgentKey, copy: String, why: String) -> Self {
+        tracing::warn!("{why}; opened the repository from its copy {copy}; run `arka repair config` to write it back");
+        Self { config, bytes, key, origin: ConfigOrigin::Copy { key: copy, why } }
+    }
+}
+
+/// Why `config` could not be used, for the warning: "config is missing" or "config is
+/// damaged (…)".
+fn why(first: &Error) -> String {
+    match first {
+        Error::NotARepository(_) => format!("{CONFIG_KEY} is missing"),
+        e => format!("{CONFIG_KEY} is damaged ({e})"),
+    }
+}
+
+/// Opens the config with the agent key: `config` if it authenticates, else a copy that does.
+pub async fn open_with_key(store: &Store, key: AgentKey) -> Result<OpenedConfig> {
+    let main = store.get_opt(CONFIG_KEY).await?;
+    let first = match &main {
+        Some(bytes) => match decode_with_key(store, bytes, &key) {
+            Ok(config) => return Ok(OpenedConfig { config, bytes: bytes.clone(), key, origin: ConfigOrigin::Config }),
+            Err(e) => e,
+        },
+        None => Error::NotARepository(store.display.clone()),
+    };
+    let mut found = Vec::new();
+    for (copy, bytes) in copies(store).await? {
+        if let Ok(config) = RepoConfig::decode(&bytes, &key) {
+            found.push((copy, bytes, config));
+        }
+    }
+    if found.is_empty() {
+        // No copy opens either: the key is wrong, or there is nothing to open.
+        return Err(first);
+    }
+    let (copy, bytes, config) = found.remove(0);
+    warn_ignored(&copy, found.iter().map(|(other, _, _)| other.as_str()));
+    Ok(OpenedConfig::from_copy(config, bytes, key, copy, why(&first)))
+}
+
+/// Several copies authenticate under one key yet differ: all but one were written by a
+/// holder of the agent key (a swapped recipient list, say). The oldest, by the store's
+/// clock, which no agent sets, is the one `init` or the agent wrote.
+fn warn_ignored<'a>(chosen: &str, others: impl Iterator<Item = &'a str>) {
+    let others: Vec<&str> = others.collect();
+    if !others.is_empty() {
+        tracing::warn!(
+            "the config's copies disagree: using {chosen}, the oldest stored; ignoring {}, stored later \
+             (written by a holder of the agent key?); look into it before running `arka repair config`",
+            others.join(", ")
+        );
+    }
+}
+
+fn decode_with_key(store: &Store, bytes: &[u8], key: &AgentKey) -> Result<RepoConfig> {
+    RepoConfig::decode(bytes, key).map_err(|e| match e {
+        arka_proto::Error::Authentication { .. } => Error::Key(format!(
+            "the agent key does not open {}: it belongs to another repository, or the config object was altered",
+            store.display
+        )),
+        other => other.into(),
+    })
+}
+
+/// Unseals the agent key a config carries and authenticates the config under it.
+fn unseal(bytes: &[u8], identities: &RecoveryIdentities) -> Result<(RepoConfig, AgentKey)> {
+    let (unauth, _, _) = RepoConfig::decode_unauthenticated(bytes)?;
+    let raw = zeroize::Zeroizing::new(identities.open(&unauth.sealed_agent_key)?);
+    let key = AgentKey::from_raw(&raw)?;
+    let config = RepoConfig::decode(bytes, &key)?;
+    Ok((config, key))
+}
+
+/// A copy that opened with the identity.
+struct Candidate {
+    copy: String,
+    bytes: Bytes,
+    config: RepoConfig,
+    key: AgentKey,
+}
+
+impl Candidate {
+    fn same_key(&self, other: &Candidate) -> bool {
+        zeroize::Zeroizing::new(self.key.to_raw()) == zeroize::Zeroizing::new(other.key.to_raw())
+    }
+}
+
+/// Opens the config with a recovery identity: the agent key is unsealed from `config`, or
+/// from a copy chosen as the module documentation says.
+pub async fn open_with_identity(store: &Store, identities: &RecoveryIdentities) -> Result<OpenedConfig> {
+    let main = store.get_opt(CONFIG_KEY).await?;
+    let first = match &main {
+        Some(bytes) => match unseal(bytes, identities) {
+            Ok((config, key)) => {
+                return Ok(OpenedConfig { config, bytes: bytes.clone(), key, origin: ConfigOrigin::Config })
+            }
+            Err(e) => e,
+        },
+        None => Error::NotARepository(store.display.clone()),
+    };
+    let mut candidates = Vec::new();
+    for (copy, bytes) in copies(store).await? {
+        if let Ok((config, key)) = unseal(&bytes, identities) {
+            candidates.push(Candidate { copy, bytes, config, key });
+        }
+    }
+    if candidates.is_empty() {
+        // A wrong identity opens no copy either (copies carry the same recipients).
+        return Err(first);
+    }
+    let chosen = choose(store, main.as_deref(), candidates).await?;
+    Ok(OpenedConfig::from_copy(chosen.config, chosen.bytes, chosen.key, chosen.copy, why(&first)))
+}
+
+async fn choose(store: &Store, main: Option<&[u8]>, mut candidates: Vec<Candidate>) -> Result<Candidate> {
+    // The real config, where its MAC still checks, names the key.
+    if let Some(main) = main {
+        if let Some(i) = candidates.iter().position(|c| RepoConfig::decode(main, &c.key).is_ok()) {
+            return Ok(candidates.swap_remove(i));
+        }
+    }
+    if candidates.iter().all(|c| c.same_key(&candidates[0])) {
+        warn_ignored(&candidates[0].copy, candidates[1..].iter().map(|c| c.copy.as_str()));
+        return Ok(candidates.remove(0));
+    }
+    // The copies disagree: keep those under which the repository's own objects open.
+    let mut supported = Vec::new();
+    for (i, c) in candidates.iter().enumerate() {
+        if opens_objects(store, c).await? {
+            supported.push(i);
+        }
+    }
+    let names = || candidates.iter().map(|c| c.copy.as_str()).collect::<Vec<_>>().join(", ");
+    match supported.first() {
+        Some(&first) if supported.iter().all(|&i| candidates[i].same_key(&candidates[first])) => {
+            tracing::warn!(
+                "the config's copies disagree ({}); using {}, the oldest under whose key the repository's \
+                 snapshots or index open",
+                names(),
+                candidates[first].copy
+            );
+            Ok(candidates.remove(first))
+        }
+        _ => Err(Error::Refused(format!(
+            "{CONFIG_KEY} is missing or damaged and its copies disagree ({}): all but one were planted, \
+             and the repository's snapshots and index do not tell which; open it with its agent key \
+             (--agent-key), which only the real copy matches",
+            names()
+        ))),
+    }
+}
+
+/// Whether a few of the repository's snapshots or index segments authenticate under the
+/// candidate's key. A store failure is an error, not a "no".
+async fn opens_objects(store: &Store, c: &Candidate) -> Result<bool> {
+    let repo = Repository::from_parts(
+        store.clone(),
+        OpenedConfig {
+            config: c.config.clone(),
+            bytes: c.bytes.clone(),
+            key: c.key.clone(),
+            origin: ConfigOrigin::Copy { key: c.copy.clone(), why: String::new() },
+        },
+        None,
+    )?;
+    for (id, _) in store.list(ObjectKind::Snapshot).await?.into_iter().take(EVIDENCE_TRIES) {
+        match repo.load_snapshot(id).await {
+            Ok(_) => return Ok(true),
+            Err(e) if e.kind() == crate::error::ErrorKind::Damaged => {}
+            Err(e) => return Err(e),
+        }
+    }
+    for (id, _) in store.list(ObjectKind::Index).await?.into_iter().take(EVIDENCE_TRIES) {
+        match repo.load_segment(id).await {
+            Ok(_) => return Ok(true),
+            Err(e) if e.kind() == crate::error::ErrorKind::Damaged => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(false)
+}
+
+/// Every copy under `configs/` whose bytes match its name, with its key, oldest stored
+/// first; a copy that is damaged is skipped with a warning.
+async fn copies(store: &Store) -> Result<Vec<(String, Bytes)>> {
+    let mut listed = store.list_detailed(ObjectKind::ConfigCopy).await?;
+    listed.sort_by_key(|l| (l.stored_at_ns, l.id));
+    let mut out = Vec::new();
+    for id in listed.into_iter().map(|l| l.id) {
+        let key = ObjectKind::ConfigCopy.key(&id);
+        let Some(bytes) = store.get_opt(&key).await? else { continue };
+        match check_object_id(&key, &id, &bytes) {
+            Ok(()) => out.push((key, bytes)),
+            Err(e) => tracing::warn!("skipping {e}"),
+        }
+    }
+    Ok(out)
+}
+
+/// The key of the copy of `bytes`.
+pub fn copy_key(bytes: &[u8]) -> String {
+    ObjectKind::ConfigCopy.key(&ObjectId::of(bytes))
+}
+
+#[cfg(test)]
+mod tests;
