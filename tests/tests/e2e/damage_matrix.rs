@@ -218,7 +218,7 @@ impl Cell<'_> {
 
     fn restore_latest(&self, name: &str) -> (Run, usize) {
         let target = self.fx.path(name);
-        let newest = self.fx.snapshots().into_iter().filter(|s| s["source"].to_string().contains("src")).last();
+        let newest = self.fx.snapshots().into_iter().filter(|s| s["source"].to_string().contains("src")).next_back();
         let id = newest.expect("a snapshot of src is listed")["id"].as_str().unwrap().to_string();
         let run = self.fx.restore(&id, &target, &["--path", "src"]);
         let restored = if target.join("src").exists() { no_wrong_file(&self.p.src, &target.join("src")) } else { 0 };
@@ -226,7 +226,10 @@ impl Cell<'_> {
     }
 }
 
-fn run_matrix(p: &Pristine, repo_for: &dyn Fn(&Path, &str) -> (PathBuf, Vec<(String, String)>)) -> Vec<String> {
+/// Where a cell's damaged copy is served from: its `--repo` and environment.
+type Place<'a> = &'a dyn Fn(&Path, &str) -> (PathBuf, Vec<(String, String)>);
+
+fn run_matrix(p: &Pristine, repo_for: Place<'_>) -> Vec<String> {
     let total = walk_files(&p.src).len();
     let mut table = vec![format!(
         "| object | fault | newest snapshot before healing | verify | after verify + backup | verify after |"
