@@ -515,6 +515,26 @@ mod tests {
     }
 
     #[test]
+    fn a_backup_that_left_files_out_or_stored_changing_ones_is_a_warning_until_a_whole_one() {
+        let mut s = ok_source("imaging", NOW - H / 2);
+        let incomplete =
+            RunOutcome { snapshot: "5e1f0c2a".into(), unreadable: 2, changed_while_read: 1, ..Default::default() };
+        s.succeeded(NOW - H / 2, incomplete);
+        let st = status(vec![s.clone()]);
+        assert!(st.healthy(), "{:?}", st.problems());
+        assert_eq!(
+            st.warnings(),
+            [
+                "imaging: the last backup left out 2 files it could not read (the agent's log says more)",
+                "imaging: 1 file changed while it was read by the last backup; it was stored as last read, \
+                 which may be inconsistent: the next backup reads it again, best when it is not in use",
+            ]
+        );
+        s.succeeded(NOW, RunOutcome { snapshot: "77b2e0f4".into(), ..Default::default() });
+        assert!(status(vec![s]).warnings().is_empty());
+    }
+
+    #[test]
     fn a_success_older_than_the_rpo_is_late_and_says_so_in_plain_words() {
         let st = status(vec![ok_source("clinic-db", NOW - 5 * H)]);
         assert_eq!(st.sources[0].state, SourceState::Late);
