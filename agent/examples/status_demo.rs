@@ -64,6 +64,7 @@ fn sample(now: i64, healthy: bool) -> AgentStatus {
             bytes: 412 * GIB + 300 * MIB,
             bytes_new: 1_350 * MIB,
             files: 184_311,
+            ..Default::default()
         },
     );
     imaging.next_run_ns = Some(now + 48 * MIN);
@@ -79,6 +80,7 @@ fn sample(now: i64, healthy: bool) -> AgentStatus {
             bytes: 2_240 * MIB,
             bytes_new: 61 * MIB,
             files: 1,
+            ..Default::default()
         },
     );
     db.next_run_ns = Some(now + 25 * MIN);
@@ -93,6 +95,7 @@ fn sample(now: i64, healthy: bool) -> AgentStatus {
             bytes: 18 * GIB,
             bytes_new: 220 * MIB,
             files: 9_402,
+            ..Default::default()
         },
     );
     documents.started(now - 2 * MIN);

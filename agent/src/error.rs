@@ -10,7 +10,7 @@ use std::path::PathBuf;
 pub enum Error {
     #[error("{0}")]
     Format(#[from] arka_proto::Error),
-    #[error("storage: {op} {key}: {source}{}", advice.map(|a| format!("\n  hint: {a}")).unwrap_or_default())]
+    #[error("storage: {op} {key}: {}{}", store_reason(source), advice.map(|a| format!("\n  hint: {a}")).unwrap_or_default())]
     Store { op: &'static str, key: String, source: Box<object_store::Error>, advice: Option<&'static str> },
     #[error("{0} is not an arka repository (it has no config object); check --repo, or run `arka init`")]
     NotARepository(String),
@@ -174,6 +174,43 @@ fn store_kind(e: &object_store::Error) -> ErrorKind {
     } else {
         ErrorKind::Unreachable
     }
+}
+
+/// A backend error in words. The local backend wraps the OS's reason as "Generic
+/// LocalFileSystem error: Unable to create file /repo/packs/ab/…#3: …", which names a
+/// temporary file and the crate, not what failed: the message already names the
+/// repository key, so the OS's reason alone is said, in plain words where we know them.
+pub(crate) fn store_reason(e: &object_store::Error) -> String {
+    use std::io::ErrorKind as Io;
+    if let Some(io) = local_io_error(e) {
+        return match io.kind() {
+            Io::PermissionDenied => "permission denied".into(),
+            Io::StorageFull => "the disk is full".into(),
+            Io::QuotaExceeded => "the disk quota is used up".into(),
+            Io::ReadOnlyFilesystem => "the file system is read-only".into(),
+            Io::NotADirectory => "a file is in the way where the repository has a folder".into(),
+            Io::IsADirectory => "a folder is in the way where the repository has a file".into(),
+            Io::NotFound => "a folder of the repository is missing".into(),
+            _ => io.to_string(),
+        };
+    }
+    match e {
+        object_store::Error::Generic { store: "LocalFileSystem", source } => source.to_string(),
+        e => e.to_string(),
+    }
+}
+
+/// The OS error behind a local backend's error, if there is one.
+pub(crate) fn local_io_error(e: &object_store::Error) -> Option<&std::io::Error> {
+    let object_store::Error::Generic { store: "LocalFileSystem", source } = e else { return None };
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(source.as_ref());
+    while let Some(err) = next {
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            return Some(io);
+        }
+        next = err.source();
+    }
+    None
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

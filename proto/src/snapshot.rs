@@ -55,6 +55,10 @@ pub struct SnapshotStats {
     pub unreadable: u64,
     pub skipped_special: u64,
     pub duration_ms: u64,
+    /// Files that changed while they were read, twice in a row: stored as last read, which
+    /// may be inconsistent (a database file mid-write). Absent in older snapshots.
+    #[serde(default)]
+    pub changed_while_read: u64,
 }
 
 impl Snapshot {

@@ -68,6 +68,13 @@ pub struct SourceStatus {
     /// Files in the last successful backup (1 for a `command` source).
     #[serde(default)]
     pub files: Option<u64>,
+    /// Files the last successful backup could not read (left out of its snapshot).
+    #[serde(default)]
+    pub last_unreadable: u64,
+    /// Files that changed while the last successful backup read them: stored as last read,
+    /// which may be inconsistent.
+    #[serde(default)]
+    pub last_changed_while_read: u64,
 }
 
 /// `files` (paths on disk) or `command` (a dump streamed from a program).
@@ -213,6 +220,9 @@ impl AgentStatus {
                 out.push(w);
             }
         }
+        for s in &self.sources {
+            out.extend(s.incomplete());
+        }
         if let Some(e) = &self.maintenance.last_error {
             out.push(format!("maintenance: {e}"));
         }
@@ -238,6 +248,8 @@ impl SourceStatus {
             last_bytes: None,
             last_bytes_new: None,
             files: None,
+            last_unreadable: 0,
+            last_changed_while_read: 0,
         }
     }
 
@@ -257,6 +269,8 @@ impl SourceStatus {
         self.last_bytes = Some(outcome.bytes);
         self.last_bytes_new = Some(outcome.bytes_new);
         self.files = Some(outcome.files);
+        self.last_unreadable = outcome.unreadable;
+        self.last_changed_while_read = outcome.changed_while_read;
     }
 
     /// Records a failed run; `error` must already be scrubbed of paths.
@@ -275,6 +289,32 @@ impl SourceStatus {
     }
 
     /// The plain-words problem with this source, if it has one.
+    /// What the last successful backup left out or may hold inconsistent, and what to do.
+    /// Counts only: the runner never learns which files.
+    fn incomplete(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.last_unreadable > 0 {
+            out.push(format!(
+                "{}: the last backup left out {} it could not read (the agent's log says more)",
+                self.name,
+                plural(self.last_unreadable, "file", "files")
+            ));
+        }
+        let n = self.last_changed_while_read;
+        if n > 0 {
+            let (they, were) = if n == 1 { ("it", "was") } else { ("they", "were") };
+            out.push(format!(
+                "{}: {} changed while {they} {were} read by the last backup; {they} {were} stored as last read, \
+                 which may be inconsistent: the next backup reads {} again, best when {} not in use",
+                self.name,
+                plural(n, "file", "files"),
+                if n == 1 { "it" } else { "them" },
+                if n == 1 { "it is" } else { "they are" },
+            ));
+        }
+        out
+    }
+
     fn problem(&self, now_ns: i64, started_ns: i64) -> Option<String> {
         let past = self.past_rpo(now_ns, started_ns);
         let should = every(self.rpo_secs);
@@ -309,6 +349,10 @@ pub struct RunOutcome {
     pub bytes: u64,
     pub bytes_new: u64,
     pub files: u64,
+    /// Files left out because they could not be read.
+    pub unreadable: u64,
+    /// Files stored as last read after changing during two reads.
+    pub changed_while_read: u64,
 }
 
 impl TargetStatus {
@@ -447,7 +491,14 @@ mod tests {
         s.started(last_success_ns - 60 * NS_PER_SEC);
         s.succeeded(
             last_success_ns,
-            RunOutcome { snapshot: "1a2b3c4d".into(), duration_ms: 60_000, bytes: 10, bytes_new: 1, files: 1 },
+            RunOutcome {
+                snapshot: "1a2b3c4d".into(),
+                duration_ms: 60_000,
+                bytes: 10,
+                bytes_new: 1,
+                files: 1,
+                ..Default::default()
+            },
         );
         s
     }
@@ -464,6 +515,26 @@ mod tests {
         let st = status(vec![ok_source("clinic-db", NOW - H / 2)]);
         assert_eq!(st.sources[0].state, SourceState::Ok);
         assert!(st.healthy(), "{:?}", st.problems());
+    }
+
+    #[test]
+    fn a_backup_that_left_files_out_or_stored_changing_ones_is_a_warning_until_a_whole_one() {
+        let mut s = ok_source("imaging", NOW - H / 2);
+        let incomplete =
+            RunOutcome { snapshot: "5e1f0c2a".into(), unreadable: 2, changed_while_read: 1, ..Default::default() };
+        s.succeeded(NOW - H / 2, incomplete);
+        let st = status(vec![s.clone()]);
+        assert!(st.healthy(), "{:?}", st.problems());
+        assert_eq!(
+            st.warnings(),
+            [
+                "imaging: the last backup left out 2 files it could not read (the agent's log says more)",
+                "imaging: 1 file changed while it was read by the last backup; it was stored as last read, \
+                 which may be inconsistent: the next backup reads it again, best when it is not in use",
+            ]
+        );
+        s.succeeded(NOW, RunOutcome { snapshot: "77b2e0f4".into(), ..Default::default() });
+        assert!(status(vec![s]).warnings().is_empty());
     }
 
     #[test]

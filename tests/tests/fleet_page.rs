@@ -159,7 +159,14 @@ fn succeeded(mut s: SourceStatus, at: i64) -> SourceStatus {
     s.started(at - 2 * MIN);
     s.succeeded(
         at,
-        RunOutcome { snapshot: "5e1f0c2a".into(), duration_ms: 90_000, bytes: 1 << 30, bytes_new: 1 << 20, files: 12 },
+        RunOutcome {
+            snapshot: "5e1f0c2a".into(),
+            duration_ms: 90_000,
+            bytes: 1 << 30,
+            bytes_new: 1 << 20,
+            files: 12,
+            ..Default::default()
+        },
     );
     s
 }

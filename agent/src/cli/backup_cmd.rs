@@ -67,10 +67,15 @@ pub(super) async fn backup(a: BackupArgs, out: &Output) -> Result<ExitCode> {
                 eprintln!("arka: unreadable, not backed up: {}: {error}", path.display())
             }
             Problem::Skipped { path } => eprintln!("arka: special file skipped: {}", path.display()),
+            Problem::Changed { path } => eprintln!("arka: changed while it was read: {}", path.display()),
         }
     }
     report(&outcome, out);
-    Ok(if outcome.snapshot.partial { ExitCode::from(3) } else { ExitCode::SUCCESS })
+    let changed = outcome.snapshot.stats.changed_while_read;
+    if changed > 0 {
+        eprintln!("arka: {}", crate::engine::backup::changed_advice(changed));
+    }
+    Ok(if outcome.snapshot.partial || changed > 0 { ExitCode::from(3) } else { ExitCode::SUCCESS })
 }
 
 fn report(outcome: &BackupOutcome, out: &Output) {
@@ -92,7 +97,11 @@ fn report(outcome: &BackupOutcome, out: &Output) {
     say!(
         "snapshot {} saved{}: {} files, {} dirs, {} processed ({} read), {} new, {} stored, in {:.1} s ({:.0} MB/s)",
         outcome.id.short(),
-        if outcome.snapshot.partial { " (PARTIAL: some files were unreadable)" } else { "" },
+        match (outcome.snapshot.partial, s.changed_while_read > 0) {
+            (true, _) => " (PARTIAL: some files were unreadable)",
+            (false, true) => " (some files changed while read)",
+            (false, false) => "",
+        },
         s.files,
         s.dirs,
         human_bytes(s.bytes),

@@ -105,8 +105,12 @@ pub(super) async fn snapshots(a: SnapshotsArgs, out: &Output) -> Result<ExitCode
     }
     say!("{:<8}  {:<19}  {:<16}  {:<7}  {:>8}  {:>10}  source", "ID", "time", "host", "kind", "files", "size");
     for (id, s) in &snaps {
+        let changed = match s.stats.changed_while_read {
+            0 => String::new(),
+            n => format!("  ({n} changed while read)"),
+        };
         say!(
-            "{:<8}  {:<19}  {:<16}  {:<7}  {:>8}  {:>10}  {}{}",
+            "{:<8}  {:<19}  {:<16}  {:<7}  {:>8}  {:>10}  {}{}{changed}",
             id.short(),
             local_time(s.time_ns),
             s.hostname,

@@ -12,6 +12,8 @@
 //! the next append continues from the record with the highest sequence number (ties broken
 //! by ID) and verification reports the fork as a warning.
 
+mod pending;
+
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
@@ -105,6 +107,17 @@ impl Entry {
         let memory_file = memory_path(&cache_dir, repo);
         let mut memory = LocalMemory::load(&memory_file);
         let head = find_head(repo, &mut memory).await?;
+        // Records earlier operations could not write go first, in the order they happened.
+        let head = match pending::write_kept(repo, &pending::path(&memory_file), &mut memory, head).await {
+            Ok(head) => head,
+            Err(e) => {
+                // Some may have been written: remember them.
+                if let Err(e) = memory.save(&memory_file) {
+                    tracing::warn!("could not save the audit memory: {e}");
+                }
+                return Err(e);
+            }
+        };
         let record = self.into_record(head);
         let id = repo.put_object(ObjectKind::Audit, record.encode(repo.key.meta_key())?).await?;
         memory.known.insert(id, record.seq);
@@ -114,21 +127,20 @@ impl Entry {
         Ok(id)
     }
 
-    /// Like `append`, but a failure is only logged (no secrets, no file names), and a store
-    /// that stopped answering delays the finished operation by at most `RECORD_TIMEOUT`.
+    /// Like `append`, but a failure is only logged (no secrets, no file names) and the
+    /// record is kept on this machine, to be written before the next one; a store that
+    /// stopped answering delays the finished operation by at most `RECORD_TIMEOUT`.
     pub async fn record(self, repo: &Repository) -> Option<ObjectId> {
-        let op = self.operation;
-        match tokio::time::timeout(RECORD_TIMEOUT, self.append(repo)).await {
-            Ok(Ok(id)) => Some(id),
-            Ok(Err(e)) => {
-                tracing::warn!("could not append the audit record of this {op}: {e}");
-                None
-            }
-            Err(_) => {
-                tracing::warn!("gave up appending the audit record of this {op}: the store did not answer");
-                None
-            }
-        }
+        let kept = self.clone();
+        let why = match tokio::time::timeout(RECORD_TIMEOUT, self.append(repo)).await {
+            Ok(Ok(id)) => return Some(id),
+            Ok(Err(e)) => reason(&e),
+            Err(_) => format!("the store did not answer for {} s", RECORD_TIMEOUT.as_secs()),
+        };
+        let cache_dir = kept.cache_dir.clone().unwrap_or_else(crate::engine::backup::default_cache_dir);
+        let saved = pending::keep(&pending::path(&memory_path(&cache_dir, repo)), &kept);
+        tracing::warn!("{}", pending::unwritten_message(&kept, &why, saved));
+        None
     }
 
     /// The record that follows `head`, cut to the format's limits.
@@ -156,6 +168,15 @@ impl Entry {
             detail: self.detail.map(|d| cut(d, format::MAX_DETAIL_LEN)),
             program: format!("arka {}", env!("CARGO_PKG_VERSION")),
         }
+    }
+}
+
+/// Why a record could not be written, without the advice of a failed backup ("nothing was
+/// committed"): the operation it records did commit.
+fn reason(e: &Error) -> String {
+    match e {
+        Error::Store { op, key, source, .. } => format!("{op} {key}: {}", crate::error::store_reason(source)),
+        e => e.to_string(),
     }
 }
 

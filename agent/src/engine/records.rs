@@ -35,13 +35,19 @@ pub fn backed_up(outcome: &BackupOutcome, label: Option<&str>) -> Entry {
         .count("bytes_stored", s.bytes_stored)
         .count("unreadable", s.unreadable)
         .count("damaged_blobs", outcome.healing.damaged)
-        .count("healed_blobs", outcome.healing.healed);
-    let partial = outcome.snapshot.partial.then_some("partial: some files could not be read");
-    match (label, partial) {
-        (Some(l), Some(p)) => entry.detail(format!("agent source {l}; {p}")),
-        (Some(l), None) => entry.detail(format!("agent source {l}")),
-        (None, Some(p)) => entry.detail(p),
-        (None, None) => entry,
+        .count("healed_blobs", outcome.healing.healed)
+        .count("changed_while_read", s.changed_while_read);
+    let mut notes: Vec<String> = label.map(|l| format!("agent source {l}")).into_iter().collect();
+    if outcome.snapshot.partial {
+        notes.push("partial: some files could not be read".into());
+    }
+    if s.changed_while_read > 0 {
+        notes.push("some files changed while read and may be inconsistent".into());
+    }
+    if notes.is_empty() {
+        entry
+    } else {
+        entry.detail(notes.join("; "))
     }
 }
 

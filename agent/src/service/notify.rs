@@ -25,6 +25,9 @@ use crate::platform::Secret;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum EventKind {
     BackupFailed,
+    /// A backup was written without some files (unreadable) or with some that changed
+    /// while read.
+    BackupIncomplete,
     RpoMissed,
     VerifyDamage,
     ReplicationFailing,
@@ -40,6 +43,7 @@ impl EventKind {
     pub fn as_str(self) -> &'static str {
         match self {
             EventKind::BackupFailed => "backup_failed",
+            EventKind::BackupIncomplete => "backup_incomplete",
             EventKind::RpoMissed => "rpo_missed",
             EventKind::VerifyDamage => "verify_damage",
             EventKind::ReplicationFailing => "replication_failing",
@@ -52,6 +56,7 @@ impl EventKind {
     fn describe(self) -> &'static str {
         match self {
             EventKind::BackupFailed => "backup failed",
+            EventKind::BackupIncomplete => "backup incomplete (files unreadable or changed while read)",
             EventKind::RpoMissed => "no recent backup (RPO missed)",
             EventKind::VerifyDamage => "verify found damage",
             EventKind::ReplicationFailing => "replication failing",

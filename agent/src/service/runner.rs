@@ -303,6 +303,8 @@ async fn run_source(agent: &Arc<Agent>, key: &arka_proto::AgentKey, source: &Sou
                 bytes: st.bytes,
                 bytes_new: st.bytes_new,
                 files: st.files,
+                unreadable: st.unreadable,
+                changed_while_read: st.changed_while_read,
             };
             agent.board.update(|s| {
                 if let Some(s) = s.source_mut(&source.name) {
@@ -311,14 +313,7 @@ async fn run_source(agent: &Arc<Agent>, key: &arka_proto::AgentKey, source: &Sou
             });
             agent.record(&source.name, started, true);
             agent.replicate.send_modify(|n| *n += 1);
-            agent.notify(Event::now(
-                EventKind::Recovered,
-                Some(&source.name),
-                format!("{} is backed up again", source.name),
-            ));
-            if outcome.snapshot.partial {
-                tracing::warn!("source {}: {} files could not be read", source.name, st.unreadable);
-            }
+            agent.notify(backed_up_event(&source.name, st));
             report_healing(agent, source, &outcome);
         }
         Ended::Cancelled | Ended::Abandoned => {
@@ -341,6 +336,27 @@ async fn run_source(agent: &Arc<Agent>, key: &arka_proto::AgentKey, source: &Sou
     }
     agent.runs.send_modify(|n| *n += 1);
     retry_soon
+}
+
+/// What a successful backup tells the notification channels: recovered when it is whole;
+/// otherwise, counts of what it left out or may hold inconsistent (never which files), and
+/// no "recovered", since it did not fully succeed. The same counts go to the log.
+fn backed_up_event(name: &str, st: &arka_proto::SnapshotStats) -> Event {
+    if st.unreadable == 0 && st.changed_while_read == 0 {
+        return Event::now(EventKind::Recovered, Some(name), format!("{name} is backed up again"));
+    }
+    let mut event = Event::now(EventKind::BackupIncomplete, Some(name), format!("backup of {name} is incomplete"));
+    if st.unreadable > 0 {
+        let line = format!("{} files could not be read and are not in the backup", st.unreadable);
+        tracing::warn!("source {name}: {line}");
+        event = event.with_detail(line);
+    }
+    if st.changed_while_read > 0 {
+        let line = crate::engine::backup::changed_advice(st.changed_while_read);
+        tracing::warn!("source {name}: {line}");
+        event = event.with_detail(line);
+    }
+    event
 }
 
 /// Says on the status page, and in a notification, what a backup did about known damage.

@@ -198,3 +198,46 @@ fn is_range_past_end(e: &object_store::Error) -> bool {
     let text = format!("{e} {e:?}").to_ascii_lowercase();
     text.contains("range was invalid") || text.contains("invalidrange") || text.contains("not satisfiable")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// No crate wording ("Generic LocalFileSystem error"), no temporary file name: the
+    /// repository key, what went wrong and what to do.
+    fn assert_plain(message: &str, key: &str, advice: &str) {
+        assert!(message.contains(key), "{message}");
+        assert!(!message.contains("Generic") && !message.contains("LocalFileSystem"), "{message}");
+        assert!(!message.contains('#'), "a temporary file's name: {message}");
+        assert!(message.contains(advice), "{message}");
+    }
+
+    #[tokio::test]
+    async fn a_file_in_the_way_of_a_repository_folder_is_named_with_what_to_do() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().to_str().unwrap(), true).unwrap();
+        std::fs::write(dir.path().join("packs"), b"not arka's").unwrap();
+        let e = store.put_new("packs/ab/ab12", Bytes::from_static(b"x")).await.unwrap_err().to_string();
+        assert_plain(&e, "write packs/ab/ab12", "move it out of the repository");
+        assert!(e.contains("a file is in the way"), "{e}");
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn a_read_only_repository_folder_says_to_grant_write_access() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().to_str().unwrap(), true).unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o500)).unwrap();
+        let root_writes_anyway = std::fs::write(dir.path().join("probe"), b"").is_ok();
+        let result = store.put_new("snapshots/cd34", Bytes::from_static(b"x")).await;
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+        if root_writes_anyway {
+            eprintln!("skipped: running as root, which writes in a read-only folder");
+            return;
+        }
+        let e = result.unwrap_err().to_string();
+        assert_plain(&e, "write snapshots/cd34", "give it write access");
+        assert!(e.contains("permission denied"), "{e}");
+    }
+}

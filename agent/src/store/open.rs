@@ -177,6 +177,9 @@ pub fn advice(e: &object_store::Error) -> Option<&'static str> {
     if let Some(advice) = super::server::advice_of(e) {
         return advice;
     }
+    if let Some(io) = crate::error::local_io_error(e) {
+        return Some(local_advice(io));
+    }
     let text = format!("{e:?} {e}");
     let has = |needle: &str| text.contains(needle);
     // Reachability first, and never a bare "403": the URL in a connection error carries a port number,
@@ -193,6 +196,30 @@ pub fn advice(e: &object_store::Error) -> Option<&'static str> {
         Some("the target disk is full: free space or move the repository; nothing was committed")
     } else {
         None
+    }
+}
+
+/// What to do when the folder of a local repository (a disk, a mounted NAS share) refuses
+/// an operation.
+fn local_advice(io: &std::io::Error) -> &'static str {
+    use std::io::ErrorKind as Io;
+    match io.kind() {
+        Io::PermissionDenied | Io::ReadOnlyFilesystem => {
+            "the account arka runs as may not write in the repository folder: give it write access \
+             (for the service, the service account), or mount the share read-write"
+        }
+        Io::StorageFull | Io::QuotaExceeded => {
+            "the disk holding the repository is full: free space there (`arka prune` frees what \
+             forgotten snapshots held), or move the repository to a larger disk"
+        }
+        Io::NotADirectory | Io::IsADirectory => {
+            "something that is not arka's is in the repository folder where arka keeps its own files: \
+             move it out of the repository, then run `arka verify`"
+        }
+        Io::NotFound => {
+            "part of the repository folder is missing: check that the share is mounted, then run `arka verify`"
+        }
+        _ => "the disk or share holding the repository reported an error: check it (the system log, the NAS's log)",
     }
 }
 

@@ -17,7 +17,14 @@ fn ok_source(name: &str, rpo_secs: u64, last_success_ns: i64) -> SourceStatus {
     s.started(last_success_ns - MIN);
     s.succeeded(
         last_success_ns,
-        RunOutcome { snapshot: "1a2b3c4d".into(), duration_ms: 60_000, bytes: 10, bytes_new: 1, files: 1 },
+        RunOutcome {
+            snapshot: "1a2b3c4d".into(),
+            duration_ms: 60_000,
+            bytes: 10,
+            bytes_new: 1,
+            files: 1,
+            ..Default::default()
+        },
     );
     s
 }

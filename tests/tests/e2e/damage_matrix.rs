@@ -218,7 +218,7 @@ impl Cell<'_> {
 
     fn restore_latest(&self, name: &str) -> (Run, usize) {
         let target = self.fx.path(name);
-        let newest = self.fx.snapshots().into_iter().filter(|s| s["source"].to_string().contains("src")).next_back();
+        let newest = self.fx.snapshots().into_iter().rfind(|s| s["source"].to_string().contains("src"));
         let id = newest.expect("a snapshot of src is listed")["id"].as_str().unwrap().to_string();
         let run = self.fx.restore(&id, &target, &["--path", "src"]);
         let restored = if target.join("src").exists() { no_wrong_file(&self.p.src, &target.join("src")) } else { 0 };

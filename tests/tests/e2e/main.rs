@@ -10,6 +10,7 @@
 mod agent;
 mod audit;
 mod awkward;
+mod changing;
 mod cluster;
 mod conformance;
 mod damage_matrix;

@@ -13,6 +13,7 @@ mod buffers;
 mod files_cache;
 mod healing;
 mod queued;
+mod stamp;
 mod walk;
 
 use std::path::PathBuf;
@@ -72,6 +73,22 @@ pub enum Problem {
     Skipped {
         path: PathBuf,
     },
+    /// It changed while read, and again while read a second time: stored as last read,
+    /// which may be inconsistent.
+    Changed {
+        path: PathBuf,
+    },
+}
+
+/// What files that changed while read mean and what to do, for the terminal, the logs and
+/// notifications (no file names).
+pub fn changed_advice(files: u64) -> String {
+    let (they, were, them, are) = if files == 1 { ("it", "was", "it", "is") } else { ("they", "were", "them", "are") };
+    let count = if files == 1 { "1 file".to_string() } else { format!("{files} files") };
+    format!(
+        "{count} changed while {they} {were} read; {they} {were} stored as last read, which may be \
+         inconsistent: back {them} up again when {they} {are} not in use"
+    )
 }
 
 pub enum Source {

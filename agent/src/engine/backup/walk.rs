@@ -17,11 +17,12 @@ use arka_proto::{AgentKey, BlobId, ContentList, Node, NodeKind, SnapshotStats, T
 
 use super::files_cache::{CacheEntry, FilesCache};
 use super::queued::Queued;
+use super::stamp::FileStamp;
 use super::{BlobJob, Problem};
 use crate::engine::chunker::Chunker;
 use crate::engine::progress::Progress;
 use crate::error::{Error, Result};
-use crate::platform::{name_to_bytes, platform_meta, same_name, time_to_ns, top_level_name, PlatformMeta};
+use crate::platform::{name_to_bytes, platform_meta, same_name, time_to_ns, top_level_name};
 use crate::repo::content::{ContentBuilder, Listing};
 use crate::repo::index::Index;
 
@@ -40,6 +41,15 @@ pub struct Walker {
     pub problems: Vec<Problem>,
     progress: Arc<Progress>,
     buf: Vec<u8>,
+}
+
+/// One file as the backup stores it: its listing and length, the modification time the
+/// tree records, and whether it changed while read twice (stored as last read).
+struct FileRead {
+    listing: Listing,
+    size: u64,
+    mtime_ns: i64,
+    changed: bool,
 }
 
 /// Why reading one file failed: the file's own problem (recorded, backup goes on) or the
@@ -207,20 +217,8 @@ impl Walker {
             subtrees.push((tree, refs));
             self.stats.dirs += 1;
         } else if ft.is_file() {
-            match self.file(path, meta, &pm, node.mtime_ns) {
-                Ok((listing, size)) => {
-                    node.content = listing.content;
-                    node.lists = listing.lists;
-                    node.size = size;
-                    self.stats.files += 1;
-                    self.stats.bytes += size;
-                    self.progress.files.fetch_add(1, Ordering::Relaxed);
-                }
-                Err(FileError::Unreadable(e)) => {
-                    self.unreadable(path, e);
-                    return Ok(None);
-                }
-                Err(FileError::Fatal(e)) => return Err(e),
+            if !self.file_node(path, meta, &mut node)? {
+                return Ok(None);
             }
         } else if ft.is_symlink() {
             match std::fs::read_link(path) {
@@ -275,44 +273,92 @@ impl Walker {
         self.store_tree(nodes, subtrees).map(Some)
     }
 
-    fn file(
-        &mut self,
-        path: &Path,
-        meta: &Metadata,
-        pm: &PlatformMeta,
-        mtime_ns: i64,
-    ) -> Result<(Listing, u64), FileError> {
-        let cache_key = self.key.path_hash(path.as_os_str().as_encoded_bytes());
-        if let Some(hit) = self.old_cache.get(&cache_key) {
-            let unchanged = hit.size == meta.len()
-                && hit.mtime_ns == mtime_ns
-                && hit.ctime_ns == pm.ctime_ns
-                && hit.inode == pm.inode
-                // Every data blob, not only the lists: a content list can outlive in a kept
-                // pack the data it names, once nothing references either.
-                && hit.content.iter().chain(&hit.lists).all(|id| self.known(id));
-            if unchanged {
-                let hit = hit.clone();
-                self.progress.bytes.fetch_add(hit.size, Ordering::Relaxed);
-                let listing = if hit.lists.is_empty() {
-                    Listing { content: hit.content.clone(), lists: Vec::new(), all: None }
-                } else {
-                    Listing { content: Vec::new(), lists: hit.lists.clone(), all: None }
-                };
-                let size = hit.size;
-                self.new_cache.insert(cache_key, hit);
-                return Ok((listing, size));
+    /// Reads a file into `node`; `Ok(false)` when it could not be read (recorded).
+    fn file_node(&mut self, path: &Path, meta: &Metadata, node: &mut Node) -> Result<bool> {
+        match self.file(path, meta) {
+            Ok(read) => {
+                node.content = read.listing.content;
+                node.lists = read.listing.lists;
+                node.size = read.size;
+                node.mtime_ns = read.mtime_ns;
+                if read.changed {
+                    self.stats.changed_while_read += 1;
+                    self.problems.push(Problem::Changed { path: path.to_path_buf() });
+                }
+                self.stats.files += 1;
+                self.stats.bytes += read.size;
+                self.progress.files.fetch_add(1, Ordering::Relaxed);
+                Ok(true)
             }
+            Err(FileError::Unreadable(e)) => {
+                self.unreadable(path, e);
+                Ok(false)
+            }
+            Err(FileError::Fatal(e)) => Err(e),
         }
-        let file = std::fs::File::open(path).map_err(FileError::Unreadable)?;
-        let (mut listing, size) = self.store_stream(file, true)?;
-        if mtime_ns < self.cache_cutoff_ns && pm.ctime_ns < self.cache_cutoff_ns && size == meta.len() {
-            let content = listing.all.take().unwrap_or_else(|| listing.content.clone());
-            let lists = listing.lists.clone();
-            let entry = CacheEntry { size, mtime_ns, ctime_ns: pm.ctime_ns, inode: pm.inode, content, lists };
-            self.new_cache.insert(cache_key, entry);
+    }
+
+    /// The file's contents: from the files cache if it says the file is unchanged, else
+    /// read. A file that changed while read (see `FileStamp`) is read once more, and if it
+    /// changes again the second read is kept and marked `changed`. The first read's blobs
+    /// may already be on their way to a pack; nothing references them then, and prune
+    /// collects them.
+    fn file(&mut self, path: &Path, meta: &Metadata) -> Result<FileRead, FileError> {
+        let cache_key = self.key.path_hash(path.as_os_str().as_encoded_bytes());
+        let mut before = FileStamp::of(meta);
+        if let Some(hit) = self.cached(cache_key, &before) {
+            return Ok(hit);
         }
-        Ok((listing, size))
+        for attempt in 1.. {
+            let file = std::fs::File::open(path).map_err(FileError::Unreadable)?;
+            let (mut listing, size) = self.store_stream(file, true)?;
+            // Gone or unreadable after it was read: keep what was read, uncached.
+            let Ok(after) = std::fs::symlink_metadata(path).map(|m| FileStamp::of(&m)) else {
+                return Ok(FileRead { listing, size, mtime_ns: before.mtime_ns, changed: false });
+            };
+            if !before.changed_while_read(&after, size) {
+                if before.mtime_ns < self.cache_cutoff_ns && before.ctime_ns < self.cache_cutoff_ns {
+                    let content = listing.all.take().unwrap_or_else(|| listing.content.clone());
+                    let (lists, FileStamp { mtime_ns, ctime_ns, inode, .. }) = (listing.lists.clone(), before);
+                    let entry = CacheEntry { size, mtime_ns, ctime_ns, inode, content, lists };
+                    self.new_cache.insert(cache_key, entry);
+                }
+                return Ok(FileRead { listing, size, mtime_ns: before.mtime_ns, changed: false });
+            }
+            if attempt == 2 {
+                return Ok(FileRead { listing, size, mtime_ns: after.mtime_ns, changed: true });
+            }
+            // The progress bar counts the file once, as read the second time.
+            self.progress.bytes.fetch_sub(size, Ordering::Relaxed);
+            before = after;
+        }
+        unreachable!("the loop returns by its second attempt")
+    }
+
+    /// The files cache's listing of a file `stamp` shows unchanged since the last backup,
+    /// if every blob it names is still in the repository.
+    fn cached(&mut self, cache_key: [u8; 16], stamp: &FileStamp) -> Option<FileRead> {
+        let hit = self.old_cache.get(&cache_key)?;
+        let unchanged = hit.size == stamp.size
+            && hit.mtime_ns == stamp.mtime_ns
+            && hit.ctime_ns == stamp.ctime_ns
+            && hit.inode == stamp.inode
+            // Every data blob, not only the lists: a content list can outlive in a kept
+            // pack the data it names, once nothing references either.
+            && hit.content.iter().chain(&hit.lists).all(|id| self.known(id));
+        if !unchanged {
+            return None;
+        }
+        let hit = hit.clone();
+        self.progress.bytes.fetch_add(hit.size, Ordering::Relaxed);
+        let listing = if hit.lists.is_empty() {
+            Listing { content: hit.content.clone(), lists: Vec::new(), all: None }
+        } else {
+            Listing { content: Vec::new(), lists: hit.lists.clone(), all: None }
+        };
+        let size = hit.size;
+        self.new_cache.insert(cache_key, hit);
+        Some(FileRead { listing, size, mtime_ns: stamp.mtime_ns, changed: false })
     }
 
     /// Backs up a command's standard output as one file named `name`. The command's exit

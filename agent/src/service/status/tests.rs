@@ -21,6 +21,7 @@ fn source(name: &str, last_success_ago: i64) -> SourceStatus {
             bytes: 3 << 30,
             bytes_new: 40 << 20,
             files: 12_482,
+            ..Default::default()
         },
     );
     s.next_run_ns = Some(now + 20 * 60 * S + 10 * S);
