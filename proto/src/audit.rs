@@ -251,7 +251,10 @@ mod tests {
     #[test]
     fn operation_names_are_stable_and_match_the_encoding() {
         let names: Vec<&str> = Operation::ALL.iter().map(|o| o.as_str()).collect();
-        assert_eq!(names, ["init", "backup", "restore", "dump", "verify", "forget", "prune", "erase", "key", "sync"]);
+        assert_eq!(
+            names,
+            ["init", "backup", "restore", "dump", "verify", "forget", "prune", "erase", "key", "sync", "repair"]
+        );
         for op in Operation::ALL {
             assert_eq!(Operation::from_name(op.as_str()), Some(op));
             let cbor = codec::to_cbor(&op);

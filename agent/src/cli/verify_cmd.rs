@@ -48,7 +48,11 @@ fn print_report(report: &VerifyReport) {
         say!("DAMAGED {}: {}", d.object, d.reason);
     }
     for d in report.damage.iter().filter(|d| d.healed) {
-        say!("healed {}: {} (every damaged blob has a healthy copy elsewhere; prune deletes the pack)", d.object, d.reason);
+        say!(
+            "healed {}: {} (every damaged blob has a healthy copy elsewhere; prune deletes the pack)",
+            d.object,
+            d.reason
+        );
     }
     if report.damage_recorded > 0 {
         say!(

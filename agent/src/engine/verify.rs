@@ -184,12 +184,7 @@ fn note_recorded_damage(
 
 /// Damage in a pack is healed when every damaged blob in it has a healthy copy elsewhere:
 /// snapshots name blobs, not copies, so they are whole again. Prune deletes the pack.
-fn mark_healed(
-    all: &DamageSet,
-    index: &Index,
-    entries: &HashMap<ObjectId, Vec<PackBlobEntry>>,
-    damage: &mut [Damage],
-) {
+fn mark_healed(all: &DamageSet, index: &Index, entries: &HashMap<ObjectId, Vec<PackBlobEntry>>, damage: &mut [Damage]) {
     for d in damage.iter_mut() {
         let Some(pack) = pack_of_key(&d.object) else { continue };
         let Some(blobs) = entries.get(&pack) else { continue };
@@ -445,8 +440,7 @@ impl Reachability<'_> {
                         }
                     }
                     Err(e) => {
-                        missing
-                            .push(Damage::new(format!("reference list {}", refs.short()), e.to_string()));
+                        missing.push(Damage::new(format!("reference list {}", refs.short()), e.to_string()));
                         ok = false;
                     }
                 }

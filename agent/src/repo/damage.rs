@@ -42,12 +42,7 @@ impl DamageSet {
     pub fn minus(&self, known: &DamageSet) -> DamageSet {
         DamageSet {
             packs: self.packs.difference(&known.packs).copied().collect(),
-            blobs: self
-                .blobs
-                .iter()
-                .filter(|(p, b)| !known.is_damaged(p, b))
-                .copied()
-                .collect(),
+            blobs: self.blobs.iter().filter(|(p, b)| !known.is_damaged(p, b)).copied().collect(),
         }
     }
 }

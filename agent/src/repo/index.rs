@@ -82,7 +82,8 @@ impl Index {
         // Per blob: a healthy copy first, then a live one, then the copy indexed first;
         // keep that one.
         let condemned_pos = &index.condemned_pos;
-        let is_damaged = |id: &BlobId, loc: &Location| !damaged_copies.is_empty() && damaged_copies.contains(&(loc.pack, *id));
+        let is_damaged =
+            |id: &BlobId, loc: &Location| !damaged_copies.is_empty() && damaged_copies.contains(&(loc.pack, *id));
         index
             .blobs
             .sort_unstable_by_key(|(id, loc)| (*id, is_damaged(id, loc), condemned_pos.contains(&loc.pack), loc.pack));
