@@ -30,6 +30,7 @@ mod keys_cmd;
 mod output;
 mod prune_cmd;
 mod read_cmd;
+mod repair_cmd;
 mod service_cmd;
 mod sync_cmd;
 mod verify_cmd;
@@ -81,6 +82,8 @@ enum Command {
     Prune(prune_cmd::PruneArgs),
     /// Remove paths from every snapshot and delete their data (recovery identity).
     Erase(erase_cmd::EraseArgs),
+    /// Repair a damaged repository: `repair index`, `repair snapshots`, `repair packs`.
+    Repair(repair_cmd::RepairArgs),
     /// The agent service: `agent run --config FILE` (scheduled backups, status page).
     Agent(agent_cmd::AgentArgs),
     /// List the audit trail of every operation on the repository, or `audit verify` its chain.
@@ -168,6 +171,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Forget(a) => forget_cmd::forget(a, &out).await,
         Command::Prune(a) => prune_cmd::prune(a, &out).await,
         Command::Erase(a) => erase_cmd::erase(a, &out).await,
+        Command::Repair(a) => repair_cmd::repair(a, &out).await,
         Command::Agent(a) => agent_cmd::agent(a).await,
         Command::Audit(a) => audit_cmd::run(a, &out).await,
         Command::Service(a) => service_cmd::service(a).await,

@@ -97,6 +97,8 @@ pub(super) async fn snapshots(a: SnapshotsArgs, out: &Output) -> Result<ExitCode
                     "partial": s.partial,
                     "stats": s.stats,
                     "program": s.program,
+                    "repaired_from": s.repaired_from.map(|id| id.to_hex()),
+                    "lost_files": s.lost_files,
                 })
             })
             .collect();
@@ -114,7 +116,11 @@ pub(super) async fn snapshots(a: SnapshotsArgs, out: &Output) -> Result<ExitCode
             s.stats.files,
             human_bytes(s.stats.bytes),
             s.source.join(" "),
-            if s.partial { "  (partial)" } else { "" }
+            match (s.partial, s.lost_files) {
+                (_, n) if n > 0 => format!("  (repaired: {n} files lost)"),
+                (true, _) => "  (partial)".into(),
+                _ => String::new(),
+            }
         );
     }
     Ok(ExitCode::SUCCESS)
@@ -129,6 +135,7 @@ pub(super) async fn ls(a: LsArgs, out: &Output) -> Result<ExitCode> {
         if out.json {
             let v = serde_json::json!({
                 "path": e.display_path(), "kind": n.kind, "size": n.size, "mode": n.mode, "mtime_ns": n.mtime_ns,
+                "lost": n.lost,
             });
             say!("{v}");
         } else {
@@ -137,7 +144,8 @@ pub(super) async fn ls(a: LsArgs, out: &Output) -> Result<ExitCode> {
                 arka_proto::NodeKind::Symlink => 'l',
                 arka_proto::NodeKind::File => '-',
             };
-            say!("{kind} {:04o} {:>12}  {}", n.mode.unwrap_or(0), n.size, e.display_path());
+            let lost = if n.lost { "  (LOST: its data was lost from the repository)" } else { "" };
+            say!("{kind} {:04o} {:>12}  {}{lost}", n.mode.unwrap_or(0), n.size, e.display_path());
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -11,6 +11,7 @@ pub mod progress;
 pub mod prune;
 pub mod reach;
 mod records;
+pub mod repair;
 pub mod restore;
 pub mod retention;
 pub mod session;

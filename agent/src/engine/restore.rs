@@ -18,6 +18,8 @@ use crate::platform::{apply_permissions, name_from_bytes, ns_to_time, symlink};
 use crate::repo::blob::BlobReader;
 use crate::repo::content::content_ids;
 
+/// Why an entry `arka repair snapshots` marked lost is not restored.
+const LOST: &str = "its data was lost from the repository (marked by `arka repair snapshots`)";
 /// Files restored at once.
 const FILES_IN_FLIGHT: usize = 8;
 /// Blobs of one file fetched ahead of the one being written.
@@ -148,8 +150,12 @@ pub async fn restore(
             Err(err) => summary.unwritable(&p, err),
         }
     }
+    // Entries `arka repair snapshots` marked lost have no data to write: reported, not written.
+    for e in entries.iter().filter(|e| e.node.lost) {
+        summary.damaged.push((local(e).display().to_string(), LOST.into()));
+    }
     let files: Vec<(PathBuf, &Node)> =
-        entries.iter().filter(|e| e.node.kind == NodeKind::File).map(|e| (local(e), &e.node)).collect();
+        entries.iter().filter(|e| e.node.kind == NodeKind::File && !e.node.lost).map(|e| (local(e), &e.node)).collect();
     restore_files(&reader, files, target, &progress, &mut summary).await?;
     for e in entries.iter().filter(|e| e.node.kind == NodeKind::Symlink) {
         let p = local(e);
