@@ -185,6 +185,11 @@ fn report_damage(summary: &RestoreSummary) -> ExitCode {
     for (path, reason) in &summary.unwritable {
         eprintln!("arka: not restored, cannot be written here: {path}: {reason}");
     }
+    for path in &summary.lost {
+        eprintln!(
+            "arka: not restored, its data was lost from the repository (`arka repair snapshots` marked it): {path}"
+        );
+    }
     if !summary.damaged.is_empty() {
         eprintln!(
             "arka: {} files could not be restored; everything else was. Run `arka verify --read-data` to see the damage",
@@ -192,11 +197,19 @@ fn report_damage(summary: &RestoreSummary) -> ExitCode {
         );
         return ExitCode::from(1);
     }
+    if !summary.lost.is_empty() {
+        eprintln!(
+            "arka: {} files or folders of this repaired snapshot were lost (named above); everything else was restored",
+            summary.lost.len()
+        );
+    }
     if !summary.unwritable.is_empty() {
         eprintln!(
             "arka: {} files, folders or links could not be written here (named above); everything else was restored",
             summary.unwritable.len()
         );
+    }
+    if !summary.unwritable.is_empty() || !summary.lost.is_empty() {
         return ExitCode::from(3);
     }
     ExitCode::SUCCESS

@@ -55,7 +55,8 @@ pub fn restored(snapshot: ObjectId, summary: &RestoreSummary, part: bool) -> Ent
         .count("dirs", summary.dirs)
         .count("bytes", summary.bytes)
         .count("damaged", summary.damaged.len() as u64)
-        .count("unwritable", summary.unwritable.len() as u64);
+        .count("unwritable", summary.unwritable.len() as u64)
+        .count("lost", summary.lost.len() as u64);
     if part {
         entry.detail("part of the snapshot")
     } else {

@@ -18,8 +18,6 @@ use crate::platform::{apply_permissions, name_from_bytes, ns_to_time, symlink};
 use crate::repo::blob::BlobReader;
 use crate::repo::content::content_ids;
 
-/// Why an entry `arka repair snapshots` marked lost is not restored.
-const LOST: &str = "its data was lost from the repository (marked by `arka repair snapshots`)";
 /// Files restored at once.
 const FILES_IN_FLIGHT: usize = 8;
 /// Blobs of one file fetched ahead of the one being written.
@@ -108,6 +106,9 @@ pub struct RestoreSummary {
     /// Files, folders and links that could not be written here (a name too long, something
     /// in the way, no permission), with the reason. The rest was restored.
     pub unwritable: Vec<(String, String)>,
+    /// Files and folders `arka repair snapshots` marked lost: their data is gone from the
+    /// repository, so they are not written (a lost folder is restored empty).
+    pub lost: Vec<String>,
 }
 
 impl RestoreSummary {
@@ -151,9 +152,7 @@ pub async fn restore(
         }
     }
     // Entries `arka repair snapshots` marked lost have no data to write: reported, not written.
-    for e in entries.iter().filter(|e| e.node.lost) {
-        summary.damaged.push((local(e).display().to_string(), LOST.into()));
-    }
+    summary.lost = entries.iter().filter(|e| e.node.lost).map(|e| local(e).display().to_string()).collect();
     let files: Vec<(PathBuf, &Node)> =
         entries.iter().filter(|e| e.node.kind == NodeKind::File && !e.node.lost).map(|e| (local(e), &e.node)).collect();
     restore_files(&reader, files, target, &progress, &mut summary).await?;

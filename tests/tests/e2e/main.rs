@@ -20,6 +20,7 @@ mod forget;
 mod healing;
 mod incremental;
 mod prune;
+mod repair;
 mod roundtrip;
 mod s3;
 mod selection;

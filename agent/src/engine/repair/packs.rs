@@ -104,8 +104,13 @@ impl<'a> Salvage<'a> {
 
     /// Copies what can be salvaged from one pack; `Ok(Err(why))` when nothing can be.
     async fn pack(&mut self, p: &PackIndex, report: &mut RepairPacksReport) -> Result<std::result::Result<(), String>> {
-        let whole = self.damage.packs.contains(&p.pack_id);
-        if whole && self.repo.identities.is_none() {
+        // Recorded damaged as a whole and no identity to check its blobs: nothing in it
+        // can be trusted, but blobs with a copy elsewhere need nothing anyway.
+        if self.damage.packs.contains(&p.pack_id) && self.repo.identities.is_none() {
+            if p.blobs.iter().all(|e| copy_elsewhere(self.index, &p.pack_id, &e.id)) {
+                report.blobs_elsewhere += p.blobs.len();
+                return Ok(Ok(()));
+            }
             return Ok(Err("recorded damaged as a whole: run `arka verify --read-data --identity FILE` to find its \
                            intact blobs, or give `repair packs` the recovery identity"
                 .into()));
@@ -122,9 +127,7 @@ impl<'a> Salvage<'a> {
         let mut renumbered: HashMap<u16, u16> = HashMap::new();
         let before = report.blobs_salvaged;
         for e in &p.blobs {
-            let elsewhere = self.index.get(&e.id).is_some_and(|l| self.index.pack_of(l).0 != p.pack_id)
-                && !self.index.is_damaged(&e.id);
-            if elsewhere || self.copied.contains(&e.id) {
+            if copy_elsewhere(self.index, &p.pack_id, &e.id) || self.copied.contains(&e.id) {
                 report.blobs_elsewhere += 1;
                 continue;
             }
@@ -161,6 +164,10 @@ impl<'a> Salvage<'a> {
             }
         }
         report.packs_salvaged += usize::from(report.blobs_salvaged > before);
+        // Every blob of it now has a copy elsewhere or is lost: once the copies are indexed,
+        // the whole pack is recorded damaged, so readers and prune use the copies (a report
+        // naming single blobs would leave the old copies first in line) and prune deletes it.
+        self.found.packs.insert(p.pack_id);
         Ok(Ok(()))
     }
 
@@ -225,4 +232,9 @@ impl<'a> Salvage<'a> {
         }
         Ok(())
     }
+}
+
+/// Whether a blob has a copy outside `pack` that no report names.
+fn copy_elsewhere(index: &Index, pack: &ObjectId, id: &arka_proto::BlobId) -> bool {
+    index.get(id).is_some_and(|l| index.pack_of(l).0 != *pack) && !index.is_damaged(id)
 }
