@@ -213,17 +213,16 @@ impl Rewrite<'_> {
     /// One entry as rewritten.
     async fn node(&mut self, mut node: Node, sub_refs: &HashMap<BlobId, BlobId>) -> Result<NodeOut> {
         let here = vec![node.name.clone()];
+        let intact = node.kind != NodeKind::File || node.lost || self.content_intact(&node).await?;
         let mut out = NodeOut { pair: None, changed: false, lost: Vec::new(), node: Node::new(b"-", node.kind) };
         match (node.kind, node.subtree) {
             (NodeKind::File, _) if node.lost => out.lost.push(here),
-            (NodeKind::File, _) => {
-                if !self.content_intact(&node).await? {
-                    node.content.clear();
-                    node.lists.clear();
-                    node.lost = true;
-                    out.changed = true;
-                    out.lost.push(here);
-                }
+            (NodeKind::File, _) if !intact => {
+                node.content.clear();
+                node.lists.clear();
+                node.lost = true;
+                out.changed = true;
+                out.lost.push(here);
             }
             (NodeKind::Dir, Some(sub)) => match self.dir(sub, sub_refs.get(&sub).copied()).await? {
                 Some(d) => {
@@ -289,4 +288,40 @@ impl Rewrite<'_> {
 /// Whether a data blob can be read intact as far as the repository knows.
 fn usable(index: &Index, id: &BlobId) -> bool {
     index.get(id).is_some() && !index.is_damaged(id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arka_proto::SnapshotStats;
+
+    #[test]
+    fn a_repaired_snapshot_keeps_time_host_and_source_and_says_what_was_lost() {
+        let original = Snapshot {
+            time_ns: 100,
+            written_ns: 200,
+            hostname: "clinic".into(),
+            source_kind: "files".into(),
+            source: vec!["/srv/imaging".into()],
+            tags: vec!["hourly".into(), "repaired".into()],
+            tree: BlobId([1; 32]),
+            refs: BlobId([2; 32]),
+            partial: false,
+            stats: SnapshotStats { files: 9, ..Default::default() },
+            program: "arka 0.0.1".into(),
+            repaired_from: None,
+            lost_files: 0,
+        };
+        let lost = vec![vec![b"src".to_vec(), b"a.dcm".to_vec()], vec![b"src".to_vec(), b"b".to_vec()]];
+        let root = Dir { tree: BlobId([3; 32]), refs: BlobId([4; 32]), changed: true, lost: Arc::new(lost) };
+        let id = ObjectId([7; 32]);
+        let new = repaired(&original, id, &root);
+        assert_eq!((new.time_ns, &new.hostname, &new.source), (100, &original.hostname, &original.source));
+        assert_eq!((new.tree, new.refs), (root.tree, root.refs));
+        assert_eq!((new.repaired_from, new.lost_files), (Some(id), 2));
+        assert_eq!(new.tags, ["hourly", "repaired"], "the tag is added once");
+        assert!(new.written_ns > original.written_ns);
+        assert_eq!(display(&root.lost[0]), "src/a.dcm");
+        assert_eq!(display(&[]), "/");
+    }
 }
