@@ -138,6 +138,8 @@ fn main() {
         partial: true,
         stats: SnapshotStats { files: 3, dirs: 1, bytes: 12345, bytes_read: 100, ..Default::default() },
         program: "arka 0.1.0".into(),
+        repaired_from: None,
+        lost_files: 0,
     };
     let plain = codec::to_cbor(&snap);
     let raw = framed(snapshot::MAGIC, SNAPSHOT_LABEL, &plain);
@@ -208,6 +210,8 @@ fn main() {
         counts: [("recipients".to_string(), 2)].into(),
         detail: Some("repository created, agent key created".into()),
         program: "arka 0.1.0".into(),
+        repaired_from: None,
+        lost_files: 0,
     };
     let later = arka_proto::AuditRecord {
         seq: 41,

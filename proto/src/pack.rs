@@ -180,27 +180,38 @@ pub fn table_len(trailer: &[u8]) -> Result<usize> {
 
 /// Decodes a whole pack's blob table and checks every entry lies inside the blob area.
 pub fn decode_table(meta_key: &[u8; 32], pack: &[u8]) -> Result<Vec<PackBlobEntry>> {
-    if pack.len() < TRAILER_LEN {
-        return Err(Error::Truncated { what: "pack", needed: TRAILER_LEN, have: pack.len() });
+    decode_table_from(meta_key, pack.len() as u64, pack, pack)
+}
+
+/// Decodes a pack's blob table from its two ends, as ranged reads fetch them (an index
+/// rebuilt from the packs reads kilobytes, not whole packs): `head`, the pack's first bytes,
+/// holding at least the whole header; and `tail`, its last bytes, holding at least the
+/// sealed table and the trailer. `pack_len` is the whole pack's length.
+pub fn decode_table_from(meta_key: &[u8; 32], pack_len: u64, head: &[u8], tail: &[u8]) -> Result<Vec<PackBlobEntry>> {
+    let truncated = |what, needed: u64, have: usize| Error::Truncated { what, needed: needed as usize, have };
+    if (tail.len() as u64) < TRAILER_LEN as u64 || pack_len < tail.len() as u64 || pack_len < head.len() as u64 {
+        return Err(truncated("pack", TRAILER_LEN as u64, tail.len()));
     }
-    let tlen = table_len(&pack[pack.len() - TRAILER_LEN..])?;
-    let table_start = (pack.len() - TRAILER_LEN).checked_sub(tlen).ok_or(Error::Truncated {
-        what: "pack table",
-        needed: tlen + TRAILER_LEN,
-        have: pack.len(),
-    })?;
-    let blobs_start = HEADER_PREFIX_LEN + header_len(pack)?;
+    let tlen = table_len(&tail[tail.len() - TRAILER_LEN..])?;
+    let table_start = (pack_len - TRAILER_LEN as u64)
+        .checked_sub(tlen as u64)
+        .ok_or_else(|| truncated("pack table", (tlen + TRAILER_LEN) as u64, pack_len as usize))?;
+    let in_tail = tail
+        .len()
+        .checked_sub(TRAILER_LEN + tlen)
+        .ok_or_else(|| truncated("pack table", (tlen + TRAILER_LEN) as u64, tail.len()))?;
+    let blobs_start = (HEADER_PREFIX_LEN + header_len(head)?) as u64;
     if blobs_start > table_start {
         return Err(Error::Malformed { what: "pack", reason: "the blob table overlaps the header".into() });
     }
-    let key_count = decode_header(pack)?.len();
-    let plain = open_meta(meta_key, TABLE_LABEL, &pack[table_start..pack.len() - TRAILER_LEN])?;
+    let key_count = decode_header(head)?.len();
+    let plain = open_meta(meta_key, TABLE_LABEL, &tail[in_tail..tail.len() - TRAILER_LEN])?;
     let mut r = Reader::new(&plain, "pack table");
     let n = r.count(ENTRY_LEN)?;
     let mut entries = Vec::with_capacity(n);
     for _ in 0..n {
         let e = PackBlobEntry::decode(&mut r)?;
-        if (e.offset as usize) < blobs_start || e.end() > table_start as u64 {
+        if (e.offset as u64) < blobs_start || e.end() > table_start {
             return Err(Error::Malformed { what: "pack table", reason: "blob outside the pack's blob area".into() });
         }
         let key_ok = match e.kind {
@@ -262,6 +273,29 @@ mod tests {
             flipped[at] ^= 1;
             prop_assert!(decode_table(&key, &flipped).is_err());
         }
+    }
+
+    #[test]
+    fn a_table_decodes_from_the_two_ends_of_a_pack() {
+        let meta = [9u8; 32];
+        let e = PackBlobEntry {
+            id: BlobId([1; 32]),
+            kind: BlobKind::Data,
+            compression: Compression::None,
+            key: 0,
+            offset: 200,
+            stored_len: 10,
+            raw_len: 10,
+        };
+        let mut pack = encode_header(&[[1u8; 100]]);
+        pack.resize(5000, 0);
+        pack.extend(encode_table(&meta, &[e]));
+        let len = pack.len() as u64;
+        let (head, tail) = (&pack[..300], &pack[pack.len() - 200..]);
+        assert_eq!(decode_table_from(&meta, len, head, tail).unwrap(), vec![e]);
+        // A tail too short for the table, or a head without the whole header, is an error.
+        assert!(decode_table_from(&meta, len, head, &pack[pack.len() - 20..]).is_err());
+        assert!(decode_table_from(&meta, len, &pack[..50], tail).is_err());
     }
 
     #[test]

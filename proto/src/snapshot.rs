@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::crypto;
 use crate::error::Result;
-use crate::id::BlobId;
+use crate::id::{BlobId, ObjectId};
 
 pub const MAGIC: &[u8; 4] = b"ARKS";
 const LABEL: &str = "arka snapshot v1";
@@ -38,6 +38,17 @@ pub struct Snapshot {
     pub stats: SnapshotStats,
     /// arka version that wrote it, for support.
     pub program: String,
+    /// Written by `arka repair snapshots` from this snapshot, which referenced lost data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repaired_from: Option<ObjectId>,
+    /// Files (and directories) of the original whose data was lost: they are listed as
+    /// lost entries (`Node::lost`) in this snapshot.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub lost_files: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -83,6 +94,7 @@ mod tests {
                 time_ns: time, written_ns: time, hostname: host, source_kind: "files".into(), source: src, tags: vec![],
                 tree: BlobId([1; 32]), refs: BlobId([2; 32]), partial,
                 stats: SnapshotStats { files, ..Default::default() }, program: "arka test".into(),
+                repaired_from: partial.then_some(ObjectId([3; 32])), lost_files: files % 3,
             };
             let key = [5u8; 32];
             let bytes = s.encode(&key);

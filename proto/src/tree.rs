@@ -58,6 +58,11 @@ pub struct Node {
     /// Symlink target bytes (symlinks only).
     #[serde(default, skip_serializing_if = "Option::is_none", with = "codec::bytes::option")]
     pub target: Option<Vec<u8>>,
+    /// The entry's data was lost from the repository (`arka repair snapshots` wrote it so):
+    /// a file keeps its name, size and metadata but lists no content; a directory lists
+    /// nothing. Restore reports such entries instead of writing them.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub lost: bool,
 }
 
 impl Node {
@@ -77,6 +82,7 @@ impl Node {
             lists: Vec::new(),
             subtree: None,
             target: None,
+            lost: false,
         }
     }
 }
@@ -226,6 +232,7 @@ mod tests {
                 lists: if k == 0 && size % 2 == 1 { content.into_iter().map(BlobId).collect() } else { Vec::new() },
                 subtree: (k == 1).then_some(BlobId([3; 32])),
                 target,
+                lost: size % 3 == 0,
             })
     }
 

@@ -82,7 +82,7 @@ enum Command {
     Prune(prune_cmd::PruneArgs),
     /// Remove paths from every snapshot and delete their data (recovery identity).
     Erase(erase_cmd::EraseArgs),
-    /// Put back what damage took: `repair config` writes `config` back from its copy.
+    /// Repair a damaged repository: `repair config`, `repair index`, `repair snapshots`, `repair packs`.
     Repair(repair_cmd::RepairArgs),
     /// The agent service: `agent run --config FILE` (scheduled backups, status page).
     Agent(agent_cmd::AgentArgs),
@@ -171,7 +171,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Forget(a) => forget_cmd::forget(a, &out).await,
         Command::Prune(a) => prune_cmd::prune(a, &out).await,
         Command::Erase(a) => erase_cmd::erase(a, &out).await,
-        Command::Repair(a) => repair_cmd::run(a, &out).await,
+        Command::Repair(a) => repair_cmd::repair(a, &out).await,
         Command::Agent(a) => agent_cmd::agent(a).await,
         Command::Audit(a) => audit_cmd::run(a, &out).await,
         Command::Service(a) => service_cmd::service(a).await,

@@ -97,6 +97,8 @@ pub(super) async fn snapshots(a: SnapshotsArgs, out: &Output) -> Result<ExitCode
                     "partial": s.partial,
                     "stats": s.stats,
                     "program": s.program,
+                    "repaired_from": s.repaired_from.map(|id| id.to_hex()),
+                    "lost_files": s.lost_files,
                 })
             })
             .collect();
@@ -118,7 +120,11 @@ pub(super) async fn snapshots(a: SnapshotsArgs, out: &Output) -> Result<ExitCode
             s.stats.files,
             human_bytes(s.stats.bytes),
             s.source.join(" "),
-            if s.partial { "  (partial)" } else { "" }
+            match (s.partial, s.lost_files) {
+                (_, n) if n > 0 => format!("  (repaired: {n} files lost)"),
+                (true, _) => "  (partial)".into(),
+                _ => String::new(),
+            }
         );
     }
     Ok(ExitCode::SUCCESS)
@@ -133,6 +139,7 @@ pub(super) async fn ls(a: LsArgs, out: &Output) -> Result<ExitCode> {
         if out.json {
             let v = serde_json::json!({
                 "path": e.display_path(), "kind": n.kind, "size": n.size, "mode": n.mode, "mtime_ns": n.mtime_ns,
+                "lost": n.lost,
             });
             say!("{v}");
         } else {
@@ -141,7 +148,8 @@ pub(super) async fn ls(a: LsArgs, out: &Output) -> Result<ExitCode> {
                 arka_proto::NodeKind::Symlink => 'l',
                 arka_proto::NodeKind::File => '-',
             };
-            say!("{kind} {:04o} {:>12}  {}", n.mode.unwrap_or(0), n.size, e.display_path());
+            let lost = if n.lost { "  (LOST: its data was lost from the repository)" } else { "" };
+            say!("{kind} {:04o} {:>12}  {}{lost}", n.mode.unwrap_or(0), n.size, e.display_path());
         }
     }
     // Names go to the operator's own terminal only.
@@ -185,6 +193,11 @@ fn report_damage(summary: &RestoreSummary) -> ExitCode {
     for (path, reason) in &summary.unwritable {
         eprintln!("arka: not restored, cannot be written here: {path}: {reason}");
     }
+    for path in &summary.lost {
+        eprintln!(
+            "arka: not restored, its data was lost from the repository (`arka repair snapshots` marked it): {path}"
+        );
+    }
     if !summary.damaged.is_empty() {
         eprintln!(
             "arka: {} files could not be restored; everything else was. Run `arka verify --read-data` to see the damage",
@@ -192,11 +205,19 @@ fn report_damage(summary: &RestoreSummary) -> ExitCode {
         );
         return ExitCode::from(1);
     }
+    if !summary.lost.is_empty() {
+        eprintln!(
+            "arka: {} files or folders of this repaired snapshot were lost (named above); everything else was restored",
+            summary.lost.len()
+        );
+    }
     if !summary.unwritable.is_empty() {
         eprintln!(
             "arka: {} files, folders or links could not be written here (named above); everything else was restored",
             summary.unwritable.len()
         );
+    }
+    if !summary.unwritable.is_empty() || !summary.lost.is_empty() {
         return ExitCode::from(3);
     }
     ExitCode::SUCCESS

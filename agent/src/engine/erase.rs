@@ -203,8 +203,9 @@ impl Rewrite<'_, '_> {
     }
 }
 
-/// Writes new tree and reference-list blobs into one pack, skipping those already stored.
-struct TreeWriter {
+/// Writes new tree and reference-list blobs into one pack, skipping those already stored
+/// (also used by `repair snapshots`).
+pub(crate) struct TreeWriter {
     repo: Arc<Repository>,
     index: Arc<crate::repo::index::Index>,
     packer: Packer,
@@ -213,7 +214,7 @@ struct TreeWriter {
 }
 
 impl TreeWriter {
-    fn new(repo: &Arc<Repository>, index: Arc<crate::repo::index::Index>) -> Self {
+    pub(crate) fn new(repo: &Arc<Repository>, index: Arc<crate::repo::index::Index>) -> Self {
         Self {
             packer: Packer::new(&repo.recipients, *repo.key.meta_key(), 1 << 20),
             compressor: Compressor::new(repo.config.zstd_level),
@@ -224,7 +225,7 @@ impl TreeWriter {
     }
 
     /// The backup's encoding, so that unchanged directories keep their IDs.
-    fn store_tree(&mut self, nodes: Vec<Node>, subtrees: Vec<(BlobId, BlobId)>) -> Result<(BlobId, BlobId)> {
+    pub(crate) fn store_tree(&mut self, nodes: Vec<Node>, subtrees: Vec<(BlobId, BlobId)>) -> Result<(BlobId, BlobId)> {
         let (tree, refs) = crate::engine::backup::encode_tree(nodes, subtrees)?;
         Ok((self.store_blob(BlobKind::Tree, &tree), self.store_blob(BlobKind::Refs, &refs)))
     }
@@ -239,7 +240,7 @@ impl TreeWriter {
     }
 
     /// Stores the pack and its index segment.
-    async fn flush(self) -> Result<()> {
+    pub(crate) async fn flush(self) -> Result<()> {
         if self.packer.is_empty() {
             return Ok(());
         }

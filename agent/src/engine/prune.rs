@@ -42,7 +42,7 @@ use crate::store::{Listed, ObjectKind};
 /// deduplicated against; shorter periods are for repositories no backup writes to.
 pub const SAFE_GRACE: Duration = Duration::from_secs(2 * 3600);
 /// Packs per rewritten index segment.
-const PACKS_PER_SEGMENT: usize = 2000;
+pub(crate) const PACKS_PER_SEGMENT: usize = 2000;
 
 /// A day: hourly backups have long finished, and space comes back by the next day's prune.
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(86400);

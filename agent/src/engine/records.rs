@@ -8,6 +8,9 @@ use crate::engine::backup::BackupOutcome;
 use crate::engine::erase::EraseReport;
 use crate::engine::forget::ForgetPlan;
 use crate::engine::prune::PruneReport;
+use crate::engine::repair::index::RepairIndexReport;
+use crate::engine::repair::packs::RepairPacksReport;
+use crate::engine::repair::snapshots::RepairSnapshotsReport;
 use crate::engine::repair::ConfigRepair;
 use crate::engine::restore::RestoreSummary;
 use crate::engine::retention::RetentionPolicy;
@@ -59,7 +62,8 @@ pub fn restored(snapshot: ObjectId, summary: &RestoreSummary, part: bool) -> Ent
         .count("dirs", summary.dirs)
         .count("bytes", summary.bytes)
         .count("damaged", summary.damaged.len() as u64)
-        .count("unwritable", summary.unwritable.len() as u64);
+        .count("unwritable", summary.unwritable.len() as u64)
+        .count("lost", summary.lost.len() as u64);
     if part {
         entry.detail("part of the snapshot")
     } else {
@@ -121,6 +125,38 @@ pub fn erased(repo: &Repository, patterns: &[crate::engine::erase::PathPattern],
         .count("files_erased", report.files_erased)
         .count("packs_deleted", report.prune.as_ref().map_or(0, |p| p.packs_deleted as u64))
         .detail(format!("pattern hash {}", tag[..16].iter().map(|b| format!("{b:02x}")).collect::<String>()))
+}
+
+pub fn repaired_index(r: &RepairIndexReport) -> Entry {
+    Entry::new(Operation::Repair)
+        .count("packs_scanned", r.packs_scanned as u64)
+        .count("packs_indexed", r.packs_indexed as u64)
+        .count("blobs", r.blobs as u64)
+        .count("segments_written", r.segments_written as u64)
+        .count("damaged_segments_deleted", r.damaged_segments_deleted as u64)
+        .count("unreadable_packs", r.unreadable_packs.len() as u64)
+        .detail(format!("index: {} packs indexed anew", r.packs_indexed))
+}
+
+/// Snapshot IDs and counts only: the lost files' names stay on the operator's terminal.
+pub fn repaired_snapshots(r: &RepairSnapshotsReport) -> Entry {
+    let lost: u64 = r.repaired.iter().map(|s| s.lost_files).sum();
+    let ids = r.repaired.iter().flat_map(|s| [&s.original, &s.repaired]).filter_map(|id| ObjectId::from_hex(id).ok());
+    Entry::new(Operation::Repair)
+        .snapshots(ids)
+        .count("snapshots_repaired", r.repaired.len() as u64)
+        .count("lost_files", lost)
+        .detail(format!("snapshots: {} rewritten without lost data, {lost} files lost", r.repaired.len()))
+}
+
+pub fn repaired_packs(r: &RepairPacksReport) -> Entry {
+    Entry::new(Operation::Repair)
+        .count("packs_damaged", r.packs_damaged as u64)
+        .count("blobs_salvaged", r.blobs_salvaged as u64)
+        .count("bytes_salvaged", r.bytes_salvaged)
+        .count("blobs_left_out", r.blobs_left_out as u64)
+        .count("packs_written", r.packs_written as u64)
+        .detail(format!("packs: {} blobs salvaged from {} damaged packs", r.blobs_salvaged, r.packs_salvaged))
 }
 
 pub fn synced(report: &SyncReport, to: &str) -> Entry {

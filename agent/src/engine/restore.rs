@@ -140,6 +140,9 @@ pub struct RestoreSummary {
     /// Files, folders and links that could not be written here (a name too long, something
     /// in the way, no permission), with the reason. The rest was restored.
     pub unwritable: Vec<(String, String)>,
+    /// Files and folders `arka repair snapshots` marked lost: their data is gone from the
+    /// repository, so they are not written (a lost folder is restored empty).
+    pub lost: Vec<String>,
 }
 
 impl RestoreSummary {
@@ -184,8 +187,10 @@ pub async fn restore(
             Err(err) => summary.unwritable(&p, err),
         }
     }
+    // Entries `arka repair snapshots` marked lost have no data to write: reported, not written.
+    summary.lost = entries.iter().filter(|e| e.node.lost).map(|e| local(e).display().to_string()).collect();
     let files: Vec<(PathBuf, &Node)> =
-        entries.iter().filter(|e| e.node.kind == NodeKind::File).map(|e| (local(e), &e.node)).collect();
+        entries.iter().filter(|e| e.node.kind == NodeKind::File && !e.node.lost).map(|e| (local(e), &e.node)).collect();
     restore_files(&reader, files, target, &progress, &mut summary).await?;
     for e in entries.iter().filter(|e| e.node.kind == NodeKind::Symlink) {
         let p = local(e);

@@ -17,12 +17,15 @@ use crate::engine::erase::{EraseReport, PathPattern};
 use crate::engine::forget::ForgetPlan;
 use crate::engine::progress::Progress;
 use crate::engine::prune::{PruneOptions, PruneReport};
+use crate::engine::repair::index::RepairIndexReport;
+use crate::engine::repair::packs::RepairPacksReport;
+use crate::engine::repair::snapshots::RepairSnapshotsReport;
 use crate::engine::repair::ConfigRepair;
 use crate::engine::restore::{self, RestoreSummary};
 use crate::engine::retention::RetentionPolicy;
 use crate::engine::sync::SyncReport;
 use crate::engine::verify::{VerifyOptions, VerifyReport};
-use crate::engine::{records, sync, verify};
+use crate::engine::{records, repair, sync, verify};
 use crate::error::{ErrorKind, Result};
 use crate::repo::blob::BlobReader;
 use crate::repo::Repository;
@@ -233,6 +236,33 @@ impl Session {
             return result;
         }
         self.finish(Operation::Erase, result, |r| records::erased(&self.repo, patterns, r)).await
+    }
+
+    /// Indexes anew the packs no intact index segment names (agent key).
+    pub async fn repair_index(&self, dry_run: bool) -> Result<RepairIndexReport> {
+        let result = repair::index::repair_index(&self.repo, dry_run).await;
+        if dry_run {
+            return result;
+        }
+        self.finish(Operation::Repair, result, records::repaired_index).await
+    }
+
+    /// Writes new snapshots in place of those that reference lost data (recovery identity).
+    pub async fn repair_snapshots(&self, dry_run: bool) -> Result<RepairSnapshotsReport> {
+        let result = repair::snapshots::repair_snapshots(self.repo.clone(), dry_run).await;
+        if dry_run {
+            return result;
+        }
+        self.finish(Operation::Repair, result, records::repaired_snapshots).await
+    }
+
+    /// Copies the intact blobs of damaged packs into new packs.
+    pub async fn repair_packs(&self, dry_run: bool) -> Result<RepairPacksReport> {
+        let result = repair::packs::repair_packs(&self.repo, dry_run).await;
+        if dry_run {
+            return result;
+        }
+        self.finish(Operation::Repair, result, records::repaired_packs).await
     }
 
     /// Copies what `to` lacks of this repository. The record goes to this repository; the

@@ -56,6 +56,8 @@ mod tests {
             partial: false,
             stats: SnapshotStats::default(),
             program: String::new(),
+            repaired_from: None,
+            lost_files: 0,
         }
     }
 

@@ -22,6 +22,7 @@ mod forget;
 mod healing;
 mod incremental;
 mod prune;
+mod repair;
 mod repair_config;
 mod roundtrip;
 mod s3;

@@ -164,6 +164,8 @@ pub async fn run(repo: Arc<Repository>, source: Source, opts: BackupOptions) -> 
         partial: stats.unreadable > 0,
         stats,
         program: format!("arka {}", env!("CARGO_PKG_VERSION")),
+        repaired_from: None,
+        lost_files: 0,
     };
     let id = repo.put_object(ObjectKind::Snapshot, snapshot.encode(repo.key.meta_key())).await?;
     if let Some(path) = cache_file {

@@ -208,6 +208,7 @@ impl Walker {
             lists: Vec::new(),
             subtree: None,
             target: None,
+            lost: false,
         };
         let ft = meta.file_type();
         if ft.is_dir() {
@@ -413,6 +414,7 @@ impl Walker {
             lists: listing.lists,
             subtree: None,
             target: None,
+            lost: false,
         };
         self.stats.files = 1;
         self.stats.bytes = size;
