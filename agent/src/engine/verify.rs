@@ -91,7 +91,7 @@ pub async fn verify(repo: std::sync::Arc<Repository>, opts: &VerifyOptions) -> R
     if let crate::repo::config::ConfigOrigin::Copy { why, .. } = repo.config_origin() {
         report.damage.push(Damage::new(arka_proto::layout::CONFIG_KEY, why.clone()));
     }
-    let known = load_known_damage(&repo, &mut report).await?;
+    let mut known = load_known_damage(&repo, &mut report).await?;
     let (segments, entries_by_pack) = load_segments(&repo, &mut report).await?;
     let index = Index::build(&Default::default(), &known, &segments);
     report.blobs = index.len();
@@ -106,7 +106,8 @@ pub async fn verify(repo: std::sync::Arc<Repository>, opts: &VerifyOptions) -> R
         let reader = BlobReader::new(repo.clone(), std::sync::Arc::new(index));
         let packs = PackSet { listed: &listed, bad: &found.packs, entries: &entries_by_pack };
         let read = read_data(&reader, packs, percent, opts.state_file.as_deref(), &mut report).await;
-        found.extend(read);
+        known.forget_packs(&read.opened_blob_by_blob);
+        found.extend(read.found);
     }
     record_found_damage(&repo, &found, &known, &mut report).await;
     // From here on, every copy known damaged (before or now) is avoided where another exists.
@@ -252,16 +253,24 @@ struct PackSet<'a> {
     entries: &'a HashMap<ObjectId, Vec<PackBlobEntry>>,
 }
 
+/// What reading packs found.
+#[derive(Default)]
+struct DataRead {
+    found: DamageSet,
+    /// Packs whose every blob was opened (with an identity): what this run found in them
+    /// replaces what earlier reports say, which may name the whole pack for one bad blob.
+    opened_blob_by_blob: HashSet<ObjectId>,
+}
+
 /// Downloads `percent` of the packs, least recently checked first, and checks every blob
-/// (decrypting it too when the repository was opened with an identity). Returns the blobs
-/// found damaged.
+/// (decrypting it too when the repository was opened with an identity).
 async fn read_data(
     reader: &BlobReader,
     packs: PackSet<'_>,
     percent: f64,
     state_file: Option<&std::path::Path>,
     report: &mut VerifyReport,
-) -> DamageSet {
+) -> DataRead {
     let repo = reader.repo();
     let decrypt = repo.identities.is_some();
     let mut state = ReadState::load(state_file);
@@ -275,8 +284,11 @@ async fn read_data(
         })
         .buffer_unordered(PACKS_IN_FLIGHT);
     let now = jiff::Timestamp::now().as_second();
-    let mut found = DamageSet::default();
+    let mut read = DataRead::default();
     while let Some(checked) = results.next().await {
+        if checked.blob_by_blob {
+            read.opened_blob_by_blob.insert(checked.pack_id);
+        }
         report.packs_read += 1;
         report.bytes_read += checked.bytes;
         report.blobs_decrypted += checked.decrypted;
@@ -284,14 +296,14 @@ async fn read_data(
             state.mark(checked.pack_id, now);
         } else {
             if checked.whole {
-                found.packs.insert(checked.pack_id);
+                read.found.packs.insert(checked.pack_id);
             }
-            found.blobs.extend(checked.bad_blobs.iter().map(|b| (checked.pack_id, *b)));
+            read.found.blobs.extend(checked.bad_blobs.iter().map(|b| (checked.pack_id, *b)));
             report.damage.extend(checked.damage);
         }
     }
     state.save(state_file);
-    found
+    read
 }
 
 /// Which snapshots can no longer be restored in full, and (with an identity) which files.
@@ -332,6 +344,8 @@ struct PackCheck {
     /// Nothing in the pack can be trusted (it is unreadable, or fails its hash and there
     /// is no identity to check its blobs one by one).
     whole: bool,
+    /// Every blob was opened one by one, so `bad_blobs` is exact.
+    blob_by_blob: bool,
 }
 
 /// Downloads one pack, checks its hash and its blob table against the index, and with a
@@ -344,8 +358,15 @@ async fn read_pack(
     indexed: Vec<PackBlobEntry>,
 ) -> PackCheck {
     let key = ObjectKind::Pack.key(&pack_id);
-    let mut check =
-        PackCheck { pack_id, bytes: len, decrypted: 0, damage: Vec::new(), bad_blobs: Vec::new(), whole: false };
+    let mut check = PackCheck {
+        pack_id,
+        bytes: len,
+        decrypted: 0,
+        damage: Vec::new(),
+        bad_blobs: Vec::new(),
+        whole: false,
+        blob_by_blob: false,
+    };
     let all_bad = |check: &mut PackCheck, reason: String| {
         check.damage.push(Damage::new(key.clone(), reason));
         check.bad_blobs.extend(indexed.iter().map(|e| e.id));
@@ -386,6 +407,7 @@ async fn read_pack(
             return check;
         }
     };
+    check.blob_by_blob = true;
     for e in &indexed {
         let loc = Location::from(e);
         // Reference and content lists are sealed under the metadata key: they need no data key.

@@ -38,6 +38,12 @@ impl DamageSet {
         self.blobs.extend(other.blobs);
     }
 
+    /// Forgets everything said of `packs` (a finer check of them replaces it).
+    pub fn forget_packs(&mut self, packs: &HashSet<ObjectId>) {
+        self.packs.retain(|p| !packs.contains(p));
+        self.blobs.retain(|(p, _)| !packs.contains(p));
+    }
+
     /// What `self` names that `known` does not.
     pub fn minus(&self, known: &DamageSet) -> DamageSet {
         DamageSet {
