@@ -11,7 +11,8 @@
 use std::path::{Path, PathBuf};
 
 use arka_fuzz::{
-    table_plaintext, PackLayout, AUDIT_LABEL, INDEX_LABEL, KEY, PACK_TABLE_LABEL, PLAN_LABEL, SNAPSHOT_LABEL,
+    table_plaintext, PackLayout, AUDIT_LABEL, DAMAGE_LABEL, INDEX_LABEL, KEY, PACK_TABLE_LABEL, PLAN_LABEL,
+    SNAPSHOT_LABEL,
 };
 use arka_proto::{
     audit, codec, index, pack, plan, snapshot, AgentKey, BlobId, BlobKind, ChunkerParams, Compression, ContentList,
@@ -160,6 +161,19 @@ fn main() {
     s.put("plan", "raw-plan", &raw);
     s.put("plan", "plain-plan", &plain);
 
+    // damage: sealed and plaintext CBOR.
+    let report = arka_proto::DamageReport {
+        found_ns: 1_764_000_000_000_000_000,
+        found_by: "verify".into(),
+        packs: vec![ObjectId([3; 32])],
+        blobs: vec![(ObjectId([4; 32]), BlobId([5; 32]))],
+    };
+    let plain = codec::to_cbor(&report);
+    let raw = framed(arka_proto::damage::MAGIC, DAMAGE_LABEL, &plain);
+    assert_eq!(arka_proto::DamageReport::decode(&KEY, &raw).unwrap(), report);
+    s.put("damage", "raw-damage", &raw);
+    s.put("damage", "plain-damage", &plain);
+
     // server: request paths, a range, a listing prefix and a listing page.
     let pack_key = arka_proto::layout::ObjectKind::Pack.key(&ObjectId([0x3f; 32]));
     s.put("server", "object-path", arka_proto::server::object_path("clinic-a", &pack_key).as_bytes());
@@ -210,8 +224,6 @@ fn main() {
         counts: [("recipients".to_string(), 2)].into(),
         detail: Some("repository created, agent key created".into()),
         program: "arka 0.1.0".into(),
-        repaired_from: None,
-        lost_files: 0,
     };
     let later = arka_proto::AuditRecord {
         seq: 41,

@@ -17,6 +17,7 @@ pub const INDEX_LABEL: &str = "arka index segment v1";
 pub const SNAPSHOT_LABEL: &str = "arka snapshot v1";
 pub const AUDIT_LABEL: &str = "arka audit record v1";
 pub const PLAN_LABEL: &str = "arka prune plan v1";
+pub const DAMAGE_LABEL: &str = "arka damage report v1";
 
 /// `magic`, version 1, then `plain` sealed under [`KEY`] with a random nonce, as
 /// `IndexSegment::encode` and `Snapshot::encode` lay it out.
