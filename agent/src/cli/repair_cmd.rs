@@ -1,5 +1,5 @@
 //! `arka repair config|index|snapshots|packs`: put a damaged repository back in order
-//! (docs/OPERATIONS.md, "Repairing a damaged repository").
+//! (docs/OPERATIONS.md §9a, "Runbook: the repository is damaged").
 
 use std::process::ExitCode;
 
