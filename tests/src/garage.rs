@@ -360,6 +360,25 @@ impl Garage {
         })
     }
 
+    /// The keys under `prefix` in the bucket, sorted.
+    pub fn list_keys(&self, prefix: &str) -> Vec<String> {
+        use futures::TryStreamExt;
+        let store = self.client(0);
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
+        let prefix = ObjectPath::from(prefix);
+        let listed: Vec<_> = runtime.block_on(store.list(Some(&prefix)).try_collect()).expect("garage: list");
+        let mut keys: Vec<String> = listed.into_iter().map(|m| m.location.to_string()).collect();
+        keys.sort();
+        keys
+    }
+
+    /// Writes `bytes` at `key`, replacing what is there, behind the repository's back.
+    pub fn put_object(&self, key: &str, bytes: Vec<u8>) {
+        let store = self.client(0);
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
+        runtime.block_on(store.put(&ObjectPath::from(key), PutPayload::from(bytes))).expect("garage: put");
+    }
+
     /// Deletes `key` from the bucket, behind the repository's back.
     pub fn delete_object(&self, key: &str) {
         let store = self.client(0);

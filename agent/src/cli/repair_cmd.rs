@@ -149,7 +149,7 @@ fn print_index(r: &RepairIndexReport, dry_run: bool) {
     for key in &r.delete_refused {
         say!(
             "NOT DELETED {key}: the storage refused (append-only token or object lock); the new index is written, \
-             and a run with delete rights removes it"
+             and a run with delete rights (a maintain token on arka-server) removes it"
         );
     }
 }

@@ -348,6 +348,20 @@ struct PackCheck {
     blob_by_blob: bool,
 }
 
+impl PackCheck {
+    fn new(pack_id: ObjectId, bytes: u64) -> Self {
+        Self {
+            pack_id,
+            bytes,
+            decrypted: 0,
+            damage: Vec::new(),
+            bad_blobs: Vec::new(),
+            whole: false,
+            blob_by_blob: false,
+        }
+    }
+}
+
 /// Downloads one pack, checks its hash and its blob table against the index, and with a
 /// recovery identity opens every blob.
 async fn read_pack(
@@ -358,15 +372,7 @@ async fn read_pack(
     indexed: Vec<PackBlobEntry>,
 ) -> PackCheck {
     let key = ObjectKind::Pack.key(&pack_id);
-    let mut check = PackCheck {
-        pack_id,
-        bytes: len,
-        decrypted: 0,
-        damage: Vec::new(),
-        bad_blobs: Vec::new(),
-        whole: false,
-        blob_by_blob: false,
-    };
+    let mut check = PackCheck::new(pack_id, len);
     let all_bad = |check: &mut PackCheck, reason: String| {
         check.damage.push(Damage::new(key.clone(), reason));
         check.bad_blobs.extend(indexed.iter().map(|e| e.id));

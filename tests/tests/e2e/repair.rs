@@ -201,3 +201,58 @@ fn intact_blobs_of_a_damaged_pack_are_salvaged_before_prune_deletes_it() {
         assert!(same_contents(&kept.join(rel), &target.join("src").join(rel)), "{} differs", rel.display());
     }
 }
+
+/// On S3: a damaged index segment is found, re-indexed and deleted like on a local disk.
+#[test]
+fn a_damaged_index_segment_on_garage_is_replaced_and_deleted() {
+    let garage = arka_tests::garage::Garage::single();
+    let fx = Fixture::at(&garage.url("clinic/arka"), garage.env());
+    let src = fx.path("src");
+    crate::s3::small_tree(&src, 6);
+    fx.backup_ok(&[&src], &[]);
+    let segments = garage.list_keys("clinic/arka/index");
+    assert_eq!(segments.len(), 1, "{segments:?}");
+    let mut bytes = garage.get_object(&segments[0]).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 1;
+    garage.put_object(&segments[0], bytes);
+    arka(&fx, false, &["verify"], fx.agent_args()).expect_code(1);
+
+    let done = arka(&fx, true, &["repair", "index"], fx.agent_args()).ok().json();
+    assert!(done["packs_indexed"].as_u64().unwrap() > 0, "{done}");
+    assert!(!garage.list_keys("clinic/arka/index").contains(&segments[0]), "the damaged segment stayed");
+    arka(&fx, false, &["verify", "--read-data"], fx.agent_args()).ok();
+    let target = fx.path("restored");
+    fx.restore("latest", &target, &[]).ok();
+    assert_same_tree(&src, &target.join("src"));
+}
+
+/// On arka-server: the clinic's append token re-indexes but may not delete the damaged
+/// segment (it says so, exit 1, and everything restores meanwhile); the NAS's maintain
+/// token finishes the job.
+#[test]
+fn repair_index_on_arka_server_deletes_only_with_a_maintain_token() {
+    use arka_tests::server::{ServerProcess, TokenSpec};
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = [TokenSpec::new("reception", "append", &["clinic"]), TokenSpec::new("nas", "maintain", &["clinic"])];
+    let server = ServerProcess::start(dir.path(), &tokens);
+    let token_env = |t: &str| vec![("ARKA_SERVER_TOKEN_FILE".to_string(), server.secret_file(t).display().to_string())];
+    let mut fx = Fixture::at(&server.repo_url("clinic"), token_env("reception"));
+    let src = fx.path("src");
+    crate::s3::small_tree(&src, 7);
+    fx.backup_ok(&[&src], &[]);
+    let segment = walk_files(&server.data_dir().join("clinic").join("index")).remove(0);
+    flip_byte(&segment, 40);
+
+    let refused = arka(&fx, false, &["repair", "index"], fx.agent_args()).expect_code(1);
+    assert!(refused.stdout_text().contains("maintain") || refused.stderr.contains("maintain"), "{}", refused.stderr);
+    assert!(segment.exists(), "an append token deleted a segment");
+    let target = fx.path("restored");
+    fx.restore("latest", &target, &[]).ok();
+    assert_same_tree(&src, &target.join("src"));
+
+    fx.env = token_env("nas");
+    arka(&fx, false, &["repair", "index"], fx.agent_args()).ok();
+    assert!(!segment.exists(), "the maintain token left the damaged segment");
+    arka(&fx, false, &["verify"], fx.agent_args()).ok();
+}
