@@ -311,3 +311,18 @@ async fn serve_refuses_a_network_address_without_a_token() {
     let err = serve("0.0.0.0:0".parse().unwrap(), healthy_board(), None, std::future::pending()).await.unwrap_err();
     assert!(err.to_string().contains("bind to 127.0.0.1"), "{err}");
 }
+
+#[tokio::test]
+async fn the_page_says_what_a_backup_did_about_damage() {
+    let board = healthy_board();
+    let healed = "damage found, healed by snapshot 1a2b3c4d (3 blobs stored again)";
+    board.update(|st| st.maintenance.damage_note = Some(healed.into()));
+    let got = get(router(board.clone(), None), "/", None).await;
+    assert!(got.body.contains(healed), "{}", got.body);
+
+    let lost = "damage found, not healable: 2 damaged blobs are in no current source <script>";
+    board.update(|st| st.maintenance.damage_note = Some(lost.into()));
+    let got = get(router(board, None), "/", None).await;
+    assert!(got.body.contains("<span class=\"err\">damage found, not healable"), "{}", got.body);
+    assert!(!got.body.contains("<script>"), "the note is not escaped");
+}
