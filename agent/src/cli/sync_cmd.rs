@@ -49,7 +49,7 @@ pub(super) async fn sync(a: SyncArgs, out: &Output) -> Result<ExitCode> {
         }
     };
     print_report(&report, &from, &to.display, started.elapsed().as_secs_f64().max(0.001), out);
-    Ok(ExitCode::SUCCESS)
+    Ok(if report.damaged.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(3) })
 }
 
 fn print_report(report: &SyncReport, from: &str, to: &str, secs: f64, out: &Output) {
@@ -67,4 +67,10 @@ fn print_report(report: &SyncReport, from: &str, to: &str, secs: f64, out: &Outp
         report.bytes_copied as f64 / 1e6 / secs,
         report.already_present
     );
+    for (key, why) in &report.damaged {
+        say!(
+            "NOT COPIED {key}: damaged at the source ({why}); `arka verify` there records it, and its next \
+             backup stores the data again, which the next sync copies"
+        );
+    }
 }

@@ -166,6 +166,7 @@ pub fn synced(report: &SyncReport, to: &str) -> Entry {
         .count("snapshots", report.snapshots_copied)
         .count("audit_records", report.audit_copied)
         .count("bytes", report.bytes_copied)
+        .count("damaged_not_copied", report.damaged.len() as u64)
         .detail(format!("to {to}"))
 }
 

@@ -9,16 +9,20 @@
 //! snapshot it lacks, whenever the sync is interrupted. The config's copies (`configs/`)
 //! go first, right after `config`, so that the destination has them as soon as it has it.
 //! Writes are create-only, so a rerun after a kill simply copies what is still missing.
+//!
+//! An object that is damaged at the source is left out and named, never spread to the
+//! copy: the copy is then exactly as whole as the source, and once the source heals (its
+//! next backup stores the data again, in new packs) the next sync carries that over too.
 
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 
 use arka_proto::ObjectId;
 
 use crate::engine::progress::Progress;
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::repo::check_object_id;
 use crate::store::{ObjectKind, Store, CONFIG_KEY};
 
@@ -35,6 +39,8 @@ pub struct SyncReport {
     pub bytes_copied: u64,
     /// Objects the destination already had.
     pub already_present: u64,
+    /// Objects damaged at the source, not copied: their key and why.
+    pub damaged: Vec<(String, String)>,
 }
 
 pub async fn sync(from: &Store, to: &Store, progress: &Progress) -> Result<SyncReport> {
@@ -56,11 +62,20 @@ pub async fn sync(from: &Store, to: &Store, progress: &Progress) -> Result<SyncR
         let present: HashSet<ObjectId> = to.list(kind).await?.into_iter().map(|(id, _)| id).collect();
         let missing: Vec<_> = objects.into_iter().filter(|(id, _)| !present.contains(id)).collect();
         report.already_present += present.len() as u64;
-        let copied: Vec<u64> = futures::stream::iter(missing)
-            .map(|(id, _)| copy_object(from, to, kind, id, progress))
-            .buffer_unordered(COPIES_IN_FLIGHT)
-            .try_collect()
-            .await?;
+        let mut copies = futures::stream::iter(missing)
+            .map(|(id, _)| async move { (kind.key(&id), copy_object(from, to, kind, id, progress).await) })
+            .buffer_unordered(COPIES_IN_FLIGHT);
+        let mut copied: Vec<u64> = Vec::new();
+        while let Some((key, result)) = copies.next().await {
+            match result {
+                Ok(len) => copied.push(len),
+                Err(e) if e.kind() == ErrorKind::Damaged => {
+                    tracing::warn!("not copied, damaged at the source: {key}: {e}");
+                    report.damaged.push((key, e.into_reason()));
+                }
+                Err(e) => return Err(e),
+            }
+        }
         let n = copied.len() as u64;
         report.bytes_copied += copied.iter().sum::<u64>();
         match kind {

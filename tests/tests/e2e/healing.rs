@@ -121,3 +121,32 @@ fn damage_whose_source_is_gone_is_reported_as_not_healable() {
     assert!(summary["healing"]["damaged"].as_u64().unwrap() > 0, "{summary}");
     verify(&fx, &[]).expect_code(1);
 }
+
+/// A pack damaged on the NAS is not spread to the offsite copy: sync names it, copies the
+/// rest and exits 3; once a backup heals the NAS, the next sync makes the copy whole.
+#[test]
+fn sync_leaves_a_damaged_pack_out_and_carries_the_healing_over() {
+    let fx = Fixture::with_pack_size_mib(1);
+    let src = source_in_many_packs(&fx);
+    let pack = packs(&fx).remove(0);
+    flip_byte(&pack, 5000);
+    let offsite = fx.path("offsite");
+    let pack_key = pack.strip_prefix(&fx.repo).unwrap().to_string_lossy().into_owned();
+    let sync = |code: i32| {
+        let mut args: Vec<OsString> = vec!["sync".into(), "--repo".into(), fx.repo.clone().into()];
+        args.extend(["--to".into(), offsite.clone().into_os_string()]);
+        fx.arka(args).expect_code(code)
+    };
+    let first = sync(3);
+    assert!(first.stdout_text().contains(&format!("NOT COPIED {pack_key}")), "{}", first.stdout_text());
+    assert!(!offsite.join(&pack_key).exists(), "the damaged pack was copied");
+
+    verify(&fx, &["--read-data"]).expect_code(1);
+    fx.backup_ok(&[&src], &[]);
+    sync(3); // the damaged pack is still at the source, and still left out
+    let mut args: Vec<OsString> = vec!["--json".into(), "restore".into(), "--repo".into(), offsite.clone().into()];
+    args.extend(["--identity".into(), fx.identity.clone().into_os_string(), "latest".into()]);
+    args.extend(["--target".into(), fx.path("from-offsite").into_os_string()]);
+    fx.arka(args).ok();
+    assert_same_tree(&src, &fx.path("from-offsite").join("src"));
+}

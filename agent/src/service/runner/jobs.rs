@@ -96,7 +96,14 @@ impl Replicate {
                 t.backlog_bytes = bytes;
             }
         });
-        session.sync(&to).await?;
+        let report = session.sync(&to).await?;
+        if !report.damaged.is_empty() {
+            tracing::warn!(
+                "{} objects damaged on the primary were not copied to {}; verify records them and backups heal them",
+                report.damaged.len(),
+                self.target.name
+            );
+        }
         Ok(())
     }
 }
