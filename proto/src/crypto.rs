@@ -15,6 +15,24 @@ use crate::error::{Error, Result};
 use crate::id::{BlobId, BlobKind};
 use crate::keys::AGENT_KEY_PREFIX;
 
+/// Why `given` is not a recipient, without printing it unless it looks like one: a secret
+/// key pasted where the public recipient belongs must not end up in a terminal's
+/// scrollback, a log or a ticket.
+fn not_a_recipient(given: &str, e: &dyn std::fmt::Display) -> String {
+    if given.to_ascii_uppercase().starts_with("AGE-SECRET-KEY-") {
+        return "a recovery identity's SECRET key was given where its public recipient belongs (it was not \
+                printed): give the age1… line `arka keygen` printed (or `age-keygen -y FILE`), and keep the secret \
+                key offline; if it was typed on a shared machine, consider it exposed"
+            .into();
+    }
+    if given.starts_with("age1") {
+        return format!("{given:?} is not an age X25519 recipient: {e}");
+    }
+    "a recipient must be an age X25519 public key (age1…); what was given is not one (not printed, in case \
+     it is a secret)"
+        .into()
+}
+
 /// The public halves of the recovery identities: what agents encrypt to.
 #[derive(Clone)]
 pub struct Recipients(Vec<age::x25519::Recipient>);
@@ -28,8 +46,7 @@ impl Recipients {
             .iter()
             .map(|r| {
                 let r = r.as_ref().trim();
-                age::x25519::Recipient::from_str(r)
-                    .map_err(|e| Error::InvalidKey(format!("{r:?} is not an age X25519 recipient (age1…): {e}")))
+                age::x25519::Recipient::from_str(r).map_err(|e| Error::InvalidKey(not_a_recipient(r, &e)))
             })
             .collect::<Result<Vec<_>>>()
             .map(Self)
@@ -265,6 +282,19 @@ pub fn open_cbor<T: serde::de::DeserializeOwned>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_secret_key_given_as_a_recipient_is_refused_without_being_printed() {
+        let secret = "AGE-SECRET-KEY-1QQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQ";
+        for given in [secret, &secret.to_lowercase(), "hunter2-not-a-key"] {
+            let e = Recipients::parse(&[given]).err().expect("refused").to_string();
+            assert!(!e.contains(given), "printed back: {e}");
+        }
+        let e = Recipients::parse(&[secret]).err().unwrap().to_string();
+        assert!(e.contains("SECRET key") && e.contains("age1"), "{e}");
+        let e = Recipients::parse(&["age1notvalid"]).err().unwrap().to_string();
+        assert!(e.contains("age1notvalid"), "a malformed public recipient is shown: {e}");
+    }
 
     #[test]
     fn blob_seal_binds_id_and_kind() {

@@ -31,14 +31,23 @@ pub enum Location {
 impl Location {
     /// Accepts a path, `file:///path`, `s3://bucket[/prefix]`, `arka+https://host[:port]/repo`
     /// or `arka+http://` to a loopback host.
+    /// Errors show the URL without credentials, query or fragment: a password or token
+    /// typed into a URL is never printed back.
     pub fn parse(url: &str) -> Result<Self> {
+        let shown = arka_proto::status::display_url(url);
         if let Some(rest) = url.strip_prefix("arka+") {
-            return parse_server(url, rest);
+            return parse_server(&shown, rest);
         }
         if let Some(rest) = url.strip_prefix("s3://") {
             let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            if bucket.contains('@') {
+                return Err(Error::Usage(format!(
+                    "{shown:?}: credentials do not belong in the URL: give them in AWS_ACCESS_KEY_ID and \
+                     AWS_SECRET_ACCESS_KEY; use s3://bucket/prefix"
+                )));
+            }
             if bucket.is_empty() {
-                return Err(Error::Usage(format!("{url:?} names no bucket: use s3://bucket/prefix")));
+                return Err(Error::Usage(format!("{shown:?} names no bucket: use s3://bucket/prefix")));
             }
             return Ok(Self::S3 { bucket: bucket.into(), prefix: prefix.trim_matches('/').into() });
         }
@@ -47,7 +56,7 @@ impl Location {
         }
         if url.contains("://") {
             return Err(Error::Usage(format!(
-                "unsupported repository URL {url:?}: use a path, file:///path, s3://bucket/prefix \
+                "unsupported repository URL {shown:?}: use a path, file:///path, s3://bucket/prefix \
                  or arka+https://host/repo"
             )));
         }
@@ -57,9 +66,10 @@ impl Location {
 
 /// `arka+https://host[:port]/repo`: no credentials, query or fragment in the URL (the token
 /// has its own settings), one path segment naming the repository, and plain HTTP only to
-/// this machine, where nothing on the network can read the token.
-fn parse_server(url: &str, rest: &str) -> Result<Location> {
-    let usage = |why: &str| Error::Usage(format!("{url:?}: {why}; use arka+https://host[:port]/repo"));
+/// this machine, where nothing on the network can read the token. `shown` is the URL as
+/// errors may print it (no credentials).
+fn parse_server(shown: &str, rest: &str) -> Result<Location> {
+    let usage = |why: &str| Error::Usage(format!("{shown:?}: {why}; use arka+https://host[:port]/repo"));
     let parsed = reqwest::Url::parse(rest).map_err(|e| usage(&format!("not a URL ({e})")))?;
     let https = match parsed.scheme() {
         "https" => true,
@@ -85,7 +95,7 @@ fn parse_server(url: &str, rest: &str) -> Result<Location> {
     };
     if !https && !loopback {
         return Err(Error::Usage(format!(
-            "{url:?}: plain HTTP would send the token and the backups' metadata unprotected over the network; \
+            "{shown:?}: plain HTTP would send the token and the backups' metadata unprotected over the network; \
              use arka+https://{}/… (arka+http:// is only for a server on this machine)",
             host
         )));
@@ -311,6 +321,22 @@ mod tests {
             match Location::parse(url) {
                 Err(Error::Usage(e)) => assert!(e.contains(want), "{url}: {e} (wanted {want:?})"),
                 other => panic!("{url}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_password_or_token_in_a_url_is_refused_and_never_printed_back() {
+        for url in [
+            "arka+https://user:s3cret@nas/a",
+            "arka+https://s3cret@nas/a",
+            "arka+https://nas/a?token=s3cret",
+            "s3://user:s3cret@bucket/arka",
+            "ftp://user:s3cret@host/x",
+        ] {
+            match Location::parse(url) {
+                Err(e) => assert!(!e.to_string().contains("s3cret"), "{url}: {e}"),
+                Ok(l) => panic!("{url}: accepted as {l:?}"),
             }
         }
     }
