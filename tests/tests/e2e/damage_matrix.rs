@@ -20,9 +20,10 @@ use arka_proto::{BlobId, TreeRefs};
 use arka_tests::garage::Garage;
 use arka_tests::{pseudo_random, walk_files, write_file, Fixture, Run};
 
-/// About 75 MB of SQL text: over 1,024 chunks of 64 KiB, so the dump's listing is stored
+/// About 125 MB of SQL text: some 1,900 chunks of 64 KiB (the cut points depend on the
+/// repository key, so it must be well over 1,024), so the dump's listing is stored
 /// in content lists.
-const DUMP: &str = r#"seq 1 1500000 | awk '{ printf "INSERT INTO visits VALUES (%d, %d, \"kontrola %d\");\n", $1, ($1 * 7919) % 100003, $1 * 31 }'"#;
+const DUMP: &str = r#"seq 1 2500000 | awk '{ printf "INSERT INTO visits VALUES (%d, %d, \"kontrola %d\");\n", $1, ($1 * 7919) % 100003, $1 * 31 }'"#;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Kind {
