@@ -130,11 +130,7 @@ pub async fn verify(repo: std::sync::Arc<Repository>, opts: &VerifyOptions) -> R
 async fn load_known_damage(repo: &Repository, report: &mut VerifyReport) -> Result<DamageSet> {
     let loaded = repo.damage_reports().await?;
     note_damage(report, loaded.damaged);
-    let mut known = DamageSet::default();
-    for (_, r) in &loaded.objects {
-        known.add_report(r);
-    }
-    Ok(known)
+    Ok(DamageSet::of(loaded.objects.iter().map(|(_, r)| r)))
 }
 
 /// Every index segment that opens, and each pack's blob entries.

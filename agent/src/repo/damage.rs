@@ -28,9 +28,14 @@ impl DamageSet {
         !self.is_empty() && (self.packs.contains(pack) || self.blobs.contains(&(*pack, *blob)))
     }
 
-    pub fn add_report(&mut self, report: &DamageReport) {
-        self.packs.extend(&report.packs);
-        self.blobs.extend(&report.blobs);
+    /// Everything `reports` name.
+    pub fn of<'a>(reports: impl IntoIterator<Item = &'a DamageReport>) -> Self {
+        let mut set = Self::default();
+        for report in reports {
+            set.packs.extend(&report.packs);
+            set.blobs.extend(&report.blobs);
+        }
+        set
     }
 
     pub fn extend(&mut self, other: DamageSet) {
@@ -76,11 +81,7 @@ impl Repository {
 
     /// All recorded damage.
     pub async fn load_damage(&self) -> Result<DamageSet> {
-        let mut set = DamageSet::default();
-        for (_, report) in self.damage_reports().await?.objects {
-            set.add_report(&report);
-        }
-        Ok(set)
+        Ok(DamageSet::of(self.damage_reports().await?.objects.iter().map(|(_, r)| r)))
     }
 
     /// Writes a report of `found` less what is already recorded in `known`; returns how

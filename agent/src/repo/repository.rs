@@ -161,11 +161,7 @@ impl Repository {
     }
 
     /// The index of every segment that opens, with `condemned` packs and `damage` marked.
-    pub async fn index_with(
-        &self,
-        condemned: std::collections::HashSet<ObjectId>,
-        damage: &DamageSet,
-    ) -> Result<Index> {
+    async fn index_with(&self, condemned: std::collections::HashSet<ObjectId>, damage: &DamageSet) -> Result<Index> {
         let segments = self.load_segments().await?;
         Ok(Index::build(&condemned, damage, segments.iter().map(|(_, s)| s)))
     }

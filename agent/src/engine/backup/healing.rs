@@ -3,7 +3,7 @@
 //! checks that the packs it deduplicates against still exist, so a deleted pack heals
 //! without waiting for a verify.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use arka_proto::ObjectId;
 
@@ -52,9 +52,13 @@ pub fn healing_note(h: &Healing, snapshot: &str) -> Option<String> {
 /// damaged copy marked. With `check_packs`, packs missing from the store (or of the wrong
 /// size) are found by a listing, recorded, and treated as damaged too.
 pub async fn index_for_backup(repo: &Repository, check_packs: bool) -> Result<Index> {
-    let condemned = repo.load_plans().await?.iter().flat_map(|(_, _, p)| p.packs.iter().copied()).collect();
+    let condemned: HashSet<ObjectId> =
+        repo.load_plans().await?.iter().flat_map(|(_, _, p)| p.packs.iter().copied()).collect();
     let known = repo.load_damage().await?;
-    let index = repo.index_with(condemned, &known).await?;
+    let segments = repo.load_segments().await?;
+    // Segments and plans are read once; a pack found missing only changes the marking.
+    let build = |damage: &DamageSet| Index::build(&condemned, damage, segments.iter().map(|(_, s)| s));
+    let index = build(&known);
     if !check_packs {
         return Ok(index);
     }
@@ -71,8 +75,7 @@ pub async fn index_for_backup(repo: &Repository, check_packs: bool) -> Result<In
     if let Err(e) = repo.record_damage("backup", &new, &known).await {
         tracing::warn!("could not record the missing packs (this backup heals them all the same): {e}");
     }
-    let condemned = repo.load_plans().await?.iter().flat_map(|(_, _, p)| p.packs.iter().copied()).collect();
     let mut all = known;
     all.extend(new);
-    repo.index_with(condemned, &all).await
+    Ok(build(&all))
 }
