@@ -236,7 +236,7 @@ fn repair_index_on_arka_server_deletes_only_with_a_maintain_token() {
     let dir = tempfile::tempdir().unwrap();
     let tokens = [TokenSpec::new("reception", "append", &["clinic"]), TokenSpec::new("nas", "maintain", &["clinic"])];
     let server = ServerProcess::start(dir.path(), &tokens);
-    let token_env = |t: &str| vec![("ARKA_SERVER_TOKEN_FILE".to_string(), server.secret_file(t).display().to_string())];
+    let token_env = |t: &str| crate::server_client::token_env(&server, t);
     let mut fx = Fixture::at(&server.repo_url("clinic"), token_env("reception"));
     let src = fx.path("src");
     crate::s3::small_tree(&src, 7);

@@ -22,7 +22,7 @@ use crate::conformance::{conformance, runtime, CreateOnly, ForeignNames};
 use crate::s3::small_tree;
 
 /// `ARKA_SERVER_TOKEN_FILE` for a token of `server`.
-fn token_env(server: &ServerProcess, token: &str) -> Vec<(String, String)> {
+pub(crate) fn token_env(server: &ServerProcess, token: &str) -> Vec<(String, String)> {
     vec![("ARKA_SERVER_TOKEN_FILE".into(), server.secret_file(token).display().to_string())]
 }
 
