@@ -278,15 +278,22 @@ impl BlobReader {
         self.index.get(id).copied().ok_or_else(|| Error::MissingBlob { blob: id.to_hex() })
     }
 
-    /// Reads, opens and verifies one blob. A damaged copy is noted (`damage_found`).
+    /// Reads, opens and verifies one blob. A damaged copy is noted (`damage_found`) and the
+    /// blob's other indexed copies are tried in turn; the first copy's error is returned
+    /// when none reads.
     pub async fn read(&self, id: &BlobId) -> Result<Vec<u8>> {
-        let loc = self.location(id)?;
-        let (pack_id, _) = self.index.pack_of(&loc);
-        let read = self.read_at(id, loc).await;
-        if read.as_ref().is_err_and(|e| e.kind() == ErrorKind::Damaged) {
-            self.note_damage(pack_id, *id);
+        let first = self.location(id)?;
+        let mut first_error = None;
+        for loc in std::iter::once(first).chain(self.index.other_copies(id).iter().copied()) {
+            match self.read_at(id, loc).await {
+                Err(e) if e.kind() == ErrorKind::Damaged => {
+                    self.note_damage(self.index.pack_of(&loc).0, *id);
+                    first_error.get_or_insert(e);
+                }
+                read => return read,
+            }
         }
-        read
+        Err(first_error.expect("a blob with a location has at least one copy"))
     }
 
     async fn read_at(&self, id: &BlobId, loc: Location) -> Result<Vec<u8>> {

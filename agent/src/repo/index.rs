@@ -55,6 +55,10 @@ pub struct Index {
     /// Blobs whose every indexed copy is known damaged: readers still try the copy (part of
     /// a damaged pack may read fine), but deduplication must not trust it.
     damaged: HashSet<BlobId>,
+    /// The other copies of blobs indexed more than once (rare: healing, a repack in
+    /// progress, two agents racing), in order of preference, for a reader whose first
+    /// copy turns out damaged.
+    other_copies: HashMap<BlobId, Vec<Location>>,
 }
 
 impl Index {
@@ -87,10 +91,26 @@ impl Index {
         index
             .blobs
             .sort_unstable_by_key(|(id, loc)| (*id, is_damaged(id, loc), condemned_pos.contains(&loc.pack), loc.pack));
-        index.blobs.dedup_by_key(|(id, _)| *id);
-        index.blobs.shrink_to_fit();
+        index.keep_first_copies();
         index.damaged = index.blobs.iter().filter(|(id, loc)| is_damaged(id, loc)).map(|(id, _)| *id).collect();
         index
+    }
+
+    /// Keeps the first (preferred) copy of each blob in `blobs` and moves the rest to
+    /// `other_copies`. `blobs` must be sorted by ID, preferred copy first.
+    fn keep_first_copies(&mut self) {
+        let mut kept = 0;
+        for i in 0..self.blobs.len() {
+            let (id, loc) = self.blobs[i];
+            if kept > 0 && self.blobs[kept - 1].0 == id {
+                self.other_copies.entry(id).or_default().push(loc);
+            } else {
+                self.blobs[kept] = (id, loc);
+                kept += 1;
+            }
+        }
+        self.blobs.truncate(kept);
+        self.blobs.shrink_to_fit();
     }
 
     fn add_pack(&mut self, id: ObjectId, len: u64, condemned: &HashSet<ObjectId>) -> u32 {
@@ -121,6 +141,11 @@ impl Index {
 
     pub fn get(&self, id: &BlobId) -> Option<&Location> {
         self.blobs.binary_search_by(|(b, _)| b.cmp(id)).ok().map(|i| &self.blobs[i].1)
+    }
+
+    /// The copies of a blob after the one `get` gives, best first.
+    pub fn other_copies(&self, id: &BlobId) -> &[Location] {
+        self.other_copies.get(id).map_or(&[], Vec::as_slice)
     }
 
     /// Whether a new snapshot may reference the blob without storing it: it has a copy in
@@ -193,8 +218,13 @@ mod tests {
         // Only in a condemned pack: still readable, but a backup must store it again.
         assert_eq!(index.pack_of(index.get(&BlobId([8; 32])).unwrap()).0, ObjectId([1; 32]));
         assert!(!index.contains(&BlobId([8; 32])));
-        // Two live copies: the one indexed first.
+        // Two live copies: the one indexed first, then the other for a reader to fall back on.
         assert_eq!(index.pack_of(index.get(&BlobId([9; 32])).unwrap()).0, ObjectId([2; 32]));
+        let others: Vec<_> = index.other_copies(&BlobId([9; 32])).iter().map(|l| index.pack_of(l).0).collect();
+        assert_eq!(others, [ObjectId([3; 32])]);
+        let others: Vec<_> = index.other_copies(&BlobId([7; 32])).iter().map(|l| index.pack_of(l).0).collect();
+        assert_eq!(others, [ObjectId([1; 32])]);
+        assert!(index.other_copies(&BlobId([8; 32])).is_empty());
         assert!(index.get(&BlobId([5; 32])).is_none());
     }
 

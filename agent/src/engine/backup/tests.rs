@@ -72,3 +72,72 @@ async fn a_long_file_is_listed_in_pieces_cached_and_restored() {
     assert!(ids.len() > crate::repo::content::INLINE_MAX);
     assert!(ids.iter().all(|id| reached.contains(id)));
 }
+
+/// A blob stored twice (here: the second backup could not see the first one's index) reads
+/// from its other copy when the preferred one is gone, as after healing on a synced copy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_falls_back_to_another_copy_of_a_blob() {
+    let dir = tempfile::tempdir().unwrap();
+    let identities = RecoveryIdentities::generate();
+    let repo_dir = dir.path().join("repo");
+    let store = || Store::open(repo_dir.to_str().unwrap(), true).unwrap();
+    let (repo, _) = Repository::init(store(), &identities.recipients(), None).await.unwrap();
+    let repo = Arc::new(repo);
+    let src = dir.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    let bytes = crate::platform::test_data::pseudo_random(3 << 20, 11);
+    std::fs::write(src.join("scan.dcm"), &bytes).unwrap();
+    let backup = || {
+        let opts = BackupOptions {
+            hostname: "test".into(),
+            tags: vec![],
+            cache_dir: None,
+            progress: Default::default(),
+            check_packs: false,
+        };
+        run(repo.clone(), Source::Paths(vec![src.clone()]), opts)
+    };
+    backup().await.unwrap();
+    let hidden = dir.path().join("index-of-the-first-backup");
+    std::fs::rename(repo_dir.join("index"), &hidden).unwrap();
+    let second = backup().await.unwrap();
+    for segment in walk(&hidden) {
+        let to = repo_dir.join("index").join(segment.strip_prefix(&hidden).unwrap());
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::rename(&segment, to).unwrap();
+    }
+
+    let reader_repo = Arc::new(Repository::open_with_identity(store(), identities).await.unwrap());
+    let index = Arc::new(reader_repo.load_index_for_reading().await.unwrap());
+    let entries = crate::engine::restore::walk(
+        &crate::repo::blob::BlobReader::new(reader_repo.clone(), index.clone()),
+        &second.snapshot,
+        None,
+    )
+    .await
+    .unwrap();
+    let scan = entries.iter().find(|e| e.node.name == b"scan.dcm").unwrap();
+    let blob = scan.node.content[0];
+    assert!(!index.other_copies(&blob).is_empty(), "the blob was stored only once");
+    let (preferred, _) = index.pack_of(index.get(&blob).unwrap());
+    let pack_key = crate::store::ObjectKind::Pack.key(&preferred);
+    std::fs::remove_file(repo_dir.join(pack_key)).unwrap();
+
+    let reader = crate::repo::blob::BlobReader::new(reader_repo, index);
+    let data = reader.read(&blob).await.unwrap();
+    assert_eq!(data, bytes[..data.len()], "the other copy read back different data");
+    assert!(reader.damage_found().blobs.iter().any(|(pack, id)| *pack == preferred && *id == blob));
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
