@@ -1,4 +1,5 @@
-//! `arka forget`: remove the snapshots a retention policy does not keep, optionally prune.
+//! `arka forget`: remove the snapshots a retention policy does not keep, or the snapshots
+//! named by ID; optionally prune.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -10,7 +11,7 @@ use super::{agent_session, prune_cmd, CacheArg, RepoArg};
 use crate::engine::forget::ForgetPlan;
 use crate::engine::prune::{PruneOptions, PruneReport};
 use crate::engine::retention::{Keep, RetentionPolicy};
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 #[derive(Args)]
 pub(super) struct ForgetArgs {
@@ -18,6 +19,10 @@ pub(super) struct ForgetArgs {
     repo: RepoArg,
     #[arg(long, env = "ARKA_AGENT_KEY")]
     agent_key: PathBuf,
+    /// Forget exactly these snapshots (IDs or unique ID prefixes, as `arka snapshots`
+    /// shows them) instead of applying a retention policy.
+    #[arg(value_name = "ID")]
+    ids: Vec<String>,
     /// Keep the N newest snapshots of each source.
     #[arg(long)]
     keep_last: Option<u32>,
@@ -63,19 +68,26 @@ impl ForgetArgs {
 
 pub(super) async fn forget(a: ForgetArgs, out: &Output) -> Result<ExitCode> {
     let given = a.policy();
+    if !a.ids.is_empty() && given.is_some() {
+        return Err(Error::Usage("give snapshot IDs or --keep-* rules, not both".into()));
+    }
     let policy = given.clone().unwrap_or_else(RetentionPolicy::clinic_default);
     let session = agent_session(&a.repo, &a.agent_key, &a.cache).await?;
     let now = jiff::Timestamp::now().as_nanosecond() as i64;
-    let (plan, deleted) = session.forget(&policy, now, a.dry_run).await?;
+    let (plan, deleted) = match a.ids.is_empty() {
+        true => session.forget(&policy, now, a.dry_run).await?,
+        false => session.forget_named(&a.ids, a.dry_run).await?,
+    };
     let pruned = match a.prune && !a.dry_run {
         true => Some(session.prune(&PruneOptions::default()).await?),
         false => None,
     };
+    let policy = a.ids.is_empty().then_some(&policy);
     if out.json {
-        print_json(&plan, &policy, deleted, a.dry_run, &pruned);
+        print_json(&plan, policy, deleted, a.dry_run, &pruned);
         return Ok(ExitCode::SUCCESS);
     }
-    if given.is_none() {
+    if given.is_none() && a.ids.is_empty() {
         say!("no --keep-* given: using the clinic default (all of 48 h, hourly 7 d, daily 6 months, monthly 2 years, yearly 10 years)");
     }
     print_plan(&plan, deleted, a.dry_run);
@@ -87,7 +99,7 @@ pub(super) async fn forget(a: ForgetArgs, out: &Output) -> Result<ExitCode> {
 
 fn print_json(
     plan: &ForgetPlan,
-    policy: &RetentionPolicy,
+    policy: Option<&RetentionPolicy>,
     deleted: usize,
     dry_run: bool,
     pruned: &Option<PruneReport>,
@@ -95,38 +107,47 @@ fn print_json(
     let decisions: Vec<_> = plan
         .decisions
         .iter()
-        .map(|(d, s)| {
+        .map(|(d, t)| {
             serde_json::json!({
-                "id": d.id.to_hex(), "time": rfc3339(s.time_ns), "effective_time": rfc3339(d.time_ns),
-                "group": d.group, "keep": d.keep(), "reasons": d.reasons,
+                "id": d.id.to_hex(), "time": rfc3339(t.snapshot.time_ns), "effective_time": rfc3339(d.time_ns),
+                "group": d.group, "keep": d.keep(), "reasons": d.reasons, "suspicion": t.suspicion,
             })
         })
         .collect();
     let unreadable: Vec<_> =
-        plan.unreadable.iter().map(|(id, e)| serde_json::json!({"id": id.to_hex(), "error": e})).collect();
+        plan.unreadable.iter().map(|(key, e)| serde_json::json!({"object": key, "error": e})).collect();
+    let damaged: Vec<_> = plan.damaged_named.iter().map(|id| id.to_hex()).collect();
     say!(
         "{}",
-        serde_json::json!({ "policy": policy, "dry_run": dry_run, "deleted": deleted, "decisions": decisions, "unreadable": unreadable, "prune": pruned })
+        serde_json::json!({
+            "policy": policy, "dry_run": dry_run, "deleted": deleted, "decisions": decisions,
+            "unreadable": unreadable, "damaged_named": damaged, "prune": pruned,
+        })
     );
 }
 
 fn print_plan(plan: &ForgetPlan, deleted: usize, dry_run: bool) {
     let mut group = None;
-    for (d, s) in &plan.decisions {
+    for (d, t) in &plan.decisions {
         if group != Some(&d.group) {
             say!("{}:", d.group);
             group = Some(&d.group);
         }
         let verdict = if d.keep() { format!("keep    ({})", d.reasons.join(", ")) } else { "forget".to_string() };
-        say!("  {}  {}  {}", d.id.short(), rfc3339(s.time_ns), verdict);
+        let flag = t.suspicion.as_ref().map(|s| format!("  FLAGGED: {}", s.describe())).unwrap_or_default();
+        say!("  {}  {}  {verdict}{flag}", d.id.short(), rfc3339(t.effective_ns));
     }
-    for (id, e) in &plan.unreadable {
-        say!("  {}  kept: cannot be read ({e})", id.short());
+    for id in &plan.damaged_named {
+        say!("  {}  forget  (the object does not open)", id.short());
     }
-    let forgotten = plan.forgotten().count();
+    for (key, e) in &plan.unreadable {
+        say!("  {key}  kept: cannot be read ({e})");
+    }
+    let forgotten = plan.deleted_ids().len();
+    let total = plan.decisions.len() + plan.damaged_named.len();
     if dry_run {
-        say!("dry run: would forget {forgotten} of {} snapshots", plan.decisions.len());
+        say!("dry run: would forget {forgotten} of {total} snapshots");
     } else {
-        say!("forgot {deleted} of {} snapshots; the data only they used is freed by prune", plan.decisions.len());
+        say!("forgot {deleted} of {total} snapshots; the data only they used is freed by prune");
     }
 }

@@ -52,6 +52,14 @@ pub(super) async fn prune(a: PruneArgs, out: &Output) -> Result<ExitCode> {
 pub(super) fn print_report(r: &PruneReport, dry_run: bool) {
     let would = if dry_run { "would be " } else { "" };
     say!("{} snapshots reference {} blobs", r.snapshots, r.blobs_reachable);
+    for id in &r.snapshots_skipped {
+        say!(
+            "skipped snapshot {}: no backup wrote it (its reference list is in no index); it may be planted: \
+             `arka forget {}` removes it",
+            &id[..8],
+            &id[..8]
+        );
+    }
     if r.plans_swept > 0 || r.packs_deleted > 0 {
         say!(
             "{}deleted {} packs and {} index segments, freeing {}",

@@ -12,6 +12,7 @@ use crate::engine::restore::{self, RestoreSummary};
 use crate::engine::Session;
 use crate::error::Result;
 use crate::repo::snapshots;
+use crate::repo::timeline::TimedSnapshot;
 
 #[derive(Args)]
 pub(super) struct SnapshotsArgs {
@@ -74,60 +75,85 @@ pub(super) struct DumpArgs {
 async fn open_and_pick(a: &ReadArgs) -> Result<(Session, (ObjectId, Snapshot))> {
     let session = reading_session(&a.repo, &a.identity, &a.cache).await?;
     let at = a.select.at.as_deref().map(snapshots::parse_time).transpose()?;
-    let snaps = session.repo().list_snapshots().await?;
-    let picked = snapshots::select(&snaps, &a.select.snapshot, at)?.clone();
-    Ok((session, picked))
+    let snaps = session.repo().timeline().await?.objects;
+    let picked = snapshots::select(&snaps, &a.select.snapshot, at)?;
+    if a.select.snapshot == "latest" {
+        for t in snapshots::passed_over(&snaps, picked, at) {
+            let why = t.suspicion.as_ref().map(|s| s.describe()).unwrap_or_default();
+            eprintln!(
+                "arka: passed over the newer snapshot {}, which {why}; give its ID to read it anyway",
+                t.id.short()
+            );
+        }
+    }
+    if let Some(why) = &picked.suspicion {
+        eprintln!("arka: snapshot {} is flagged: it {}", picked.id.short(), why.describe());
+    }
+    Ok((session, (picked.id, picked.snapshot.clone())))
 }
 
 pub(super) async fn snapshots(a: SnapshotsArgs, out: &Output) -> Result<ExitCode> {
     let session = session(&a.repo).await?;
-    let snaps = session.repo().list_snapshots().await?;
+    let snaps = session.repo().timeline().await?.objects;
     if out.json {
-        let list: Vec<_> = snaps
-            .iter()
-            .map(|(id, s)| {
-                serde_json::json!({
-                    "id": id.to_hex(),
-                    "time": rfc3339(s.time_ns),
-                    "time_unix_ns": s.time_ns,
-                    "hostname": s.hostname,
-                    "source_kind": s.source_kind,
-                    "source": s.source,
-                    "tags": s.tags,
-                    "partial": s.partial,
-                    "stats": s.stats,
-                    "program": s.program,
-                    "repaired_from": s.repaired_from.map(|id| id.to_hex()),
-                    "lost_files": s.lost_files,
-                })
-            })
-            .collect();
+        let list: Vec<_> = snaps.iter().map(snapshot_json).collect();
         say!("{}", serde_json::Value::Array(list));
         return Ok(ExitCode::SUCCESS);
     }
     say!("{:<8}  {:<19}  {:<16}  {:<7}  {:>8}  {:>10}  source", "ID", "time", "host", "kind", "files", "size");
-    for (id, s) in &snaps {
-        let changed = match s.stats.changed_while_read {
-            0 => String::new(),
-            n => format!("  ({n} changed while read)"),
-        };
+    for t in &snaps {
+        let s = &t.snapshot;
         say!(
-            "{:<8}  {:<19}  {:<16}  {:<7}  {:>8}  {:>10}  {}{}{changed}",
-            id.short(),
-            local_time(s.time_ns),
+            "{:<8}  {:<19}  {:<16}  {:<7}  {:>8}  {:>10}  {}{}",
+            t.id.short(),
+            local_time(t.effective_ns),
             s.hostname,
             s.source_kind,
             s.stats.files,
             human_bytes(s.stats.bytes),
             s.source.join(" "),
-            match (s.partial, s.lost_files) {
-                (_, n) if n > 0 => format!("  (repaired: {n} files lost)"),
-                (true, _) => "  (partial)".into(),
-                _ => String::new(),
-            }
+            remarks(t)
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn snapshot_json(t: &TimedSnapshot) -> serde_json::Value {
+    let s = &t.snapshot;
+    serde_json::json!({
+        "id": t.id.to_hex(),
+        "time": rfc3339(s.time_ns),
+        "time_unix_ns": s.time_ns,
+        "effective_time": rfc3339(t.effective_ns),
+        "stored_time": (t.stored_at_ns != i64::MAX).then(|| rfc3339(t.stored_at_ns)),
+        "suspicion": t.suspicion,
+        "hostname": s.hostname,
+        "source_kind": s.source_kind,
+        "source": s.source,
+        "tags": s.tags,
+        "partial": s.partial,
+        "stats": s.stats,
+        "program": s.program,
+        "repaired_from": s.repaired_from.map(|id| id.to_hex()),
+        "lost_files": s.lost_files,
+    })
+}
+
+/// What the table says after the source: repairs, partial runs, changes while read, flags.
+fn remarks(t: &TimedSnapshot) -> String {
+    let s = &t.snapshot;
+    let mut out = match (s.partial, s.lost_files) {
+        (_, n) if n > 0 => format!("  (repaired: {n} files lost)"),
+        (true, _) => "  (partial)".into(),
+        _ => String::new(),
+    };
+    if s.stats.changed_while_read > 0 {
+        out += &format!("  ({} changed while read)", s.stats.changed_while_read);
+    }
+    if let Some(why) = &t.suspicion {
+        out += &format!("  (FLAGGED: {})", why.describe());
+    }
+    out
 }
 
 pub(super) async fn ls(a: LsArgs, out: &Output) -> Result<ExitCode> {

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 
-use super::output::{human_bytes, Output};
+use super::output::{human_bytes, rfc3339, Output};
 use super::{session, KeyedRepo};
 use crate::engine::verify::VerifyReport;
 use crate::error::{Error, Result};
@@ -37,7 +37,7 @@ pub(super) async fn verify(a: VerifyArgs, out: &Output) -> Result<ExitCode> {
 fn advice(object: &str) -> &'static str {
     match object.split('/').next() {
         Some("index") => " (run `arka repair index` to index its packs again from their own tables)",
-        Some("snapshots") => " (the snapshot is lost; `arka forget` removes it from this list)",
+        Some("snapshots") => " (the snapshot is lost; `arka forget ID` removes it from this list)",
         Some("config") => " (opened from its copy; `arka repair config` writes it back)",
         Some("packs") => " (recorded: the next backup stores the data again where the source still has it)",
         _ => "",
@@ -84,7 +84,27 @@ fn print_report(report: &VerifyReport) {
             say!("    damaged file: {f}");
         }
     }
-    if report.is_clean() {
-        say!("no problems found");
+    for v in &report.vanished {
+        say!(
+            "VANISHED snapshot {}: made by the backup of audit record {} ({}), gone without a forget: \
+             something deleted it outside arka (check the storage's access log and who holds delete rights)",
+            &v.id[..8],
+            v.made_by_record,
+            rfc3339(v.made_unix_ns)
+        );
+    }
+    for f in &report.flagged {
+        say!(
+            "FLAGGED snapshot {}: it {}. If this was not a planned change, the clinic server may be \
+             compromised; `arka forget {}` removes it (retention never prefers it over an unflagged one)",
+            &f.id[..8],
+            f.description,
+            &f.id[..8]
+        );
+    }
+    match (report.is_clean(), report.flagged.len()) {
+        (true, 0) => say!("no problems found"),
+        (true, n) => say!("no damage found; {n} flagged snapshots (above) deserve a look"),
+        _ => {}
     }
 }

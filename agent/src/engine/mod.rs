@@ -7,6 +7,7 @@ pub mod backup;
 pub mod chunker;
 pub mod erase;
 pub mod forget;
+pub mod history;
 pub mod progress;
 pub mod prune;
 pub mod reach;

@@ -28,7 +28,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arka_proto::pack::{self, MAX_PACK_KEYS};
-use arka_proto::{BlobId, IndexSegment, ObjectId, PackBlobEntry, PackIndex, PrunePlan};
+use arka_proto::{BlobId, IndexSegment, ObjectId, PackBlobEntry, PackIndex, PrunePlan, Snapshot};
 
 use crate::error::{Error, Result};
 use crate::repo::blob::BlobReader;
@@ -91,6 +91,9 @@ pub struct PruneReport {
     pub delete_refused: Vec<String>,
     /// Damage reports deleted because every pack they name is gone.
     pub damage_reports_retired: usize,
+    /// Snapshots whose reference list no index names, with every index segment readable:
+    /// no backup wrote them (a plant), so prune goes on without them.
+    pub snapshots_skipped: Vec<String>,
 }
 
 pub async fn prune(repo: &Arc<Repository>, opts: &PruneOptions) -> Result<PruneReport> {
@@ -139,9 +142,23 @@ async fn load_state(repo: &Arc<Repository>, report: &mut PruneReport) -> Result<
     let damage = repo.load_damage().await?;
     let index = Arc::new(Index::build(&condemned, &damage, segments.iter().map(|(_, s)| s)));
     let reader = BlobReader::new(repo.clone(), index.clone());
-    let roots: Vec<_> = snapshots.iter().map(|(_, s)| (s.tree, s.refs)).collect();
+    // A backup writes its index segments before its snapshot, so with every segment
+    // readable, a snapshot whose reference list no index names was never written by a
+    // backup (a plant, or junk that authenticates): it must not stop every prune, and
+    // prune cannot tell what it would need anyway. With a segment damaged it could be an
+    // indexing gap: then reachability fails as before, and `arka repair index` is the cure.
+    let hollow = |s: &Snapshot| damaged_segments == 0 && index.get(&s.refs).is_none();
+    let (skipped, kept): (Vec<_>, Vec<_>) = snapshots.iter().partition(|(_, s)| hollow(s));
+    for (id, _) in &skipped {
+        tracing::warn!(
+            "snapshot {} names data no index holds; prune goes on without it (`arka forget` removes it)",
+            id.short()
+        );
+    }
+    report.snapshots_skipped = skipped.iter().map(|(id, _)| id.to_hex()).collect();
+    let roots: Vec<_> = kept.iter().map(|(_, s)| (s.tree, s.refs)).collect();
     let reachable = crate::engine::reach::reachable_from(&reader, roots).await?;
-    report.snapshots = snapshots.len();
+    report.snapshots = kept.len();
     report.blobs_reachable = reachable.len();
     Ok(State { plans, segments, index, reachable, damaged_segments, damage })
 }

@@ -13,7 +13,6 @@ use crate::engine::repair::packs::RepairPacksReport;
 use crate::engine::repair::snapshots::RepairSnapshotsReport;
 use crate::engine::repair::ConfigRepair;
 use crate::engine::restore::RestoreSummary;
-use crate::engine::retention::RetentionPolicy;
 use crate::engine::sync::SyncReport;
 use crate::engine::verify::VerifyReport;
 use crate::error::Error;
@@ -91,13 +90,14 @@ pub fn verified(report: &VerifyReport, read_data: Option<f64>) -> Entry {
     }
 }
 
-pub fn forgot(plan: &ForgetPlan, deleted: usize, policy: &RetentionPolicy) -> Entry {
+/// `how`: the policy, or that the snapshots were named by ID.
+pub fn forgot(plan: &ForgetPlan, deleted: usize, how: String) -> Entry {
     let kept = plan.decisions.len() - plan.forgotten().count() + plan.unreadable.len();
     Entry::new(Operation::Forget)
-        .snapshots(plan.forgotten().map(|(d, _)| d.id))
+        .snapshots(plan.deleted_ids())
         .count("forgotten", deleted as u64)
         .count("kept", kept as u64)
-        .detail(format!("policy {}", serde_json::to_string(policy).expect("a policy serializes")))
+        .detail(how)
 }
 
 pub fn pruned(report: &PruneReport) -> Entry {

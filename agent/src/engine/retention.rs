@@ -5,12 +5,14 @@
 //! for the last N buckets or for buckets within a duration of now. The newest snapshot
 //! of every group is always kept.
 //!
-//! The time a rule sees is the snapshot's claimed time clamped to when the storage
-//! recorded it ([`effective_time`]): a compromised agent can write snapshots claiming any
-//! time, but not when the store received them, so a snapshot planted today that claims
-//! to be from last month competes with today's snapshots, not last month's.
+//! The time a rule sees is the snapshot's effective time (`repo::timeline`): a compromised
+//! agent can write snapshots claiming any time, but not when the store received them. And
+//! a snapshot the timeline flags (a time the storage contradicts, a rollback, a shrink)
+//! never takes a slot from an unflagged one: the policy is applied to the unflagged
+//! snapshots alone, and a flagged one is kept only where the policy applied to all of
+//! them keeps it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use jiff::tz::TimeZone;
 use jiff::Timestamp;
@@ -20,11 +22,6 @@ use arka_proto::ObjectId;
 const HOUR: i64 = 3600;
 const DAY: i64 = 24 * HOUR;
 const NS: i64 = 1_000_000_000;
-/// A snapshot may claim to be this much older than when it was stored (a long backup's
-/// start time is its claimed time).
-pub const MAX_BACKDATE_NS: i64 = DAY * NS;
-/// ...and this much newer (clock skew between agent and store).
-pub const MAX_SKEW_NS: i64 = 5 * 60 * NS;
 
 /// How long to keep one kind of bucket: a number of buckets, or buckets within a duration.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -93,11 +90,6 @@ impl RetentionPolicy {
     }
 }
 
-/// The time retention uses for a snapshot: what it claims, bounded by when it was stored.
-pub fn effective_time(claimed_ns: i64, stored_at_ns: i64) -> i64 {
-    claimed_ns.clamp(stored_at_ns.saturating_sub(MAX_BACKDATE_NS), stored_at_ns.saturating_add(MAX_SKEW_NS))
-}
-
 /// Maps a local time to its bucket (hour, day, ISO week, month or year).
 type BucketOf = fn(&jiff::Zoned) -> (i32, i32);
 
@@ -108,6 +100,8 @@ pub struct Candidate {
     /// Host and source: rules apply within a group.
     pub group: String,
     pub time_ns: i64,
+    /// Not flagged by the timeline: may take slots from flagged snapshots.
+    pub trusted: bool,
 }
 
 #[derive(Clone, Debug, serde::Serialize)]
@@ -126,8 +120,28 @@ impl Decision {
 }
 
 /// Applies `policy` at `now_ns`, bucketing in `tz`. Returns one decision per candidate,
-/// newest first within each group.
+/// newest first within each group. Every trusted candidate that the policy keeps among the
+/// trusted ones alone is kept, whatever the untrusted ones claim.
 pub fn apply(policy: &RetentionPolicy, candidates: &[Candidate], now_ns: i64, tz: &TimeZone) -> Vec<Decision> {
+    let mut decisions = apply_to_all(policy, candidates, now_ns, tz);
+    if candidates.iter().all(|c| c.trusted) {
+        return decisions;
+    }
+    let trusted: Vec<Candidate> = candidates.iter().filter(|c| c.trusted).cloned().collect();
+    let mut among_trusted: HashMap<ObjectId, Vec<&'static str>> =
+        apply_to_all(policy, &trusted, now_ns, tz).into_iter().map(|d| (d.id, d.reasons)).collect();
+    let trusted_ids: HashSet<ObjectId> = trusted.iter().map(|c| c.id).collect();
+    for d in decisions.iter_mut().filter(|d| trusted_ids.contains(&d.id)) {
+        for reason in among_trusted.remove(&d.id).unwrap_or_default() {
+            if !d.reasons.contains(&reason) {
+                d.reasons.push(reason);
+            }
+        }
+    }
+    decisions
+}
+
+fn apply_to_all(policy: &RetentionPolicy, candidates: &[Candidate], now_ns: i64, tz: &TimeZone) -> Vec<Decision> {
     let mut groups: BTreeMap<&str, Vec<&Candidate>> = BTreeMap::new();
     for c in candidates {
         groups.entry(&c.group).or_default().push(c);
@@ -187,6 +201,7 @@ pub fn apply(policy: &RetentionPolicy, candidates: &[Candidate], now_ns: i64, tz
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::repo::timeline::{self, TimedSnapshot};
 
     fn at(s: &str) -> i64 {
         s.parse::<Timestamp>().unwrap().as_nanosecond() as i64
@@ -196,7 +211,12 @@ mod tests {
         times
             .iter()
             .enumerate()
-            .map(|(i, t)| Candidate { id: ObjectId([i as u8; 32]), group: "h files /srv".into(), time_ns: at(t) })
+            .map(|(i, t)| Candidate {
+                id: ObjectId([i as u8; 32]),
+                group: "h files /srv".into(),
+                time_ns: at(t),
+                trusted: true,
+            })
             .collect()
     }
 
@@ -274,36 +294,75 @@ mod tests {
         assert!(d.iter().all(Decision::keep), "each group keeps its latest");
     }
 
+    /// Candidates as `forget` builds them: real snapshots stored when taken, and plants
+    /// with their claimed and stored times, judged by the timeline.
+    fn judged(real: &[i64], plants: &[(i64, i64)]) -> Vec<Candidate> {
+        let real = real.iter().map(|&t| (t, t + 60 * NS));
+        let timed = real
+            .chain(plants.iter().copied())
+            .enumerate()
+            .map(|(i, (claimed, stored))| {
+                let s = arka_proto::Snapshot {
+                    time_ns: claimed,
+                    written_ns: claimed,
+                    hostname: "h".into(),
+                    source_kind: "files".into(),
+                    source: vec![],
+                    tags: vec![],
+                    tree: arka_proto::BlobId([i as u8; 32]),
+                    refs: arka_proto::BlobId::default(),
+                    partial: false,
+                    stats: Default::default(),
+                    program: String::new(),
+                    repaired_from: None,
+                    lost_files: 0,
+                };
+                TimedSnapshot::new(ObjectId([i as u8; 32]), s, stored)
+            })
+            .collect();
+        let c = timeline::assess(timed).into_iter();
+        c.map(|t| Candidate { id: t.id, group: "g".into(), time_ns: t.effective_ns, trusted: t.is_trusted() }).collect()
+    }
+
+    fn real_kept(d: &[Decision], real: usize) -> usize {
+        d.iter().filter(|d| d.keep() && (d.id.0[0] as usize) < real).count()
+    }
+
     #[test]
     fn back_dated_plants_cannot_take_real_snapshots_slots() {
-        // Real weekly snapshots, each stored when taken.
-        let real: Vec<(i64, i64)> =
-            (0..6).map(|w| at("2026-01-05T12:00:00Z") + w * 7 * DAY * NS).map(|t| (t, t)).collect();
-        // Plants written today, claiming to be just after each real one.
+        // Real weekly snapshots; plants written today, claiming to be just after each.
+        let real: Vec<i64> = (0..6).map(|w| at("2026-01-05T12:00:00Z") + w * 7 * DAY * NS).collect();
         let today = at("2026-02-16T12:00:00Z");
-        let planted: Vec<(i64, i64)> = real.iter().map(|(t, _)| (t + HOUR * NS, today)).collect();
-        let mut c = Vec::new();
-        for (i, (claimed, stored)) in real.iter().chain(&planted).enumerate() {
-            c.push(Candidate {
-                id: ObjectId([i as u8; 32]),
-                group: "g".into(),
-                time_ns: effective_time(*claimed, *stored),
-            });
-        }
+        let plants: Vec<(i64, i64)> = real.iter().map(|t| (t + HOUR * NS, today)).collect();
         let policy = RetentionPolicy { weekly: Some(Keep::Count(6)), ..Default::default() };
-        let d = apply(&policy, &c, today, &TimeZone::UTC);
-        let kept_real = d.iter().filter(|d| d.keep() && (d.id.0[0] as usize) < real.len()).count();
-        // Five weekly slots go to the real snapshots; the plants crowd into this week only.
-        assert!(kept_real >= 5, "plants displaced real snapshots: only {kept_real} of 6 kept");
-        // Without the clamp the plants would win every week.
-        let naive: Vec<Candidate> = real
-            .iter()
-            .chain(&planted)
-            .enumerate()
-            .map(|(i, (claimed, _))| Candidate { id: ObjectId([i as u8; 32]), group: "g".into(), time_ns: *claimed })
-            .collect();
-        let d = apply(&policy, &naive, today, &TimeZone::UTC);
-        assert_eq!(d.iter().filter(|d| d.keep() && (d.id.0[0] as usize) < real.len()).count(), 0);
+        let d = apply(&policy, &judged(&real, &plants), today, &TimeZone::UTC);
+        assert_eq!(real_kept(&d, real.len()), 6, "plants displaced real snapshots");
+    }
+
+    #[test]
+    fn future_dated_plants_cannot_take_the_newest_real_snapshots_slot() {
+        // Ten real daily snapshots; then, an hour after the newest, plants that claim
+        // next year: what the red team did to `--keep-daily 7` and friends.
+        let real: Vec<i64> = (0..10).map(|d| at("2026-03-01T08:00:00Z") + d * DAY * NS).collect();
+        let planted_at = real[9] + HOUR * NS;
+        let plants: Vec<(i64, i64)> = (0..3).map(|i| (at("2027-06-01T00:00:00Z") + i, planted_at + i)).collect();
+        let now = planted_at + HOUR * NS;
+        let c = judged(&real, &plants);
+        for policy in [
+            RetentionPolicy { daily: Some(Keep::Count(7)), ..Default::default() },
+            RetentionPolicy { daily: Some(Keep::Within(30 * DAY)), ..Default::default() },
+            RetentionPolicy { weekly: Some(Keep::Count(8)), ..Default::default() },
+            RetentionPolicy { monthly: Some(Keep::Count(12)), ..Default::default() },
+            RetentionPolicy { yearly: Some(Keep::Count(5)), ..Default::default() },
+        ] {
+            let d = apply(&policy, &c, now, &TimeZone::UTC);
+            let newest = d.iter().find(|d| d.id == ObjectId([9; 32])).unwrap();
+            assert!(newest.keep(), "{policy:?} dropped the newest real snapshot");
+            // Taken at their word, the plants would have won the slot.
+            let naive: Vec<Candidate> = c.iter().cloned().map(|c| Candidate { trusted: true, ..c }).collect();
+            let naive = apply(&policy, &naive, now, &TimeZone::UTC);
+            assert!(!naive.iter().find(|d| d.id == ObjectId([9; 32])).unwrap().keep(), "{policy:?}");
+        }
     }
 
     #[test]

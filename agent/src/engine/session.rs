@@ -206,12 +206,23 @@ impl Session {
     /// others; returns the plan and how many were removed.
     pub async fn forget(&self, policy: &RetentionPolicy, now_ns: i64, dry_run: bool) -> Result<(ForgetPlan, usize)> {
         let plan = crate::engine::forget::plan(&self.repo, policy, now_ns).await?;
+        let detail = format!("policy {}", serde_json::to_string(policy).expect("a policy serializes"));
+        self.execute_forget(plan, detail, dry_run).await
+    }
+
+    /// Removes the snapshots named by ID (or unique ID prefix) unless `dry_run`.
+    pub async fn forget_named(&self, specs: &[String], dry_run: bool) -> Result<(ForgetPlan, usize)> {
+        let plan = crate::engine::forget::plan_named(&self.repo, specs).await?;
+        self.execute_forget(plan, "named by ID".into(), dry_run).await
+    }
+
+    async fn execute_forget(&self, plan: ForgetPlan, detail: String, dry_run: bool) -> Result<(ForgetPlan, usize)> {
         if dry_run {
             return Ok((plan, 0));
         }
         self.heal_config_copy().await;
         let result = crate::engine::forget::execute(&self.repo, &plan).await.map(|deleted| (plan, deleted));
-        self.finish(Operation::Forget, result, |(plan, deleted)| records::forgot(plan, *deleted, policy)).await
+        self.finish(Operation::Forget, result, |(plan, deleted)| records::forgot(plan, *deleted, detail)).await
     }
 
     pub async fn prune(&self, opts: &PruneOptions) -> Result<PruneReport> {

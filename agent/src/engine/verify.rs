@@ -17,11 +17,13 @@ use futures::StreamExt;
 use arka_proto::pack;
 use arka_proto::{BlobId, IndexSegment, ObjectId, PackBlobEntry, Snapshot, TreeRefs};
 
+use crate::engine::history::{self, Flagged, Vanished};
 use crate::error::{Error, Result};
 use crate::repo::blob::{open_blob, BlobReader};
 use crate::repo::damage::DamageSet;
 use crate::repo::index::{Index, Location};
-use crate::repo::{check_object_id, Repository};
+use crate::repo::timeline::TimedSnapshot;
+use crate::repo::{check_object_id, Loaded, Repository};
 use crate::store::ObjectKind;
 
 const PACKS_IN_FLIGHT: usize = 2;
@@ -67,6 +69,10 @@ pub struct VerifyReport {
     pub damage_recorded: usize,
     /// Why the damage found could not be recorded (storage refused the write).
     pub damage_record_failed: Option<String>,
+    /// Snapshots the timeline flags (reported; they do not make the repository unclean).
+    pub flagged: Vec<Flagged>,
+    /// Snapshots a backup made that are gone without a forget.
+    pub vanished: Vec<Vanished>,
 }
 
 impl Damage {
@@ -78,7 +84,7 @@ impl Damage {
 impl VerifyReport {
     /// No damage that still costs a restore anything: healed damage only waits for prune.
     pub fn is_clean(&self) -> bool {
-        self.unhealed().next().is_none() && self.broken_snapshots.is_empty()
+        self.unhealed().next().is_none() && self.broken_snapshots.is_empty() && self.vanished.is_empty()
     }
 
     pub fn unhealed(&self) -> impl Iterator<Item = &Damage> {
@@ -95,9 +101,11 @@ pub async fn verify(repo: std::sync::Arc<Repository>, opts: &VerifyOptions) -> R
     let (segments, entries_by_pack) = load_segments(&repo, &mut report).await?;
     let index = Index::build(&Default::default(), &known, &segments);
     report.blobs = index.len();
-    let snapshots = repo.snapshots_and_damage().await?;
-    report.snapshots = snapshots.objects.len();
-    note_damage(&mut report, snapshots.damaged);
+    let timeline = repo.timeline().await?;
+    check_history(&repo, &timeline, &mut report).await?;
+    let snapshots: Vec<(ObjectId, Snapshot)> = timeline.objects.into_iter().map(|t| (t.id, t.snapshot)).collect();
+    report.snapshots = snapshots.len();
+    note_damage(&mut report, timeline.damaged);
     note_damage(&mut report, repo.plans_and_damage().await?.damaged);
     let listed: HashMap<ObjectId, u64> = repo.store.list(ObjectKind::Pack).await?.into_iter().collect();
     report.packs = listed.len();
@@ -116,14 +124,24 @@ pub async fn verify(repo: std::sync::Arc<Repository>, opts: &VerifyOptions) -> R
     let index = std::sync::Arc::new(Index::build(&Default::default(), &all, &segments));
     note_recorded_damage(&known, &found, &index, &entries_by_pack, &mut report);
     let reader = BlobReader::new(repo.clone(), index);
-    let roots = snapshots.objects.iter().map(|(_, s)| (s.tree, s.refs)).collect();
+    let roots = snapshots.iter().map(|(_, s)| (s.tree, s.refs)).collect();
     // When what the snapshots need cannot be told, every damaged blob counts as needed.
     let needed = crate::engine::reach::reachable_from(&reader, roots).await.ok();
     let healed = Healed { all: &all, index: reader.index(), entries: &entries_by_pack, needed: needed.as_ref() };
     healed.mark(&mut report.damage);
-    find_broken_snapshots(&reader, &snapshots.objects, repo.identities.is_some(), &mut report).await;
+    find_broken_snapshots(&reader, &snapshots, repo.identities.is_some(), &mut report).await;
     dedup_damage(&mut report.damage);
     Ok(report)
+}
+
+/// Flagged snapshots, and snapshots gone without a forget (`engine::history`).
+async fn check_history(repo: &Repository, timeline: &Loaded<TimedSnapshot>, report: &mut VerifyReport) -> Result<()> {
+    report.flagged = history::flagged(&timeline.objects);
+    let listed = timeline.objects.iter().map(|t| t.id);
+    let damaged = timeline.damaged.iter().filter_map(|(key, _)| ObjectId::from_hex(key.rsplit('/').next()?).ok());
+    let present: HashSet<ObjectId> = listed.chain(damaged).collect();
+    report.vanished = history::vanished(&crate::engine::audit::load_all(repo).await?, &present);
+    Ok(())
 }
 
 /// The damage earlier operations recorded; reports that do not open are damage themselves.

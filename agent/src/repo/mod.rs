@@ -11,5 +11,6 @@ pub mod local_state;
 pub mod packer;
 mod repository;
 pub mod snapshots;
+pub mod timeline;
 
 pub use repository::*;

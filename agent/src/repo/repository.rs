@@ -13,6 +13,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::repo::config::{self, ConfigOrigin, OpenedConfig};
 use crate::repo::damage::DamageSet;
 use crate::repo::index::Index;
+use crate::repo::timeline::{self, TimedSnapshot};
 use crate::store::{Listed, ObjectKind, Store, CONFIG_KEY};
 
 /// Default pack size: large enough to keep object counts and S3 PUT costs low, small
@@ -205,21 +206,24 @@ impl Repository {
         Loaded::collect(loaded).await
     }
 
-    /// All snapshots that open, oldest first; damaged ones are skipped with a warning.
+    /// All snapshots that open, by effective time (oldest first); damaged ones are skipped
+    /// with a warning.
     pub async fn list_snapshots(&self) -> Result<Vec<(ObjectId, Snapshot)>> {
-        Ok(self.snapshots_and_damage().await?.objects)
+        Ok(self.timeline().await?.objects.into_iter().map(|t| (t.id, t.snapshot)).collect())
     }
 
-    /// All snapshots that open, oldest first, and the damaged ones by name.
-    pub async fn snapshots_and_damage(&self) -> Result<Loaded<(ObjectId, Snapshot)>> {
-        let ids = self.store.list(ObjectKind::Snapshot).await?;
-        let loaded = futures::stream::iter(ids)
-            .map(
-                |(id, _)| async move { (ObjectKind::Snapshot.key(&id), self.load_snapshot(id).await.map(|s| (id, s))) },
-            )
+    /// All snapshots that open, with when the storage recorded each, by effective time
+    /// (oldest first) and judged (`repo::timeline`); and the damaged ones by name.
+    pub async fn timeline(&self) -> Result<Loaded<TimedSnapshot>> {
+        let listed = self.store.list_detailed(ObjectKind::Snapshot).await?;
+        let loaded = futures::stream::iter(listed)
+            .map(|l| async move {
+                let opened = self.load_snapshot(l.id).await.map(|s| TimedSnapshot::new(l.id, s, l.stored_at_ns));
+                (ObjectKind::Snapshot.key(&l.id), opened)
+            })
             .buffer_unordered(LOAD_CONCURRENCY);
         let mut all = Loaded::collect(loaded).await?;
-        all.objects.sort_by_key(|(id, s)| (s.time_ns, s.written_ns, *id));
+        all.objects = timeline::assess(all.objects);
         Ok(all)
     }
 

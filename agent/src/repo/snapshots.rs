@@ -1,25 +1,49 @@
 //! Picking a snapshot: `latest`, an ID or unique ID prefix, or the newest at or before a time.
-
-use arka_proto::{ObjectId, Snapshot};
+//!
+//! Times are effective times (`repo::timeline`), and `latest` passes over snapshots that
+//! only an attack explains (a claimed future, a rollback to an older tree); the caller
+//! warns about each one passed over.
 
 use crate::error::{Error, Result};
+use crate::repo::timeline::TimedSnapshot;
 
-/// Chooses from `snaps` (oldest first). `at` is a Unix time in nanoseconds.
-pub fn select<'a>(snaps: &'a [(ObjectId, Snapshot)], spec: &str, at: Option<i64>) -> Result<&'a (ObjectId, Snapshot)> {
+/// Chooses from `snaps` (oldest first, as `Repository::timeline` gives them). `at` is a
+/// Unix time in nanoseconds.
+pub fn select<'a>(snaps: &'a [TimedSnapshot], spec: &str, at: Option<i64>) -> Result<&'a TimedSnapshot> {
     let not_found = || Error::NoSuchSnapshot(spec.to_string());
     if spec == "latest" {
-        return snaps.iter().rev().find(|(_, s)| at.is_none_or(|t| s.time_ns <= t)).ok_or_else(not_found);
+        let passed_over = |t: &TimedSnapshot| t.suspicion.as_ref().is_some_and(|s| s.passed_over_by_latest());
+        return snaps
+            .iter()
+            .rev()
+            .filter(|t| at.is_none_or(|at| t.effective_ns <= at))
+            .find(|t| !passed_over(t))
+            .ok_or_else(not_found);
     }
     let spec_lower = spec.to_ascii_lowercase();
     if spec_lower.len() < 4 || !spec_lower.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(Error::Usage(format!("{spec:?} is not a snapshot ID (hex, at least 4 digits) or `latest`")));
     }
-    let mut matching = snaps.iter().filter(|(id, _)| id.to_hex().starts_with(&spec_lower));
+    let mut matching = snaps.iter().filter(|t| t.id.to_hex().starts_with(&spec_lower));
     let first = matching.next().ok_or_else(not_found)?;
     if matching.next().is_some() {
         return Err(Error::Usage(format!("{spec:?} matches several snapshots; give more digits")));
     }
     Ok(first)
+}
+
+/// The flagged snapshots newer than `chosen` (and not after `at`) that `latest` passed over.
+pub fn passed_over<'a>(
+    snaps: &'a [TimedSnapshot],
+    chosen: &TimedSnapshot,
+    at: Option<i64>,
+) -> impl Iterator<Item = &'a TimedSnapshot> {
+    let chosen = (chosen.effective_ns, chosen.id);
+    snaps.iter().filter(move |t| {
+        (t.effective_ns, t.id) > chosen
+            && at.is_none_or(|at| t.effective_ns <= at)
+            && t.suspicion.as_ref().is_some_and(|s| s.passed_over_by_latest())
+    })
 }
 
 /// Parses `--at`: RFC 3339 (`2026-05-01T14:00:00Z`), or a civil time in the local zone
@@ -41,7 +65,8 @@ pub fn parse_time(s: &str) -> Result<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use arka_proto::{BlobId, SnapshotStats};
+    use crate::repo::timeline::Suspicion;
+    use arka_proto::{BlobId, ObjectId, Snapshot, SnapshotStats};
 
     fn snap(time: i64) -> Snapshot {
         Snapshot {
@@ -61,21 +86,33 @@ mod tests {
         }
     }
 
+    fn timed(id: u8, time: i64) -> TimedSnapshot {
+        TimedSnapshot::new(ObjectId([id; 32]), snap(time), time)
+    }
+
     #[test]
     fn selects_latest_by_id_and_at_time() {
-        let snaps = vec![
-            (ObjectId([0xaa; 32]), snap(100)),
-            (ObjectId([0xab; 32]), snap(200)),
-            (ObjectId([0xcc; 32]), snap(300)),
-        ];
-        assert_eq!(select(&snaps, "latest", None).unwrap().1.time_ns, 300);
-        assert_eq!(select(&snaps, "latest", Some(250)).unwrap().1.time_ns, 200);
-        assert_eq!(select(&snaps, "latest", Some(200)).unwrap().1.time_ns, 200);
+        let snaps = vec![timed(0xaa, 100), timed(0xab, 200), timed(0xcc, 300)];
+        assert_eq!(select(&snaps, "latest", None).unwrap().snapshot.time_ns, 300);
+        assert_eq!(select(&snaps, "latest", Some(250)).unwrap().snapshot.time_ns, 200);
+        assert_eq!(select(&snaps, "latest", Some(200)).unwrap().snapshot.time_ns, 200);
         assert!(select(&snaps, "latest", Some(50)).is_err());
-        assert_eq!(select(&snaps, "cccc", None).unwrap().1.time_ns, 300);
+        assert_eq!(select(&snaps, "cccc", None).unwrap().snapshot.time_ns, 300);
         assert!(select(&snaps, "aaaa", None).is_ok());
         assert!(matches!(select(&snaps, "a", None), Err(Error::Usage(_))));
         assert!(matches!(select(&snaps, "dddd", None), Err(Error::NoSuchSnapshot(_))));
+    }
+
+    #[test]
+    fn latest_passes_over_a_claimed_future_and_names_it() {
+        let mut snaps = vec![timed(1, 100), timed(2, 200), timed(3, 300)];
+        snaps[2].suspicion = Some(Suspicion::FutureTime { claimed_ns: 10_000, stored_at_ns: 300 });
+        let chosen = select(&snaps, "latest", None).unwrap();
+        assert_eq!(chosen.id, ObjectId([2; 32]));
+        let passed: Vec<_> = passed_over(&snaps, chosen, None).map(|t| t.id).collect();
+        assert_eq!(passed, [ObjectId([3; 32])]);
+        // By ID it can still be chosen.
+        assert_eq!(select(&snaps, "0303", None).unwrap().id, ObjectId([3; 32]));
     }
 
     #[test]
