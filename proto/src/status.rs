@@ -149,6 +149,18 @@ pub struct MaintenanceStatus {
     pub next_verify_ns: Option<i64>,
     /// Why the last maintenance task failed, scrubbed by the runner.
     pub last_error: Option<String>,
+    /// Snapshots the last forget or verify flagged (a time the storage contradicts, a
+    /// rollback, a shrink): short ID and why, in words, never a path.
+    pub flagged_snapshots: Vec<String>,
+    /// Snapshots a backup made that the last verify found gone without a forget.
+    pub vanished_snapshots: u64,
+}
+
+impl MaintenanceStatus {
+    /// Whether the stored backups are known to be damaged or tampered with.
+    pub fn damage_found(&self) -> bool {
+        self.verify_damage > 0 || self.vanished_snapshots > 0
+    }
 }
 
 impl AgentStatus {
@@ -200,6 +212,14 @@ impl AgentStatus {
                 plural(m.verify_damage, "piece of data", "pieces of data")
             ));
         }
+        if m.vanished_snapshots > 0 {
+            out.push(format!(
+                "{} made by this agent {} gone from the storage without being forgotten: someone deleted {} outside arka",
+                plural(m.vanished_snapshots, "backup", "backups"),
+                if m.vanished_snapshots == 1 { "is" } else { "are" },
+                if m.vanished_snapshots == 1 { "it" } else { "them" },
+            ));
+        }
         out
     }
 
@@ -225,6 +245,9 @@ impl AgentStatus {
         }
         if let Some(e) = &self.maintenance.last_error {
             out.push(format!("maintenance: {e}"));
+        }
+        for f in &self.maintenance.flagged_snapshots {
+            out.push(format!("suspicious snapshot {f}"));
         }
         out
     }

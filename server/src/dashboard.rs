@@ -148,7 +148,7 @@ pub fn assess(row: &AgentRow, now_ns: i64) -> Assessment {
     let age_secs = u64::try_from(age_ns / NS_PER_SEC).unwrap_or(0);
     let mut problems = st.problems();
     let warnings = st.warnings();
-    let failing = st.sources.iter().any(|s| s.state == SourceState::Failed) || st.maintenance.verify_damage > 0;
+    let failing = st.sources.iter().any(|s| s.state == SourceState::Failed) || st.maintenance.damage_found();
     let state = if age_secs > STALE_AFTER_SECS {
         problems.insert(
             0,

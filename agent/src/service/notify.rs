@@ -33,6 +33,11 @@ pub enum EventKind {
     ReplicationFailing,
     /// A backup stored again the data of damaged copies: the repository is whole again.
     DamageHealed,
+    /// Forget or verify flagged snapshots: a time the storage contradicts, a rollback, a
+    /// shrink (`repo::timeline`).
+    SnapshotFlagged,
+    /// Verify found snapshots gone from the storage without a forget.
+    SnapshotsVanished,
     /// A source (or target) that was alerted on is fine again. Sent only if something was
     /// alerted for it, so the runner may report every success as `Recovered`.
     Recovered,
@@ -48,6 +53,8 @@ impl EventKind {
             EventKind::VerifyDamage => "verify_damage",
             EventKind::ReplicationFailing => "replication_failing",
             EventKind::DamageHealed => "damage_healed",
+            EventKind::SnapshotFlagged => "snapshot_flagged",
+            EventKind::SnapshotsVanished => "snapshots_vanished",
             EventKind::Recovered => "recovered",
         }
     }
@@ -61,6 +68,8 @@ impl EventKind {
             EventKind::VerifyDamage => "verify found damage",
             EventKind::ReplicationFailing => "replication failing",
             EventKind::DamageHealed => "damage found and healed",
+            EventKind::SnapshotFlagged => "suspicious snapshot (possible tampering)",
+            EventKind::SnapshotsVanished => "backups deleted outside arka",
             EventKind::Recovered => "recovered",
         }
     }

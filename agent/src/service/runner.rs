@@ -459,8 +459,16 @@ async fn maintenance_loop(agent: Arc<Agent>, key: arka_proto::AgentKey) {
                 _ => m.last_verify_ns = Some(now_ns),
             }
             m.last_error = failure.clone();
-            if let Ended::Done(Some(damage)) = &ended {
-                m.verify_damage = *damage;
+            if let Ended::Done(found) = &ended {
+                if let Some(damage) = found.damage {
+                    m.verify_damage = damage;
+                }
+                if let Some(vanished) = found.vanished {
+                    m.vanished_snapshots = vanished;
+                }
+                if let Some(flagged) = &found.flagged {
+                    m.flagged_snapshots = flagged.clone();
+                }
             }
         });
         if let Some(why) = &failure {

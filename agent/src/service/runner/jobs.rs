@@ -109,17 +109,28 @@ impl Replicate {
 }
 
 /// One forget, prune or verify run. All three are safe to abandon at any point (prune is
-/// kill -9 safe), so a stop ends them at once. Verify returns the number of damaged objects.
+/// kill -9 safe), so a stop ends them at once.
 pub(super) struct Maintain {
     pub agent: Arc<Agent>,
     pub key: arka_proto::AgentKey,
     pub job: &'static str,
 }
 
-impl Job for Maintain {
-    type Output = Option<u64>;
+/// What a maintenance run found, for the status board: `None` where the run does not look.
+#[derive(Default)]
+pub(super) struct Maintained {
+    /// Damaged objects (verify).
+    pub damage: Option<u64>,
+    /// Flagged snapshots, "ID: why" (forget and verify).
+    pub flagged: Option<Vec<String>>,
+    /// Snapshots gone without a forget (verify).
+    pub vanished: Option<u64>,
+}
 
-    async fn run(&self, cancel: CancellationToken) -> Result<Option<u64>> {
+impl Job for Maintain {
+    type Output = Maintained;
+
+    async fn run(&self, cancel: CancellationToken) -> Result<Maintained> {
         tokio::select! {
             r = self.maintain() => r,
             _ = cancel.cancelled() => Err(Error::Cancelled),
@@ -128,17 +139,20 @@ impl Job for Maintain {
 }
 
 impl Maintain {
-    async fn maintain(&self) -> Result<Option<u64>> {
+    async fn maintain(&self) -> Result<Maintained> {
         let session = self.agent.session(&self.key).await?;
         let m = &self.agent.cfg.maintenance;
         match self.job {
             FORGET_JOB => {
-                session.forget(&m.retention, self.agent.now_ns(), false).await?;
-                Ok(None)
+                let (plan, _) = session.forget(&m.retention, self.agent.now_ns(), false).await?;
+                let flagged = plan.suspicious().map(|t| (t.id, t.suspicion.clone())).collect::<Vec<_>>();
+                let flagged =
+                    flagged.into_iter().filter_map(|(id, s)| Some(format!("{}: {}", id.short(), s?.describe())));
+                Ok(self.flagged(flagged.collect()))
             }
             PRUNE_JOB => {
                 session.prune(&PruneOptions { grace: m.prune_grace, ..PruneOptions::default() }).await?;
-                Ok(None)
+                Ok(Maintained::default())
             }
             _ => {
                 let state_file = self.agent.cfg.state_dir.join("verify-state.cbor");
@@ -151,8 +165,23 @@ impl Maintain {
                             .with_detail(format!("{broken} snapshots cannot be restored in full")),
                     );
                 }
-                Ok(Some(damage))
+                let vanished = report.vanished.len() as u64;
+                if vanished > 0 {
+                    let summary = format!("{vanished} backups were deleted from the storage outside arka");
+                    self.agent.notify(Event::now(EventKind::SnapshotsVanished, None, summary));
+                }
+                let flagged = report.flagged.iter().map(|f| format!("{}: {}", &f.id[..8], f.description));
+                Ok(Maintained { damage: Some(damage), vanished: Some(vanished), ..self.flagged(flagged.collect()) })
             }
         }
+    }
+
+    /// Notifies about flagged snapshots and reports them.
+    fn flagged(&self, flagged: Vec<String>) -> Maintained {
+        if let Some(first) = flagged.first() {
+            let summary = format!("{} suspicious snapshots in the repository", flagged.len());
+            self.agent.notify(Event::now(EventKind::SnapshotFlagged, None, summary).with_detail(first.clone()));
+        }
+        Maintained { flagged: Some(flagged), ..Maintained::default() }
     }
 }

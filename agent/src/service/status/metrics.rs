@@ -95,6 +95,10 @@ pub(super) fn render(st: &AgentStatus) -> String {
     let maint = &st.maintenance;
     m.family("arka_verify_damage", "gauge", "Damaged objects the last verify found.");
     m.sample("arka_verify_damage", &[], maint.verify_damage as f64);
+    m.family("arka_snapshots_flagged", "gauge", "Suspicious snapshots the last forget or verify flagged.");
+    m.sample("arka_snapshots_flagged", &[], maint.flagged_snapshots.len() as f64);
+    m.family("arka_snapshots_vanished", "gauge", "Snapshots the last verify found deleted outside arka.");
+    m.sample("arka_snapshots_vanished", &[], maint.vanished_snapshots as f64);
     m.family("arka_verify_last_timestamp_seconds", "gauge", "When the last verify ended (Unix seconds).");
     if let Some(ns) = maint.last_verify_ns {
         m.sample("arka_verify_last_timestamp_seconds", &[], seconds(ns));

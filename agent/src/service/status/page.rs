@@ -27,7 +27,7 @@ main{max-width:1100px;margin:0 auto;padding:16px}\
 .card h3{margin:0 0 8px;font-size:1.2em;display:flex;justify-content:space-between;gap:8px;\
 align-items:center;flex-wrap:wrap;overflow-wrap:anywhere}\
 .card.bad{border-left:8px solid #b3261e}.card.good{border-left:8px solid #1b7f3b}\
-.card.busy{border-left:8px solid #1f5fbf}.card.idle{border-left:8px solid #8a8a8a}\
+.card.busy{border-left:8px solid #1f5fbf}.card.idle{border-left:8px solid #8a8a8a}.card.warn{border-left:8px solid #9a6700}\
 th,td{text-align:left;vertical-align:top;padding:5px 0;border-top:1px solid #eee}\
 th{font-weight:600;color:#444;width:1%;white-space:nowrap;padding-right:14px}\
 .badge.good{background:#1b7f3b}.badge.bad{background:#b3261e}.badge.busy{background:#1f5fbf}\
@@ -210,10 +210,11 @@ fn target_card(h: &mut String, t: &TargetStatus, clock: &Clock) {
 
 fn maintenance_card(h: &mut String, st: &AgentStatus, clock: &Clock) {
     let m = &st.maintenance;
-    let (class, badge) = match (m.verify_damage, m.last_verify_ns) {
-        (0, Some(_)) => ("good", "No damage found"),
-        (0, None) => ("idle", "Not checked yet"),
-        (_, _) => ("bad", "Damage found"),
+    let (class, badge) = match (m.damage_found(), m.last_verify_ns) {
+        (true, _) => ("bad", "Damage found"),
+        (false, _) if !m.flagged_snapshots.is_empty() => ("warn", "Suspicious snapshots"),
+        (false, Some(_)) => ("good", "No damage found"),
+        (false, None) => ("idle", "Not checked yet"),
     };
     let _ = write!(
         h,
@@ -224,6 +225,13 @@ fn maintenance_card(h: &mut String, st: &AgentStatus, clock: &Clock) {
     row(h, "Last check", &never(m.last_verify_ns, "not yet"));
     if m.verify_damage > 0 {
         row(h, "Damaged data", &format!("<span class=\"err\">{}</span>", m.verify_damage));
+    }
+    if m.vanished_snapshots > 0 {
+        let text = format!("{} deleted outside arka", m.vanished_snapshots);
+        row(h, "Backups gone", &format!("<span class=\"err\">{}</span>", esc(&text)));
+    }
+    for f in &m.flagged_snapshots {
+        row(h, "Suspicious snapshot", &esc(f));
     }
     if let Some(note) = &m.damage_note {
         let shown = if note.contains("not healable") {

@@ -120,6 +120,31 @@ async fn healthz_is_503_when_verify_found_damage_or_a_run_failed() {
     assert!(got.body.starts_with("imaging: the last attempt") && got.body.contains("refused"), "{}", got.body);
 }
 
+#[tokio::test]
+async fn vanished_backups_fail_the_health_check_and_flagged_ones_are_shown_as_warnings() {
+    let board = healthy_board();
+    board.update(|st| {
+        st.maintenance.flagged_snapshots = vec!["1a2b3c4d: holds exactly what the older snapshot 99aa88bb holds".into()]
+    });
+    let got = get(router(board.clone(), None), "/healthz", None).await;
+    assert_eq!(got.status, StatusCode::OK, "a flagged snapshot alone is a warning: {}", got.body);
+    let page = get(router(board.clone(), None), "/", None).await;
+    assert!(
+        page.body.contains("Suspicious snapshots") && page.body.contains("1a2b3c4d: holds exactly"),
+        "{}",
+        page.body
+    );
+    let metrics = get(router(board.clone(), None), "/metrics", None).await;
+    assert!(metrics.body.contains("arka_snapshots_flagged 1\n"), "{}", metrics.body);
+
+    board.update(|st| st.maintenance.vanished_snapshots = 2);
+    let got = get(router(board.clone(), None), "/healthz", None).await;
+    assert_eq!(got.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(got.body.contains("2 backups made by this agent are gone"), "{}", got.body);
+    let page = get(router(board, None), "/", None).await;
+    assert!(page.body.contains("Damage found") && page.body.contains("2 deleted outside arka"), "{}", page.body);
+}
+
 #[test]
 fn a_stuck_runner_still_turns_late_when_the_rpo_passes() {
     let board = healthy_board();
