@@ -117,11 +117,12 @@ fn print_json(
     let unreadable: Vec<_> =
         plan.unreadable.iter().map(|(key, e)| serde_json::json!({"object": key, "error": e})).collect();
     let damaged: Vec<_> = plan.damaged_named.iter().map(|id| id.to_hex()).collect();
+    let gone: Vec<_> = plan.gone_named.iter().map(|id| id.to_hex()).collect();
     say!(
         "{}",
         serde_json::json!({
             "policy": policy, "dry_run": dry_run, "deleted": deleted, "decisions": decisions,
-            "unreadable": unreadable, "damaged_named": damaged, "prune": pruned,
+            "unreadable": unreadable, "damaged_named": damaged, "gone_named": gone, "prune": pruned,
         })
     );
 }
@@ -140,11 +141,14 @@ fn print_plan(plan: &ForgetPlan, deleted: usize, dry_run: bool) {
     for id in &plan.damaged_named {
         say!("  {}  forget  (the object does not open)", id.short());
     }
+    for id in &plan.gone_named {
+        say!("  {}  already gone from the storage: recorded as forgotten", id.short());
+    }
     for (key, e) in &plan.unreadable {
         say!("  {key}  kept: cannot be read ({e})");
     }
     let forgotten = plan.deleted_ids().len();
-    let total = plan.decisions.len() + plan.damaged_named.len();
+    let total = plan.decisions.len() + plan.damaged_named.len() + plan.gone_named.len();
     if dry_run {
         say!("dry run: would forget {forgotten} of {total} snapshots");
     } else {

@@ -87,10 +87,12 @@ fn print_report(report: &VerifyReport) {
     for v in &report.vanished {
         say!(
             "VANISHED snapshot {}: made by the backup of audit record {} ({}), gone without a forget: \
-             something deleted it outside arka (check the storage's access log and who holds delete rights)",
+             something deleted it outside arka (check the storage's access log and who holds delete rights; \
+             `arka forget {}` records that you have looked)",
             &v.id[..8],
             v.made_by_record,
-            rfc3339(v.made_unix_ns)
+            rfc3339(v.made_unix_ns),
+            &v.id[..8]
         );
     }
     for f in &report.flagged {

@@ -10,7 +10,7 @@ use arka_proto::ObjectId;
 use crate::engine::retention::{apply, Candidate, Decision, RetentionPolicy};
 use crate::error::{Error, Result};
 use crate::repo::timeline::{group_of, TimedSnapshot};
-use crate::repo::Repository;
+use crate::repo::{Loaded, Repository};
 use crate::store::ObjectKind;
 
 pub struct ForgetPlan {
@@ -20,6 +20,9 @@ pub struct ForgetPlan {
     pub unreadable: Vec<(String, String)>,
     /// Snapshot objects that do not open but were named to be forgotten (junk, a plant).
     pub damaged_named: Vec<ObjectId>,
+    /// Snapshots named that a backup made and that are already gone from the storage:
+    /// forgetting them records that someone has looked (verify stops reporting them).
+    pub gone_named: Vec<ObjectId>,
 }
 
 impl ForgetPlan {
@@ -30,6 +33,13 @@ impl ForgetPlan {
     /// Every snapshot object the plan deletes.
     pub fn deleted_ids(&self) -> Vec<ObjectId> {
         self.forgotten().map(|(d, _)| d.id).chain(self.damaged_named.iter().copied()).collect()
+    }
+
+    /// Every snapshot the plan's audit record names as forgotten.
+    pub fn recorded_ids(&self) -> Vec<ObjectId> {
+        let mut ids = self.deleted_ids();
+        ids.extend(&self.gone_named);
+        ids
     }
 
     /// The snapshots the timeline flags, whether kept or not.
@@ -52,48 +62,76 @@ pub async fn plan(repo: &Repository, policy: &RetentionPolicy, now_ns: i64) -> R
         let t = by_id.remove(&d.id).expect("every decision is about a listed snapshot");
         (d, t)
     });
-    Ok(ForgetPlan { decisions: decisions.collect(), unreadable: timeline.damaged, damaged_named: Vec::new() })
+    Ok(ForgetPlan {
+        decisions: decisions.collect(),
+        unreadable: timeline.damaged,
+        damaged_named: Vec::new(),
+        gone_named: Vec::new(),
+    })
 }
 
 /// A plan that forgets exactly the snapshots `specs` name (IDs or unique ID prefixes):
-/// how an operator removes a planted or unwanted snapshot that retention would keep.
+/// how an operator removes a planted or unwanted snapshot that retention would keep, a
+/// snapshot object that does not open, or acknowledges one that verify reports as gone.
 pub async fn plan_named(repo: &Repository, specs: &[String]) -> Result<ForgetPlan> {
     let timeline = repo.timeline().await?;
-    let (mut named, mut damaged) = (Vec::new(), Vec::new());
+    let mut plan =
+        ForgetPlan { decisions: Vec::new(), unreadable: Vec::new(), damaged_named: Vec::new(), gone_named: Vec::new() };
+    let mut gone: Option<Vec<ObjectId>> = None;
     for spec in specs {
         if spec == "latest" {
             return Err(Error::Usage("forget takes snapshot IDs; `latest` is not accepted here".into()));
         }
         let t = match crate::repo::snapshots::select(&timeline.objects, spec, None) {
             Err(Error::NoSuchSnapshot(_)) => {
-                // Not a snapshot that opens: perhaps junk or a damaged object by that name.
-                let id = damaged_named(&timeline.damaged, spec)?;
-                if !damaged.contains(&id) {
-                    damaged.push(id);
+                // Not a snapshot that opens: junk or a damaged object by that name, or one
+                // the audit trail says a backup made and that is gone.
+                let damaged =
+                    timeline.damaged.iter().filter_map(|(key, _)| ObjectId::from_hex(key.rsplit('/').next()?).ok());
+                if let Some(id) = unique_match(damaged, spec)? {
+                    push_new(&mut plan.damaged_named, id);
+                    continue;
                 }
+                if gone.is_none() {
+                    gone = Some(vanished_ids(repo, &timeline).await?);
+                }
+                let id = unique_match(gone.iter().flatten().copied(), spec)?
+                    .ok_or_else(|| Error::NoSuchSnapshot(spec.clone()))?;
+                push_new(&mut plan.gone_named, id);
                 continue;
             }
             picked => picked?,
         };
-        if !named.iter().any(|(d, _): &(Decision, TimedSnapshot)| d.id == t.id) {
+        if !plan.decisions.iter().any(|(d, _)| d.id == t.id) {
             let d = Decision { id: t.id, group: group_of(&t.snapshot), time_ns: t.effective_ns, reasons: Vec::new() };
-            named.push((d, t.clone()));
+            plan.decisions.push((d, t.clone()));
         }
     }
-    Ok(ForgetPlan { decisions: named, unreadable: Vec::new(), damaged_named: damaged })
+    Ok(plan)
 }
 
-/// The one undecodable snapshot object whose ID starts with `spec`.
-fn damaged_named(damaged: &[(String, String)], spec: &str) -> Result<ObjectId> {
+fn push_new(ids: &mut Vec<ObjectId>, id: ObjectId) {
+    if !ids.contains(&id) {
+        ids.push(id);
+    }
+}
+
+/// The snapshots verify would report as gone without a forget.
+async fn vanished_ids(repo: &Repository, timeline: &Loaded<TimedSnapshot>) -> Result<Vec<ObjectId>> {
+    let listed = timeline.objects.iter().map(|t| t.id);
+    let damaged = timeline.damaged.iter().filter_map(|(key, _)| ObjectId::from_hex(key.rsplit('/').next()?).ok());
+    let present = listed.chain(damaged).collect();
+    let log = crate::engine::audit::load_all(repo).await?;
+    Ok(crate::engine::history::vanished(&log, &present).iter().filter_map(|v| ObjectId::from_hex(&v.id).ok()).collect())
+}
+
+/// The one ID among `ids` that starts with `spec`, if any.
+fn unique_match(ids: impl Iterator<Item = ObjectId>, spec: &str) -> Result<Option<ObjectId>> {
     let spec = spec.to_ascii_lowercase();
-    let mut ids = damaged
-        .iter()
-        .filter_map(|(key, _)| ObjectId::from_hex(key.rsplit('/').next()?).ok())
-        .filter(|id| id.to_hex().starts_with(&spec));
-    match (ids.next(), ids.next()) {
-        (Some(id), None) => Ok(id),
+    let mut matching = ids.filter(|id| id.to_hex().starts_with(&spec));
+    match (matching.next(), matching.next()) {
         (Some(_), Some(_)) => Err(Error::Usage(format!("{spec:?} matches several snapshots; give more digits"))),
-        (None, _) => Err(Error::NoSuchSnapshot(spec)),
+        (found, _) => Ok(found),
     }
 }
 

@@ -94,7 +94,7 @@ pub fn verified(report: &VerifyReport, read_data: Option<f64>) -> Entry {
 pub fn forgot(plan: &ForgetPlan, deleted: usize, how: String) -> Entry {
     let kept = plan.decisions.len() - plan.forgotten().count() + plan.unreadable.len();
     Entry::new(Operation::Forget)
-        .snapshots(plan.deleted_ids())
+        .snapshots(plan.recorded_ids())
         .count("forgotten", deleted as u64)
         .count("kept", kept as u64)
         .detail(how)

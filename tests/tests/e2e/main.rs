@@ -19,6 +19,7 @@ mod dumps;
 mod erase;
 mod errors;
 mod forget;
+mod plants;
 mod healing;
 mod incremental;
 mod prune;

@@ -187,8 +187,7 @@ fn intact_blobs_of_a_damaged_pack_are_salvaged_before_prune_deletes_it() {
     let text = arka(&fx, false, &["repair", "snapshots"], fx.reader_args()).ok().stdout_text();
     let lost = lost_paths(&text);
     assert_eq!(lost.len(), 1, "{text}");
-    let original_object = fx.repo.join("snapshots").join(&original);
-    std::fs::remove_file(original_object).unwrap(); // as `arka forget` would
+    arka(&fx, false, &["forget", &original], fx.agent_args()).ok();
     let pruned = arka(&fx, false, &["prune", "--grace", "0"], fx.agent_args()).ok();
     assert!(!damaged.exists(), "prune kept the damaged pack:\n{}\n{}\n{done}", pruned.stdout_text(), pruned.stderr);
     arka(&fx, false, &["verify", "--read-data"], fx.reader_args()).ok();
