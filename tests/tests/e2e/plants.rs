@@ -95,7 +95,11 @@ fn a_future_dated_plant_is_not_latest_and_takes_no_real_snapshots_slot() {
     let target = fx.path("restored");
     let restored = fx.restore("latest", &target, &[]).ok();
     assert_eq!(std::fs::read(target.join("src/db.sql")).unwrap(), b"today's rows, the ones that matter\n");
-    assert!(restored.stderr.contains(&format!("passed over the newer snapshot {}", &planted[..8])), "{}", restored.stderr);
+    assert!(
+        restored.stderr.contains(&format!("passed over the newer snapshot {}", &planted[..8])),
+        "{}",
+        restored.stderr
+    );
 }
 
 #[test]
@@ -111,11 +115,20 @@ fn a_rollback_plant_is_flagged_and_reported_by_verify() {
     let mut args: Vec<OsString> = vec!["verify".into()];
     args.extend(fx.agent_args());
     let verified = fx.arka(args).ok();
-    assert!(verified.stdout_text().contains(&format!("FLAGGED snapshot {}", &planted[..8])), "{}", verified.stdout_text());
+    assert!(
+        verified.stdout_text().contains(&format!("FLAGGED snapshot {}", &planted[..8])),
+        "{}",
+        verified.stdout_text()
+    );
     // Retention keeps the real newest however the plant competes with it.
     let report = json(&fx, &["forget", "--keep-last", "1"]);
-    let kept: Vec<&str> =
-        report["decisions"].as_array().unwrap().iter().filter(|d| d["keep"] == true).map(|d| d["id"].as_str().unwrap()).collect();
+    let kept: Vec<&str> = report["decisions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["keep"] == true)
+        .map(|d| d["id"].as_str().unwrap())
+        .collect();
     assert!(kept.contains(&new.as_str()), "{report}");
     assert!(fx.snapshots().iter().any(|s| s["id"] == new.as_str()));
 }
@@ -163,4 +176,41 @@ fn a_snapshot_deleted_outside_arka_is_reported_until_someone_forgets_it() {
     let forgot = fx.arka(forget).ok();
     assert!(forgot.stdout_text().contains("already gone"), "{}", forgot.stdout_text());
     fx.arka(verify).ok();
+}
+
+#[test]
+fn a_forged_prune_plan_deletes_nothing_snapshots_need() {
+    let fx = Fixture::new();
+    let (_, new) = two_real_backups(&fx);
+    let list = |dir: &str| -> Vec<arka_proto::ObjectId> {
+        arka_tests::walk_files(&fx.repo.join(dir))
+            .iter()
+            .map(|p| arka_proto::ObjectId::from_hex(&p.file_name().unwrap().to_string_lossy()).unwrap())
+            .collect()
+    };
+    // A plan condemning every pack and every index segment, due long ago, sealed with the
+    // agent key: what a compromised agent without delete rights can leave for a later prune.
+    let forged = arka_proto::PrunePlan {
+        created_ns: now_ns() - 30 * DAY_NS,
+        delete_after_ns: now_ns() - 29 * DAY_NS,
+        packs: list("packs"),
+        index: list("index"),
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let key = load_agent_key(&fx.agent_key).unwrap();
+        let store = Store::open(fx.repo.to_str().unwrap(), false).unwrap();
+        let repo = Repository::open_with_agent_key(store, key).await.unwrap();
+        repo.put_object(ObjectKind::PrunePlan, forged.encode(repo.key.meta_key())).await.unwrap();
+    });
+    // Two prunes: the sweep acts on the plan, the next one would delete any pack the sweep
+    // left unindexed as an orphan.
+    json(&fx, &["prune", "--grace", "0"]);
+    json(&fx, &["prune", "--grace", "0"]);
+    let mut verify: Vec<OsString> = vec!["verify".into(), "--read-data".into()];
+    verify.extend(fx.reader_args());
+    fx.arka(verify).ok();
+    let target = fx.path("restored");
+    fx.restore(&new, &target, &[]).ok();
+    assert_eq!(std::fs::read(target.join("src/db.sql")).unwrap(), b"today's rows, the ones that matter\n");
 }
