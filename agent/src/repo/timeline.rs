@@ -14,13 +14,15 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use arka_proto::status::human_duration;
 use arka_proto::{BlobId, ObjectId, Snapshot};
 
 /// A snapshot may claim to be this much older than when it was stored: a long backup's
 /// claimed time is when it started.
 pub const MAX_BACKDATE_NS: i64 = 24 * 3600 * NS;
-/// ...and this much newer (clock skew between the agent and the store).
-pub const MAX_SKEW_NS: i64 = 5 * 60 * NS;
+/// ...and this much newer: clock skew between the agent and the store (the audit chain
+/// allows the same).
+pub const MAX_SKEW_NS: i64 = 15 * 60 * NS;
 /// A snapshot holding less than this share of the bytes or files of the one before it is
 /// flagged as a shrink. Sources below `SHRINK_FLOOR_*` are too small to judge.
 const SHRINK_KEEPS_PERCENT: u64 = 50;
@@ -84,13 +86,14 @@ impl Suspicion {
 
     /// One line for people, without paths or names.
     pub fn describe(&self) -> String {
-        let days = |ns: i64| ns as f64 / (24.0 * 3600.0 * NS as f64);
+        let span = |ns: i64| human_duration((ns / NS).unsigned_abs());
         match self {
-            Self::FutureTime { claimed_ns, stored_at_ns } => {
-                format!("claims a time {:.1} days after the storage received it", days(claimed_ns - stored_at_ns))
-            }
+            Self::FutureTime { claimed_ns, stored_at_ns } => format!(
+                "claims a time {} after the storage received it (or the clinic server's clock is wrong)",
+                span(claimed_ns - stored_at_ns)
+            ),
             Self::BackDated { claimed_ns, stored_at_ns } => {
-                format!("stored {:.1} days after the time it claims", days(stored_at_ns - claimed_ns))
+                format!("was stored {} after the time it claims", span(stored_at_ns - claimed_ns))
             }
             Self::Rollback { same_as } => format!("holds exactly what the older snapshot {same_as} holds"),
             Self::Shrink { bytes_before, bytes, files_before, files } => {
