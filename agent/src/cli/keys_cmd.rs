@@ -100,6 +100,12 @@ pub(super) async fn init(a: InitArgs, out: &Output) -> Result<ExitCode> {
         say!("{}", serde_json::json!({ "repo_id": id, "recipients": repo.config.recipients }));
     } else {
         eprintln!("created repository {} at {}", &id[..8], repo.store.display);
+        let pin: Vec<String> = repo.config.recipients.iter().map(|r| format!("{r:?}")).collect();
+        eprintln!(
+            "pin its recipients in agent.toml, so that a replaced config is refused:
+    recipients = [{}]",
+            pin.join(", ")
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

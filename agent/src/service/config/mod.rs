@@ -63,6 +63,8 @@ pub struct Config {
     pub status: Status,
     pub maintenance: Maintenance,
     pub notify: Notify,
+    /// The recipients the repository must name (`recipients`); `None` when not pinned.
+    pub recipients: Option<Vec<String>>,
 }
 
 /// `/etc/arka/agent.toml`, or `C:\ProgramData\arka\agent.toml` on Windows.
@@ -156,6 +158,7 @@ struct RawConfig {
     status: Option<RawStatus>,
     maintenance: Option<RawMaintenance>,
     notify: Option<RawNotify>,
+    recipients: Option<Spanned<Vec<String>>>,
 }
 
 // ---- Validation ----
@@ -205,6 +208,7 @@ impl Validator<'_> {
             );
         }
         let notify = self.notify(raw.notify.as_ref());
+        let recipients = raw.recipients.as_ref().map(|r| self.check(r, |r| pinned_recipients(r)));
         Some(Config {
             path: path.into(),
             hostname: hostname?,
@@ -215,6 +219,7 @@ impl Validator<'_> {
             status: status?,
             maintenance: maintenance?,
             notify: notify?,
+            recipients: recipients.map(|r| r.ok_or(())).transpose().ok()?,
         })
     }
 
@@ -291,4 +296,10 @@ fn human(d: Duration) -> String {
         _ if s % 60 == 0 => format!("{}m", s / 60),
         _ => format!("{s}s"),
     }
+}
+
+/// `recipients`: the age recipients (`age1…`) the repository must be sealed to, exactly.
+fn pinned_recipients(given: &[String]) -> Result<Vec<String>, String> {
+    arka_proto::Recipients::parse(given).map_err(|e| format!("recipients: {e}"))?;
+    Ok(given.iter().map(|r| r.trim().to_string()).collect())
 }

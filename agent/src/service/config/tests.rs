@@ -459,3 +459,16 @@ fn default_paths_follow_the_platform() {
         assert_eq!(default_state_dir(), PathBuf::from("/var/lib/arka"));
     }
 }
+
+#[test]
+fn pinned_recipients_are_checked_and_a_secret_key_among_them_is_not_printed() {
+    let etc = Etc::new();
+    let owner = arka_proto::RecoveryIdentities::generate().recipients().remove(0);
+    let cfg = etc.load(&format!("recipients = [{owner:?}]\n{MINIMAL}")).unwrap();
+    assert_eq!(cfg.recipients, Some(vec![owner]));
+    assert_eq!(etc.load(MINIMAL).unwrap().recipients, None);
+    let secret = "AGE-SECRET-KEY-1QQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQ";
+    let e = etc.error(&format!("recipients = [{secret:?}]\n{MINIMAL}"));
+    assert!(e.contains(":1: recipients:") && e.contains("SECRET key"), "{e}");
+    assert!(!e.contains("QQQQ"), "the secret key was printed: {e}");
+}

@@ -135,3 +135,30 @@ async fn scheduled_maintenance_is_audited_as_the_service() {
     stop.cancel();
     tokio::time::timeout(Duration::from_secs(20), runner).await.expect("the runner stops").unwrap().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repository_whose_recipients_differ_from_the_pinned_ones_gets_no_backup() {
+    let dir = tempfile::tempdir().unwrap();
+    let other = arka_proto::RecoveryIdentities::generate().recipients().remove(0);
+    let pin = format!("recipients = [{other:?}]\n");
+    let (cfg, reader) = agent_on_new_repo(dir.path(), &pin, "").await;
+
+    let clock = Arc::new(ManualClock::new(Timestamp::now()));
+    let stop = tokio_util::sync::CancellationToken::new();
+    let runner = tokio::spawn(super::run(cfg.clone(), clock.clone(), stop.clone()));
+    until_asleep(&clock, 2).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(snapshot_count(&reader).await, 0, "a backup went to a repository with other recipients");
+    stop.cancel();
+    tokio::time::timeout(Duration::from_secs(20), runner).await.expect("the runner stops").unwrap().unwrap();
+
+    // Pinned to what the repository names: backups go on.
+    let cfg = config::Config { recipients: Some(reader.config.recipients.clone()), ..cfg };
+    let stop = tokio_util::sync::CancellationToken::new();
+    let runner = tokio::spawn(super::run(cfg, clock.clone(), stop.clone()));
+    until_asleep(&clock, 2).await;
+    clock.advance(Duration::from_secs(2 * 3600)); // the refused run was an attempt
+    until_snapshots(&reader, 1).await;
+    stop.cancel();
+    tokio::time::timeout(Duration::from_secs(20), runner).await.expect("the runner stops").unwrap().unwrap();
+}
