@@ -32,7 +32,7 @@ pub const DEFAULT_IDLE_TIMEOUT_SECS: u64 = 30;
 pub const DEFAULT_BODY_MIN_RATE_KIB: u64 = 64;
 /// Seconds every body gets on top of what the minimum rate allows (slow start, a pause).
 pub const DEFAULT_BODY_GRACE_SECS: u64 = 30;
-/// Seconds a body may go without a byte arriving.
+/// Seconds a body may go without a byte arriving (or an answer without a byte read).
 pub const DEFAULT_BODY_STALL_SECS: u64 = 30;
 /// Shortest accepted token secret (`arka-server token new` writes 43 characters).
 pub const MIN_SECRET_LEN: usize = 24;
@@ -155,7 +155,8 @@ pub struct Limits {
     /// The slowest average rate of a request body, in bytes per second, after the grace.
     pub body_min_rate: u64,
     pub body_grace: Duration,
-    /// The longest pause between two pieces of a body.
+    /// The longest pause between two pieces of a body, either way: a request body, or an
+    /// answer the client stopped reading.
     pub body_stall: Duration,
     /// Nothing sent for this long (after accept, the TLS handshake or an answer), or
     /// headers still incomplete after it: the connection is closed.

@@ -17,6 +17,7 @@ pub mod state;
 pub mod storage;
 pub mod uploads;
 pub mod view;
+pub mod write_stall;
 
 use std::sync::Arc;
 

@@ -29,9 +29,10 @@ pub struct Metrics {
     pub connections_refused: AtomicU64,
 }
 
-/// Why a client was cut: a request body that stopped, one slower than the minimum rate,
-/// and a connection that sent nothing (or not its whole headers) within the idle timeout.
-pub const SLOW_REASONS: [&str; 3] = ["body_stalled", "body_too_slow", "idle"];
+/// Why a client was cut: a request body that stopped, one slower than the minimum rate, a
+/// connection that sent nothing (or not its whole headers) within the idle timeout, and a
+/// client that stopped reading its answer.
+pub const SLOW_REASONS: [&str; 4] = ["body_stalled", "body_too_slow", "idle", "answer_unread"];
 
 impl Metrics {
     pub fn refused(&self, row: RefusalRow) {

@@ -19,6 +19,7 @@ use tokio_rustls::TlsAcceptor;
 use crate::config::TlsConfig;
 use crate::metrics::Metrics;
 use crate::state::{AppState, Remote};
+use crate::write_stall::{is_write_stall, WriteStall};
 
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(55);
 
@@ -110,7 +111,10 @@ impl Connection {
     /// and, as hyper's header timeout, each request's headers, which hyper times from the
     /// moment it starts waiting for them: after the handshake and after every answer. So a
     /// connection that sends nothing is closed after `idle_timeout` wherever it stops.
+    /// Under TLS too, a write blocked for `body_stall` (a client that stopped reading its
+    /// answer) ends the connection.
     async fn run(self, tcp: TcpStream, service: TowerToHyperService<axum::Router>, watcher: Watcher) {
+        let tcp = WriteStall::new(tcp, self.state.config.limits.body_stall);
         let mut http = hyper::server::conn::http1::Builder::new();
         http.timer(TokioTimer::new()).header_read_timeout(self.idle);
         let result = match self.tls {
@@ -132,6 +136,10 @@ impl Connection {
             Err(e) if e.is_timeout() => {
                 self.state.metrics.slow_client_cut("idle");
                 tracing::debug!(remote = %self.peer.ip(), "closed an idle connection: {e}");
+            }
+            Err(e) if is_write_stall(&e) => {
+                self.state.metrics.slow_client_cut("answer_unread");
+                tracing::debug!(remote = %self.peer.ip(), "closed a connection: {e}");
             }
             Err(e) => tracing::debug!(remote = %self.peer.ip(), "connection ended: {e}"),
             Ok(()) => {}

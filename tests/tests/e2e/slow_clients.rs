@@ -2,7 +2,7 @@
 //! loopback with small limits: uploads that stall mid-body are cut and free their slots
 //! while another clinic's uploads go through, and an address that opens more connections
 //! than its cap is closed at once while other addresses are served and idle connections
-//! are closed after the idle timeout.
+//! are closed after the idle timeout, and a client that stops reading a download is cut.
 
 use std::collections::HashMap;
 use std::io::{ErrorKind, Read, Write};
@@ -227,4 +227,30 @@ fn an_address_hogging_connections_is_capped_and_idle_connections_are_closed() {
         assert!(Instant::now() < deadline, "127.0.0.2 is still refused after its connections closed: {answer:?}");
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// A client that asks for a 32 MiB pack and stops reading the answer (a download is held
+/// in memory until sent) is cut after the stall timeout rather than holding it forever.
+#[test]
+fn a_client_that_stops_reading_a_download_is_cut() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServerProcess::start_with(dir.path(), &tokens(), "body_stall_secs = 2", &[]);
+    let a = server.secret("clinic-a-agent");
+    // Larger than what loopback's socket buffers take in without the client reading.
+    let (key, bytes) = pack(300, 32 << 20);
+    let path = arka_proto::server::object_path("clinic-a", &key);
+    assert_eq!(raw_request(server.port(), "PUT", &path, &[bearer(&a)], &bytes).status, 201);
+    let mut tcp = TcpStream::connect(("127.0.0.1", server.port())).unwrap();
+    write!(tcp, "GET {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {a}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut first = [0u8; 4096];
+    tcp.read_exact(&mut first).unwrap();
+    assert!(first.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&first[..200]));
+    let key = "arka_server_slow_clients_cut_total{reason=\"answer_unread\"}";
+    let m = metrics_until(&server, Duration::from_secs(30), |m| metric(m, key) == 1);
+    assert_eq!(metric(&m, key), 1, "{m:?}");
+    // What the kernel had buffered arrives, then the end: never the whole pack.
+    tcp.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut rest = Vec::new();
+    let _ = tcp.read_to_end(&mut rest);
+    assert!(first.len() + rest.len() < bytes.len(), "the whole answer arrived ({} bytes)", rest.len());
 }
