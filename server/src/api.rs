@@ -190,16 +190,15 @@ async fn put_object(state: &AppState, who: &Authed, repo: &str, key: &str, req: 
         ObjectKey::Content { .. } => state.config.max_object_bytes as usize,
     };
     let declared = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    let too_large = || format!("the object is larger than this server's limit of {limit} bytes (max_object_mib)");
     if declared.is_some_and(|n| n > limit as u64) {
-        let why = format!("the object is larger than this server's limit of {limit} bytes (max_object_mib)");
-        return who.refuse(state, Refusal::TooLarge, why);
+        return who.refuse(state, Refusal::TooLarge, too_large());
     }
     // Buffer at most `max_uploads` bodies at once, `max_uploads_per_token` of one token;
     // the rest wait here. The slot is held until the object is stored.
     let Some(_slot) = state.uploads.acquire(&who.token.name).await else {
         return error_body(StatusCode::SERVICE_UNAVAILABLE, None, "the server is shutting down".into());
     };
-    let too_large = || format!("the object is larger than this server's limit of {limit} bytes (max_object_mib)");
     let bytes = match receive(state, who, req.into_body(), limit, too_large).await {
         Ok(b) => b,
         Err(refused) => return refused,
