@@ -254,3 +254,45 @@ fn a_client_that_stops_reading_a_download_is_cut() {
     let _ = tcp.read_to_end(&mut rest);
     assert!(first.len() + rest.len() < bytes.len(), "the whole answer arrived ({} bytes)", rest.len());
 }
+
+/// Under TLS, a connection that never starts the handshake and one that completes it and
+/// then sends nothing are both closed after the idle timeout (`openssl s_client` as the
+/// second: it exits when the server closes).
+#[test]
+fn idle_tls_connections_are_closed_before_and_after_the_handshake() {
+    const IDLE: Duration = Duration::from_secs(2);
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = crate::server_client::self_signed(dir.path());
+    let config = format!(
+        "idle_timeout_secs = 2\n[tls]\ncert = {:?}\nkey = {:?}\n",
+        cert.display().to_string(),
+        key.display().to_string()
+    );
+    let server = ServerProcess::start_with(&dir.path().join("server"), &tokens(), &config, &[]);
+    let started = Instant::now();
+    let mut silent = vec![TcpStream::connect(("127.0.0.1", server.port())).unwrap()];
+    let stderr = dir.path().join("s_client.txt");
+    let mut handshaken = std::process::Command::new("openssl")
+        .args(["s_client", "-brief", "-connect", &format!("127.0.0.1:{}", server.port())])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&stderr).unwrap())
+        .spawn()
+        .expect("the openssl CLI");
+    assert_eq!(wait_closed(&mut silent, 1, IDLE * 10), 1, "a connection without a handshake is still open");
+    let before_handshake = started.elapsed();
+    let deadline = Instant::now() + IDLE * 10;
+    while handshaken.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "a connection idle after its handshake is still open");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let after_handshake = started.elapsed();
+    let said = std::fs::read_to_string(&stderr).unwrap();
+    assert!(said.contains("CONNECTION ESTABLISHED"), "openssl s_client: {said}");
+    eprintln!(
+        "idle TLS connections closed after {:.1} s (no handshake) and {:.1} s (after it); idle timeout {IDLE:?}",
+        before_handshake.as_secs_f64(),
+        after_handshake.as_secs_f64()
+    );
+    assert!(before_handshake >= IDLE && after_handshake >= IDLE, "closed too soon");
+}
