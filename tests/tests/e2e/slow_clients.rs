@@ -296,3 +296,38 @@ fn idle_tls_connections_are_closed_before_and_after_the_handshake() {
     );
     assert!(before_handshake >= IDLE && after_handshake >= IDLE, "closed too soon");
 }
+
+/// An upload that never pauses long but trickles (1 KiB every 100 ms, 10 KiB/s) is cut by
+/// the minimum rate once the grace is over, long before the stall timeout could.
+#[test]
+fn a_trickling_upload_is_cut_at_the_minimum_rate() {
+    let dir = tempfile::tempdir().unwrap();
+    let limits = "body_min_rate_kib = 64\nbody_grace_secs = 2\nbody_stall_secs = 60";
+    let server = ServerProcess::start_with(dir.path(), &tokens(), limits, &[]);
+    let started = Instant::now();
+    let mut tcp = stalled_upload(&server, &server.secret("clinic-a-agent"), 400);
+    let mut answer = Vec::new();
+    while !answer.starts_with(b"HTTP/1.1 ") {
+        // The server stops reading once it answers; a write may then fail.
+        if tcp.write_all(&[0u8; 1024]).is_err() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        assert!(started.elapsed() < Duration::from_secs(30), "the trickle was not cut");
+        tcp.set_nonblocking(true).unwrap();
+        let mut buf = [0u8; 4096];
+        if let Ok(n) = tcp.read(&mut buf) {
+            answer.extend_from_slice(&buf[..n]);
+        }
+        tcp.set_nonblocking(false).unwrap();
+    }
+    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let _ = tcp.read_to_end(&mut answer);
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408") && answer.contains("body_min_rate_kib"), "{answer}");
+    let took = started.elapsed();
+    eprintln!("a 10 KiB/s trickle was cut after {:.1} s (grace 2 s, minimum 64 KiB/s)", took.as_secs_f64());
+    assert!(took >= Duration::from_secs(2), "cut after {took:?}, within the grace");
+    let m = metrics(&server);
+    assert_eq!(metric(&m, "arka_server_slow_clients_cut_total{reason=\"body_too_slow\"}"), 1, "{m:?}");
+}
