@@ -26,6 +26,7 @@ use crate::capability::{Action, Kind};
 use crate::metrics::{self, Metrics};
 use crate::state::AppState;
 use crate::storage::{now_ns, PutOutcome, StorageError};
+use crate::uploads::{read_body, BodyError, BodyLimits};
 use crate::{dashboard, view};
 
 /// Largest `config` object: it is a few hundred bytes.
@@ -189,24 +190,18 @@ async fn put_object(state: &AppState, who: &Authed, repo: &str, key: &str, req: 
         ObjectKey::Content { .. } => state.config.max_object_bytes as usize,
     };
     let declared = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    let too_large = || format!("the object is larger than this server's limit of {limit} bytes (max_object_mib)");
     if declared.is_some_and(|n| n > limit as u64) {
-        let why = format!("the object is larger than this server's limit of {limit} bytes (max_object_mib)");
-        return who.refuse(state, Refusal::TooLarge, why);
+        return who.refuse(state, Refusal::TooLarge, too_large());
     }
-    // Buffer at most `max_uploads` bodies at once; the rest wait here.
-    let Ok(_permit) = state.uploads.acquire().await else {
+    // Buffer at most `max_uploads` bodies at once, `max_uploads_per_token` of one token;
+    // the rest wait here. The slot is held until the object is stored.
+    let Some(_slot) = state.uploads.acquire(&who.token.name).await else {
         return error_body(StatusCode::SERVICE_UNAVAILABLE, None, "the server is shutting down".into());
     };
-    let bytes: Bytes = match axum::body::to_bytes(req.into_body(), limit).await {
+    let bytes = match receive(state, who, req.into_body(), limit, too_large).await {
         Ok(b) => b,
-        Err(e) if is_length_limit(&e) => {
-            let why = format!("the object is larger than this server's limit of {limit} bytes (max_object_mib)");
-            return who.refuse(state, Refusal::TooLarge, why);
-        }
-        Err(e) => {
-            let why = format!("the upload did not arrive whole: {e}");
-            return who.refuse(state, Refusal::BadRequest, why);
-        }
+        Err(refused) => return refused,
     };
     if let Some(expected) = parsed.expected_id() {
         let actual = ObjectId::of(&bytes);
@@ -230,24 +225,41 @@ async fn put_object(state: &AppState, who: &Authed, repo: &str, key: &str, req: 
     }
 }
 
-fn is_length_limit(e: &axum::Error) -> bool {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(s) = source {
-        if s.is::<http_body_util::LengthLimitError>() {
-            return true;
-        }
-        source = s.source();
-    }
-    false
+/// Reads a request body within the size and time limits. A client cut for being slow gets
+/// 408 and the connection is closed (what it still sends is not read); it is logged and
+/// counted, but not as a refusal: the request may have been fine, the line was not.
+async fn receive(
+    state: &AppState,
+    who: &Authed,
+    body: Body,
+    limit: usize,
+    too_large: impl FnOnce() -> String,
+) -> Result<Bytes, Response> {
+    let e = match read_body(body, limit, BodyLimits::from(&state.config.limits)).await {
+        Ok(b) => return Ok(b),
+        Err(e) => e,
+    };
+    let Some(reason) = e.slow_reason() else {
+        return Err(match e {
+            BodyError::TooLarge => who.refuse(state, Refusal::TooLarge, too_large()),
+            e => who.refuse(state, Refusal::BadRequest, e.to_string()),
+        });
+    };
+    state.metrics.slow_client_cut(reason);
+    tracing::warn!(token = %who.token.name, remote = who.ctx.remote(), reason, "cut a slow client: {e}");
+    let mut resp = error_body(StatusCode::REQUEST_TIMEOUT, None, e.to_string());
+    resp.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+    Err(resp)
 }
 
 async fn push_status(State(state): State<Arc<AppState>>, who: Authed, req: Request) -> Response {
     if let Some(refused) = who.forbidden(&state, Action::PushStatus) {
         return refused;
     }
-    let bytes = match axum::body::to_bytes(req.into_body(), STATUS_BODY_MAX).await {
+    let too_large = || "a status report is at most 1 MiB".to_string();
+    let bytes = match receive(&state, &who, req.into_body(), STATUS_BODY_MAX, too_large).await {
         Ok(b) => b,
-        Err(_) => return who.refuse(&state, Refusal::TooLarge, "a status report is at most 1 MiB".into()),
+        Err(refused) => return refused,
     };
     let status: AgentStatus = match serde_json::from_slice(&bytes) {
         Ok(s) => s,

@@ -35,6 +35,11 @@ impl Ctx {
         let path: String = parts.uri.path().chars().take(200).collect();
         Self { method: parts.method.clone(), path, remote }
     }
+
+    /// The peer's address, for a log line.
+    pub fn remote(&self) -> &str {
+        &self.remote
+    }
 }
 
 /// Any request, with the token its credentials name if the server knows it. Extracting

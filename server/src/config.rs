@@ -4,6 +4,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -16,6 +17,23 @@ pub const DEFAULT_MAX_OBJECT_MIB: u64 = 160;
 /// Uploads buffered at once; further uploads wait. Bounds memory at about this many
 /// times the object limit in the worst case.
 pub const DEFAULT_MAX_UPLOADS: usize = 8;
+/// Connections served at once unless the config says otherwise; more wait in the kernel's
+/// backlog. Each holds a file descriptor (systemd's default limit is 1,024 soft, raised by
+/// the unit).
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+/// Connections one address may hold: an agent uses a handful, a browser six; far below
+/// the global cap so one address cannot take every slot.
+pub const DEFAULT_MAX_CONNECTIONS_PER_ADDRESS: usize = 64;
+/// Seconds a connection may send nothing, or dribble a request's headers, before it is
+/// closed.
+pub const DEFAULT_IDLE_TIMEOUT_SECS: u64 = 30;
+/// The slowest body accepted, on average: a quarter of the 256 KiB/s the agent's own
+/// upload timeout assumes, so the server never cuts an upload the agent would still wait for.
+pub const DEFAULT_BODY_MIN_RATE_KIB: u64 = 64;
+/// Seconds every body gets on top of what the minimum rate allows (slow start, a pause).
+pub const DEFAULT_BODY_GRACE_SECS: u64 = 30;
+/// Seconds a body may go without a byte arriving (or an answer without a byte read).
+pub const DEFAULT_BODY_STALL_SECS: u64 = 30;
 /// Shortest accepted token secret (`arka-server token new` writes 43 characters).
 pub const MIN_SECRET_LEN: usize = 24;
 
@@ -27,6 +45,13 @@ struct RawConfig {
     storage: Option<String>,
     max_object_mib: Option<u64>,
     max_uploads: Option<usize>,
+    max_uploads_per_token: Option<usize>,
+    body_min_rate_kib: Option<u64>,
+    body_grace_secs: Option<u64>,
+    body_stall_secs: Option<u64>,
+    idle_timeout_secs: Option<u64>,
+    max_connections: Option<usize>,
+    max_connections_per_address: Option<usize>,
     #[serde(default)]
     token: Vec<RawToken>,
     tls: Option<RawTls>,
@@ -119,6 +144,42 @@ pub enum Backend {
     S3 { bucket: String, prefix: String },
 }
 
+/// What one client may hold and for how long: the bounds against clients that hog
+/// upload slots or connections (SECURITY.md §4.7).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Uploads held in memory at once, all tokens together; the rest wait.
+    pub max_uploads: usize,
+    /// Uploads one token may hold at once, so one clinic cannot take every slot.
+    pub max_uploads_per_token: usize,
+    /// The slowest average rate of a request body, in bytes per second, after the grace.
+    pub body_min_rate: u64,
+    pub body_grace: Duration,
+    /// The longest pause between two pieces of a body, either way: a request body, or an
+    /// answer the client stopped reading.
+    pub body_stall: Duration,
+    /// Nothing sent for this long (after accept, the TLS handshake or an answer), or
+    /// headers still incomplete after it: the connection is closed.
+    pub idle_timeout: Duration,
+    pub max_connections: usize,
+    pub max_connections_per_address: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_uploads: DEFAULT_MAX_UPLOADS,
+            max_uploads_per_token: DEFAULT_MAX_UPLOADS.div_ceil(4),
+            body_min_rate: DEFAULT_BODY_MIN_RATE_KIB << 10,
+            body_grace: Duration::from_secs(DEFAULT_BODY_GRACE_SECS),
+            body_stall: Duration::from_secs(DEFAULT_BODY_STALL_SECS),
+            idle_timeout: Duration::from_secs(DEFAULT_IDLE_TIMEOUT_SECS),
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_connections_per_address: DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct Config {
     pub listen: SocketAddr,
@@ -126,7 +187,7 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub backend: Backend,
     pub max_object_bytes: u64,
-    pub max_uploads: usize,
+    pub limits: Limits,
     pub tokens: Vec<TokenConfig>,
     pub tls: Option<TlsConfig>,
 }
@@ -165,10 +226,7 @@ impl Config {
         if !(1..=4096).contains(&max_object_mib) {
             problems.push(format!("max_object_mib = {max_object_mib}: use 1 to 4096"));
         }
-        let max_uploads = raw.max_uploads.unwrap_or(DEFAULT_MAX_UPLOADS);
-        if !(1..=256).contains(&max_uploads) {
-            problems.push(format!("max_uploads = {max_uploads}: use 1 to 256"));
-        }
+        let limits = check_limits(&raw, &mut problems);
         let tokens = check_tokens(raw.token, &mut problems);
         let tls = raw.tls.map(|t| TlsConfig { cert: t.cert, key: t.key });
         if let (Ok(addr), None) = (&listen, &tls) {
@@ -195,13 +253,55 @@ impl Config {
                 data_dir: raw.data_dir,
                 backend,
                 max_object_bytes: max_object_mib << 20,
-                max_uploads,
+                limits,
                 tokens,
                 tls,
             }),
             _ => Err(problems.join("\n")),
         }
     }
+}
+
+/// The limits, with their defaults; a value out of range is a problem naming its key.
+fn check_limits(raw: &RawConfig, problems: &mut Vec<String>) -> Limits {
+    let mut within = |key: &str, value: Option<u64>, default: u64, range: std::ops::RangeInclusive<u64>| {
+        let v = value.unwrap_or(default);
+        if !range.contains(&v) {
+            problems.push(format!("{key} = {v}: use {} to {}", range.start(), range.end()));
+        }
+        v
+    };
+    let max_uploads = within("max_uploads", raw.max_uploads.map(as_u64), DEFAULT_MAX_UPLOADS as u64, 1..=256);
+    // Ranges that depend on another key use its nearest valid value, so one mistake is
+    // reported once.
+    let uploads = max_uploads.clamp(1, 256);
+    let per_token = raw.max_uploads_per_token.map(as_u64);
+    let max_uploads_per_token = within("max_uploads_per_token", per_token, uploads.div_ceil(4), 1..=uploads);
+    let rate = within("body_min_rate_kib", raw.body_min_rate_kib, DEFAULT_BODY_MIN_RATE_KIB, 1..=1 << 20);
+    let grace = within("body_grace_secs", raw.body_grace_secs, DEFAULT_BODY_GRACE_SECS, 1..=3600);
+    let stall = within("body_stall_secs", raw.body_stall_secs, DEFAULT_BODY_STALL_SECS, 1..=3600);
+    let idle = within("idle_timeout_secs", raw.idle_timeout_secs, DEFAULT_IDLE_TIMEOUT_SECS, 1..=3600);
+    let conns = raw.max_connections.map(as_u64);
+    let max_connections = within("max_connections", conns, DEFAULT_MAX_CONNECTIONS as u64, 1..=65536);
+    let per_address = raw.max_connections_per_address.map(as_u64);
+    let conns = max_connections.clamp(1, 65536);
+    let default_per_address = (DEFAULT_MAX_CONNECTIONS_PER_ADDRESS as u64).min(conns);
+    let max_connections_per_address =
+        within("max_connections_per_address", per_address, default_per_address, 1..=conns);
+    Limits {
+        max_uploads: max_uploads as usize,
+        max_uploads_per_token: max_uploads_per_token as usize,
+        body_min_rate: rate << 10,
+        body_grace: Duration::from_secs(grace),
+        body_stall: Duration::from_secs(stall),
+        idle_timeout: Duration::from_secs(idle),
+        max_connections: max_connections as usize,
+        max_connections_per_address: max_connections_per_address as usize,
+    }
+}
+
+fn as_u64(n: usize) -> u64 {
+    n as u64
 }
 
 fn check_tokens(raw: Vec<RawToken>, problems: &mut Vec<String>) -> Vec<TokenConfig> {
@@ -299,6 +399,61 @@ mod tests {
         assert!(c.tokens[0].repos.allows("clinic-a") && !c.tokens[0].repos.allows("clinic-b"));
         assert_eq!(c.backend, Backend::Local);
         assert_eq!(c.max_object_bytes, DEFAULT_MAX_OBJECT_MIB << 20);
+        assert_eq!(c.limits, Limits::default());
+        assert_eq!(c.limits.max_uploads_per_token, 2);
+    }
+
+    fn loopback(extra: &str) -> Result<Config, String> {
+        let dir = tempfile::tempdir().unwrap();
+        let s = secret(dir.path(), "a.secret", 0o600);
+        Config::parse(&format!(
+            "listen = \"127.0.0.1:8443\"\ndata_dir = \"/srv/arka\"\n{extra}\n[[token]]\nname = \"a\"\n\
+             role = \"admin\"\nsecret_file = {:?}\n",
+            s.display().to_string()
+        ))
+    }
+
+    #[test]
+    fn limits_are_read_and_their_defaults_follow_the_global_caps() {
+        let c = loopback(
+            "max_uploads = 12\nbody_min_rate_kib = 16\nbody_grace_secs = 5\nbody_stall_secs = 7\n\
+             idle_timeout_secs = 9\nmax_connections = 40",
+        )
+        .unwrap();
+        let want = Limits {
+            max_uploads: 12,
+            max_uploads_per_token: 3,
+            body_min_rate: 16 << 10,
+            body_grace: Duration::from_secs(5),
+            body_stall: Duration::from_secs(7),
+            idle_timeout: Duration::from_secs(9),
+            max_connections: 40,
+            max_connections_per_address: 40,
+        };
+        assert_eq!(c.limits, want);
+        let c = loopback("max_uploads = 1\nmax_connections_per_address = 3").unwrap();
+        assert_eq!((c.limits.max_uploads_per_token, c.limits.max_connections_per_address), (1, 3));
+    }
+
+    #[test]
+    fn limits_out_of_range_are_named_once_each() {
+        let e = loopback(
+            "max_uploads = 0\nmax_uploads_per_token = 9\nbody_min_rate_kib = 0\nbody_grace_secs = 0\n\
+             body_stall_secs = 4000\nidle_timeout_secs = 0\nmax_connections = 10\nmax_connections_per_address = 11",
+        )
+        .unwrap_err();
+        for want in [
+            "max_uploads = 0: use 1 to 256",
+            "max_uploads_per_token = 9: use 1 to 1",
+            "body_min_rate_kib = 0: use 1 to 1048576",
+            "body_grace_secs = 0: use 1 to 3600",
+            "body_stall_secs = 4000: use 1 to 3600",
+            "idle_timeout_secs = 0: use 1 to 3600",
+            "max_connections_per_address = 11: use 1 to 10",
+        ] {
+            assert!(e.contains(want), "missing {want:?} in:\n{e}");
+        }
+        assert_eq!(e.lines().count(), 7, "{e}");
     }
 
     #[test]

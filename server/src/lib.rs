@@ -15,7 +15,9 @@ pub mod metrics;
 pub mod serve;
 pub mod state;
 pub mod storage;
+pub mod uploads;
 pub mod view;
+pub mod write_stall;
 
 use std::sync::Arc;
 
@@ -37,7 +39,7 @@ pub fn build_state(config: Config) -> Result<Arc<AppState>, String> {
     let state_dir = config.data_dir.join(".server");
     let agents = agents::AgentReports::load(state_dir.join("agents"))
         .map_err(|e| format!("data_dir {}: {e}", state_dir.display()))?;
-    let uploads = tokio::sync::Semaphore::new(config.max_uploads);
+    let uploads = uploads::UploadSlots::new(&config.limits, config.tokens.iter().map(|t| t.name.as_str()));
     Ok(Arc::new(AppState { config, tokens, storage, agents, metrics: Default::default(), uploads }))
 }
 

@@ -97,8 +97,7 @@ fn run(path: &Path) -> Result<(), String> {
         let scheme = if tls.is_some() { "https" } else { "http" };
         tracing::info!("listening on {scheme}://{}", listener.local_addr().map_err(|e| e.to_string())?);
         arka_server::spawn_usage_scan(state.clone());
-        let router = arka_server::api::router(state);
-        arka_server::serve::serve(listener, tls, router, shutdown_signal()).await;
+        arka_server::serve::serve(listener, tls, state, shutdown_signal()).await;
         tracing::info!("stopped");
         Ok(())
     })

@@ -23,7 +23,16 @@ pub struct Metrics {
     pub objects_deleted: AtomicU64,
     pub status_reports: AtomicU64,
     pub storage_errors: AtomicU64,
+    /// Clients cut for being slow, by [`SLOW_REASONS`].
+    slow_cut: [AtomicU64; SLOW_REASONS.len()],
+    /// Connections closed at once: their address already held `max_connections_per_address`.
+    pub connections_refused: AtomicU64,
 }
+
+/// Why a client was cut: a request body that stopped, one slower than the minimum rate, a
+/// connection that sent nothing (or not its whole headers) within the idle timeout, and a
+/// client that stopped reading its answer.
+pub const SLOW_REASONS: [&str; 4] = ["body_stalled", "body_too_slow", "idle", "answer_unread"];
 
 impl Metrics {
     pub fn refused(&self, row: RefusalRow) {
@@ -44,6 +53,11 @@ impl Metrics {
         self.recent.lock().unwrap().iter().cloned().collect()
     }
 
+    pub fn slow_client_cut(&self, reason: &str) {
+        let i = SLOW_REASONS.iter().position(|r| *r == reason).expect("every reason is in SLOW_REASONS");
+        self.slow_cut[i].fetch_add(1, Relaxed);
+    }
+
     pub fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Relaxed);
     }
@@ -55,6 +69,8 @@ pub struct Gauges {
     pub repos: Vec<(String, u64, u64)>,
     /// (agent token, seconds since its last report, its state as the dashboard judges it)
     pub agents: Vec<(String, Option<f64>, AgentState)>,
+    /// Uploads holding a slot, and waiting for one.
+    pub uploads: (u64, u64),
 }
 
 /// Prometheus text exposition.
@@ -76,6 +92,21 @@ pub fn render(m: &Metrics, g: &Gauges) -> String {
     for (r, n) in m.refusal_counts() {
         let _ = writeln!(out, "arka_server_refusals_total{{reason=\"{}\"}} {n}", r.name());
     }
+    out.push_str(
+        "# HELP arka_server_slow_clients_cut_total Clients cut for being too slow, by reason.\n\
+         # TYPE arka_server_slow_clients_cut_total counter\n",
+    );
+    for (reason, n) in SLOW_REASONS.iter().zip(&m.slow_cut) {
+        let _ = writeln!(out, "arka_server_slow_clients_cut_total{{reason=\"{reason}\"}} {}", n.load(Relaxed));
+    }
+    let refused = m.connections_refused.load(Relaxed);
+    let help = "Connections closed at once: their address held max_connections_per_address.";
+    counter(&mut out, "arka_server_connections_refused_total", help, refused);
+    let gauge = |out: &mut String, name: &str, help: &str, v: u64| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
+    };
+    gauge(&mut out, "arka_server_uploads_receiving", "Uploads holding an upload slot.", g.uploads.0);
+    gauge(&mut out, "arka_server_uploads_waiting", "Uploads waiting for an upload slot.", g.uploads.1);
     out.push_str("# HELP arka_server_repo_bytes Bytes stored per repository.\n# TYPE arka_server_repo_bytes gauge\n");
     for (repo, bytes, _) in &g.repos {
         let _ = writeln!(out, "arka_server_repo_bytes{{repo=\"{repo}\"}} {bytes}");

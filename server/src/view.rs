@@ -82,5 +82,6 @@ pub fn gauges(state: &AppState, viewer: &Token) -> Gauges {
                 (a.token_name.clone(), age, crate::dashboard::assess(&a, now).state)
             })
             .collect(),
+        uploads: (state.uploads.receiving(), state.uploads.waiting()),
     }
 }

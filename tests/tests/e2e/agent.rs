@@ -253,6 +253,23 @@ fn the_example_server_config_checks() {
         .replace("/etc/arka-server/", &format!("{}/", etc.display()))
         .replace("\"/srv/arka\"", &format!("{:?}", dir.path().join("data").display().to_string()));
     assert!(!text.contains("/etc/arka-server/") && !text.contains("\"/srv/arka\""));
+    // The optional keys shown commented out with their defaults are accepted too (all but
+    // `storage`, which would need a bucket).
+    let text: String = text
+        .lines()
+        .map(|l| match l.strip_prefix("# ") {
+            Some(kv)
+                if kv
+                    .split_once(" = ")
+                    .is_some_and(|(k, _)| k.chars().all(|c| c.is_ascii_lowercase() || c == '_') && k != "storage") =>
+            {
+                kv
+            }
+            _ => l,
+        })
+        .flat_map(|l| [l, "\n"])
+        .collect();
+    assert!(text.contains("\nmax_uploads_per_token = 2\n"), "{text}");
     // Every file the config names: the secrets as the comments say to make them, and a
     // TLS pair (`check` looks at their presence and the key's mode).
     let server = arka_tests::server::server_bin();

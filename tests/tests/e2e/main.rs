@@ -30,6 +30,7 @@ mod s3;
 mod selection;
 mod server;
 mod server_client;
+mod slow_clients;
 mod stream;
 mod unreadable;
 mod verify;

@@ -174,7 +174,7 @@ fn fingerprint(cert: &Path) -> String {
 const EC: [&str; 4] = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"];
 
 /// A self-signed certificate for a name that is not the address the agent dials.
-fn self_signed(dir: &Path) -> (PathBuf, PathBuf) {
+pub(crate) fn self_signed(dir: &Path) -> (PathBuf, PathBuf) {
     let mut args = vec!["req", "-x509", "-nodes", "-days", "30", "-keyout", "self.key", "-out", "self.crt"];
     args.extend(EC);
     args.extend(["-subj", "/CN=nas.clinic.lan", "-addext", "subjectAltName=DNS:nas.clinic.lan"]);
