@@ -213,6 +213,15 @@ async fn put_object(state: &AppState, who: &Authed, repo: &str, key: &str, req: 
     let size = bytes.len() as u64;
     match state.storage.put_new(repo, key, bytes).await {
         Ok(PutOutcome::Created) => {
+            // Who wrote what: when `arka verify` names a snapshot, index segment or plan
+            // that does not open (junk an append token may write), this line says which
+            // token wrote it. Packs are many and name nothing, so they stay at debug.
+            match parsed {
+                ObjectKey::Content { kind: ObjectKind::Pack, .. } => {
+                    tracing::debug!(token = who.token.name.as_str(), repo, key, size, "created")
+                }
+                _ => tracing::info!(token = who.token.name.as_str(), repo, key, size, "created"),
+            }
             Metrics::add(&state.metrics.objects_created, 1);
             Metrics::add(&state.metrics.bytes_received, size);
             StatusCode::CREATED.into_response()

@@ -445,6 +445,10 @@ fn logged_without_secrets(server: &ServerProcess, expected: &HashMap<&str, u64>,
         assert!(log.contains(&format!("reason=\"{reason}\"")), "no log line for {reason}:\n{log}");
     }
     assert!(log.contains("token=\"clinic-b-agent\""), "{log}");
+    // Who wrote what is logged for everything but packs: junk under snapshots/ or index/
+    // that verify reports can be traced to a token.
+    let created = |l: &&str| l.contains("created") && l.contains("key=\"config\"");
+    assert!(log.lines().filter(created).any(|l| l.contains("token=\"clinic-a-agent\"")), "{log}");
     for secret in [&fx.a, &fx.b, &fx.nas] {
         assert!(!log.contains(secret.as_str()), "a secret was logged");
     }
