@@ -421,11 +421,14 @@ async fn replication_loop(agent: Arc<Agent>, key: arka_proto::AgentKey, index: u
 /// Forget, prune and verify, each on its own schedule when configured.
 async fn maintenance_loop(agent: Arc<Agent>, key: arka_proto::AgentKey) {
     let m = agent.cfg.maintenance.clone();
-    let jobs: Vec<(&'static str, super::schedule::Schedule)> =
+    let mut jobs: Vec<(&'static str, super::schedule::Schedule)> =
         [(FORGET_JOB, m.forget.clone()), (PRUNE_JOB, m.prune.clone()), (VERIFY_JOB, m.verify.clone())]
             .into_iter()
             .filter_map(|(name, s)| s.map(|s| (name, s)))
             .collect();
+    if deletion_refused(&agent).await {
+        jobs.retain(|(job, _)| *job == VERIFY_JOB);
+    }
     if jobs.is_empty() {
         return;
     }
@@ -467,6 +470,25 @@ async fn maintenance_loop(agent: Arc<Agent>, key: arka_proto::AgentKey) {
             tracing::warn!("maintenance {job} failed: {why}");
         }
         agent.runs.send_modify(|n| *n += 1);
+    }
+}
+
+/// Whether the primary target's storage refuses the deletions forget and prune make (an
+/// arka-server append token). Said once, in the log and on the status page, rather than by
+/// a failure of every run; the deleting jobs are then not run.
+async fn deletion_refused(agent: &Agent) -> bool {
+    match super::preflight::deletion_refused(&agent.cfg).await {
+        Ok(None) => false,
+        Ok(Some(why)) => {
+            tracing::error!("{why}; forget and prune will not run");
+            agent.board.update(|st| st.maintenance.last_error = Some(format!("{why}; forget and prune do not run")));
+            true
+        }
+        Err(e) => {
+            // Unreachable now: the jobs run, and report their own errors if it lasts.
+            tracing::warn!("could not ask the primary target whether its token may delete: {}", scrub(&e));
+            false
+        }
     }
 }
 
