@@ -2,8 +2,8 @@
 //! certificate made here by the openssl CLI) against the real `arka-server` binary: the
 //! store conformance suite, every CLI command, refusals with advice (unknown token, wrong
 //! repository, delete with an append token), a server killed mid-backup, TLS with a pin or
-//! a CA file, prune with an append and then a maintain token, and the agent service's
-//! status push.
+//! a CA file, prune with an append and then a maintain token, `agent check` asking whether
+//! a token may delete, and the agent service's status push.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -431,6 +431,21 @@ fn agent_check_refuses_forget_and_prune_on_an_append_token_and_accepts_a_maintai
     assert!(!refused.stderr.contains(&server.secret("reception")), "the token was printed");
     check("reception", "verify = \"sun 05:00\"").ok();
     check("nas", "forget = \"daily 03:00\"\nprune = \"sun 04:00\"").ok();
+
+    // The service started anyway says so once, on its status page and in its log, instead
+    // of failing every scheduled run.
+    let port = free_port();
+    let path = fx.path("agent.toml");
+    check("reception", &format!("prune = \"every 10s\"\n[status]\nbind = \"127.0.0.1:{port}\"")).expect_code(2);
+    let agent = AgentProcess::start(&fx, &path);
+    let st = wait_for(60, "the maintenance error", || {
+        status(port).filter(|st| st["maintenance"]["last_error"].as_str().is_some_and(|e| e.contains("append token")))
+    });
+    assert!(st["maintenance"]["last_error"].as_str().unwrap().contains("forget and prune do not run"), "{st}");
+    std::thread::sleep(Duration::from_secs(12));
+    let log = agent.log();
+    assert_eq!(log.matches("append token").count(), 1, "said more than once, or a prune ran:\n{log}");
+    assert!(agent.terminate(15).success());
     fx.env = cli_env;
     assert_eq!(fx.snapshots().len(), 0);
 }
