@@ -222,4 +222,24 @@ mod tests {
         assert!(last_line(&long).unwrap().chars().count() <= MAX_CHARS + 1);
         assert!(!scrub("a\u{1b}[31mb\rc").contains(['\u{1b}', '\r']));
     }
+
+    proptest::proptest! {
+        /// Any text scrubs without panicking, and a path in it, whatever its (Unicode)
+        /// segments, does not survive.
+        #[test]
+        fn a_path_never_survives_whatever_surrounds_it(
+            before in "[0-9 :]{0,20}",
+            segments in proptest::collection::vec("[A-Za-zĄąĆćĘęŁłŃńÓóŚśŹźŻż_]{3,12}", 1..4),
+            after in "(: [0-9 ]{0,20})?",
+            junk in "\\PC{0,60}",
+        ) {
+            let _ = scrub(&junk);
+            let path = format!("/srv/{}.dcm", segments.join("/"));
+            let line = format!("{before} {path}{after}");
+            let out = scrub(&line);
+            for seg in &segments {
+                proptest::prop_assert!(!out.contains(seg.as_str()), "{seg:?} survived in {out:?} (from {line:?})");
+            }
+        }
+    }
 }
