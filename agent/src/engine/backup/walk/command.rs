@@ -125,15 +125,12 @@ fn append_debug_log(path: &Path, name: &str, status: &std::process::ExitStatus, 
     let mut opts = std::fs::OpenOptions::new();
     opts.create(true).append(true);
     #[cfg(unix)]
-    {
-        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-        opts.mode(0o600);
-        let mut f = opts.open(path)?;
-        f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-        return write_entry(&mut f, name, status, stderr);
-    }
-    #[cfg(not(unix))]
-    write_entry(&mut opts.open(path)?, name, status, stderr)
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    let mut f = opts.open(path)?;
+    // An existing file keeps its mode on open: make sure it is private too.
+    #[cfg(unix)]
+    f.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+    write_entry(&mut f, name, status, stderr)
 }
 
 fn write_entry(
