@@ -3,11 +3,15 @@
 //! error names the file, the line, the section and the key, and says how to fix it:
 //! `agent.toml:14: source "imaging": unknown key "shedule"; did you mean "schedule"?`.
 //!
-//! Checked here: syntax, unknown and missing keys, schedules, durations, retention rules,
-//! the status bind address, repository URLs (their form only: an unreachable target is
-//! reported by the runner at start, not refused here), and that every key, token and
-//! password file exists, is readable, and (on Unix) is readable by its owner only; an
-//! arka-server target's pin and CA file are checked too.
+//! Checked here: syntax, unknown and missing keys, schedules, durations and their limits
+//! (no value that overflows, or that turns monitoring off in effect), `prune_grace` no
+//! shorter than a running backup needs, retention rules, source and dump names (one plain
+//! file name), the status bind address, repository URLs (their form only: an unreachable
+//! target is reported by the runner at start, not refused here), that every key, token and
+//! password file exists, is readable, and (on Unix) is readable by its owner only, and that
+//! `agent_key` holds an agent key and not the owner's recovery identity; an arka-server
+//! target's pin and CA file are checked too. What only a target can say (whether its token
+//! may delete) is asked by [`crate::service::preflight`].
 //! Relative file paths are taken from the config file's folder.
 
 //!

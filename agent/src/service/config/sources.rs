@@ -21,7 +21,7 @@ pub const MAX_COMMAND_TIMEOUT: Duration = Duration::from_secs(7 * 86_400);
 
 #[derive(Clone, Debug)]
 pub struct Source {
-    /// Unique, made of `A-Z a-z 0-9 . _ -`.
+    /// Unique; see [`crate::engine::backup::check_source_name`].
     pub name: String,
     pub kind: SourceKind,
     pub schedule: Schedule,
