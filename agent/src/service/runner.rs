@@ -426,13 +426,13 @@ async fn maintenance_loop(agent: Arc<Agent>, key: arka_proto::AgentKey) {
             .into_iter()
             .filter_map(|(name, s)| s.map(|s| (name, s)))
             .collect();
-    if deletion_refused(&agent).await {
-        jobs.retain(|(job, _)| *job == VERIFY_JOB);
-    }
-    if jobs.is_empty() {
-        return;
-    }
+    // Whether the storage lets forget and prune delete: asked at start, and again before a
+    // deleting job for as long as the target could not be reached to answer.
+    let mut may_delete = deletion_allowed(&agent).await;
     loop {
+        if may_delete == Some(false) {
+            jobs.retain(|(job, _)| *job == VERIFY_JOB);
+        }
         let mut next: Option<(&'static str, jiff::Timestamp)> = None;
         for (j, s) in &jobs {
             let t = agent.next_run(j, s);
@@ -440,9 +440,15 @@ async fn maintenance_loop(agent: Arc<Agent>, key: arka_proto::AgentKey) {
                 next = Some((*j, t));
             }
         }
-        let (job, due) = next.expect("at least one job");
+        let Some((job, due)) = next else { return };
         if !agent.sleep_until(due).await {
             return;
+        }
+        if job != VERIFY_JOB && may_delete.is_none() {
+            may_delete = deletion_allowed(&agent).await;
+            if may_delete == Some(false) {
+                continue;
+            }
         }
         let Ok(_permit) = agent.busy.acquire().await else { return };
         let started = agent.clock.now();
@@ -473,21 +479,23 @@ async fn maintenance_loop(agent: Arc<Agent>, key: arka_proto::AgentKey) {
     }
 }
 
-/// Whether the primary target's storage refuses the deletions forget and prune make (an
-/// arka-server append token). Said once, in the log and on the status page, rather than by
-/// a failure of every run; the deleting jobs are then not run.
-async fn deletion_refused(agent: &Agent) -> bool {
+/// Whether the primary target's storage lets forget and prune delete (`Some(false)` for an
+/// arka-server append token; `None` when it cannot be reached to say). A refusal is said
+/// once, in the log and on the status page, rather than by a failure of every run; the
+/// deleting jobs are then not run.
+async fn deletion_allowed(agent: &Agent) -> Option<bool> {
     match super::preflight::deletion_refused(&agent.cfg).await {
-        Ok(None) => false,
+        Ok(None) => Some(true),
         Ok(Some(why)) => {
             tracing::error!("{why}; forget and prune will not run");
             agent.board.update(|st| st.maintenance.last_error = Some(format!("{why}; forget and prune do not run")));
-            true
+            Some(false)
         }
         Err(e) => {
-            // Unreachable now: the jobs run, and report their own errors if it lasts.
+            // Asked again before the next forget or prune, which meanwhile run and report
+            // their own errors if the target stays unreachable.
             tracing::warn!("could not ask the primary target whether its token may delete: {}", scrub(&e));
-            false
+            None
         }
     }
 }
