@@ -44,7 +44,7 @@ pub(super) async fn agent(a: AgentArgs) -> Result<ExitCode> {
             Ok(Some(why)) => return Err(Error::Config(format!("{}: {why}", path.display()))),
             Err(e) => eprintln!(
                 "arka: warning: could not ask the primary target whether its token may delete (the agent asks \
-                 again when it starts): {}",
+                 again before its first forget or prune): {}",
                 crate::service::supervisor::scrub(&e)
             ),
         }
