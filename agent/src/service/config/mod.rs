@@ -311,7 +311,7 @@ fn check_agent_key(path: &Path) -> Result<(), String> {
             "agent_key: {shown} holds a recovery identity (not printed) — the clinic owner's recovery key, which \
              can read every backup and must never be on the clinic server: move it back offline (and delete this \
              copy), then point agent_key at the agent key file `arka init --agent-key-out` wrote (its line starts \
-             {}); `arka key rotate-agent` makes a new one if it is lost",
+             {})",
             arka_proto::keys::AGENT_KEY_PREFIX
         ));
     }
