@@ -61,6 +61,19 @@ pub struct Storage {
     usage: Mutex<BTreeMap<String, Usage>>,
 }
 
+/// Whether the S3 builder has credentials of its own; without them object_store falls
+/// back to the cloud metadata address, which arka-server asks only when told to.
+fn s3_credentials_configured(b: &AmazonS3Builder) -> bool {
+    use object_store::aws::AmazonS3ConfigKey as K;
+    let set = |k: K| b.get_config_value(&k).is_some_and(|v| !v.trim().is_empty());
+    set(K::AccessKeyId)
+        || set(K::SecretAccessKey)
+        || (set(K::WebIdentityTokenFile) && set(K::RoleArn))
+        || set(K::ContainerCredentialsRelativeUri)
+        || (set(K::ContainerCredentialsFullUri) && set(K::ContainerAuthorizationTokenFile))
+        || b.get_config_value(&K::SkipSignature).is_some_and(|v| v == "true")
+}
+
 impl Storage {
     pub fn open(config: &Config) -> Result<Self, String> {
         let (root, backend_enforces_create): (Arc<dyn ObjectStore>, bool) = match &config.backend {
@@ -84,6 +97,14 @@ impl Storage {
                 );
                 if std::env::var_os("AWS_REGION").is_none() && std::env::var_os("AWS_DEFAULT_REGION").is_none() {
                     b = b.with_region("us-east-1");
+                }
+                let instance = std::env::var("ARKA_S3_CREDENTIALS").is_ok_and(|v| v.trim() == "instance");
+                if !instance && !s3_credentials_configured(&b) {
+                    return Err(format!(
+                        "storage s3://{bucket}: no S3 credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY \
+                         in arka-server's environment, or ARKA_S3_CREDENTIALS=instance to use this cloud machine's \
+                         instance role (the cloud metadata address 169.254.169.254 is never asked otherwise)"
+                    ));
                 }
                 let s3 = b.build().map_err(|e| format!("storage s3://{bucket}: {e}"))?;
                 let store: Arc<dyn ObjectStore> =
@@ -267,4 +288,16 @@ pub fn remove_stale_uploads(data_dir: &std::path::Path) -> std::io::Result<usize
         }
     }
     Ok(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn s3_storage_without_credentials_is_not_configured() {
+        assert!(!s3_credentials_configured(&AmazonS3Builder::new().with_bucket_name("b")));
+        let keyed = AmazonS3Builder::new().with_access_key_id("k").with_secret_access_key("s");
+        assert!(s3_credentials_configured(&keyed));
+    }
 }

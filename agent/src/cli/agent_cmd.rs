@@ -39,6 +39,15 @@ pub(super) async fn agent(a: AgentArgs) -> Result<ExitCode> {
     let path = arg.config.unwrap_or_else(config::default_config_path);
     let cfg = config::load(&path).map_err(|e| Error::Config(e.to_string()))?;
     if !run {
+        match crate::service::preflight::deletion_refused(&cfg).await {
+            Ok(None) => {}
+            Ok(Some(why)) => return Err(Error::Config(format!("{}: {why}", path.display()))),
+            Err(e) => eprintln!(
+                "arka: warning: could not ask the primary target whether its token may delete (the agent asks \
+                 again before its first forget or prune): {}",
+                crate::service::supervisor::scrub(&e)
+            ),
+        }
         say!(
             "{}: {} sources, {} targets, status page on http://{}/",
             path.display(),

@@ -23,8 +23,9 @@ pub(super) struct BackupArgs {
     /// Back up this command's standard output (e.g. "pg_dump clinic").
     #[arg(long, requires = "name")]
     stdin_from_command: Option<String>,
-    /// Name of the command source (the file name it restores as).
-    #[arg(long)]
+    /// Name of the command source (the file name it restores as): letters, digits, . _ -
+    /// (at most 64, not "." or "..").
+    #[arg(long, value_parser = source_name)]
     name: Option<String>,
     #[arg(long = "tag")]
     tags: Vec<String>,
@@ -41,7 +42,7 @@ pub(super) struct BackupArgs {
 pub(super) async fn backup(a: BackupArgs, out: &Output) -> Result<ExitCode> {
     let session = agent_session(&a.repo, &a.agent_key, &a.cache).await?;
     let source = match a.stdin_from_command {
-        Some(command) => Source::Command { command, name: a.name.expect("clap requires --name") },
+        Some(command) => Source::Command { command, name: a.name.expect("clap requires --name"), debug_log: None },
         None => Source::Paths(
             a.paths.iter().map(|p| std::path::absolute(p).map_err(|e| Error::io(p, e))).collect::<Result<_>>()?,
         ),
@@ -114,4 +115,8 @@ fn report(outcome: &BackupOutcome, out: &Output) {
     if let Some(note) = crate::engine::backup::healing_note(&outcome.healing, &outcome.id.short()) {
         say!("{note}");
     }
+}
+
+fn source_name(name: &str) -> std::result::Result<String, String> {
+    crate::engine::backup::check_source_name(name).map(|_| name.to_string())
 }

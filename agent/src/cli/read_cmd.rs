@@ -11,6 +11,7 @@ use super::{reading_session, session, CacheArg, IdentityArg, KeyedRepo, RepoArg}
 use crate::engine::restore::{self, RestoreSummary};
 use crate::engine::Session;
 use crate::error::Result;
+use crate::platform::Ownership;
 use crate::repo::snapshots;
 use crate::repo::timeline::TimedSnapshot;
 
@@ -61,6 +62,11 @@ pub(super) struct RestoreArgs {
     /// Directory to restore into.
     #[arg(long)]
     target: std::path::PathBuf,
+    /// Give files their recorded owner and group (as root) and keep setuid, setgid and
+    /// sticky bits. Without it, restored files belong to whoever restores and get only
+    /// their read/write/execute bits: what the agent recorded is not trusted.
+    #[arg(long)]
+    same_owner: bool,
 }
 
 #[derive(Args)]
@@ -189,7 +195,8 @@ pub(super) async fn restore(a: RestoreArgs, out: &Output) -> Result<ExitCode> {
     let (session, (id, snap)) = open_and_pick(&a.read).await?;
     let started = std::time::Instant::now();
     let guard = out.progress_bar(session.progress(), "restored");
-    let summary = session.restore((id, &snap), a.path.as_deref(), &a.target).await?;
+    let ownership = if a.same_owner { Ownership::Same } else { Ownership::Safe };
+    let summary = session.restore((id, &snap), a.path.as_deref(), &a.target, ownership).await?;
     drop(guard);
     let secs = started.elapsed().as_secs_f64().max(0.001);
     if out.json {

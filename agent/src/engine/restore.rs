@@ -14,7 +14,7 @@ use arka_proto::{BlobId, Node, NodeKind, Snapshot, Tree};
 
 use crate::engine::progress::Progress;
 use crate::error::{Error, ErrorKind, Result};
-use crate::platform::{apply_permissions, name_from_bytes, ns_to_time, symlink};
+use crate::platform::{apply_permissions, name_from_bytes, ns_to_time, symlink, Ownership};
 use crate::repo::blob::BlobReader;
 use crate::repo::content::content_ids;
 
@@ -161,6 +161,7 @@ pub async fn restore(
     start: Option<&str>,
     target: &Path,
     progress: Arc<Progress>,
+    ownership: Ownership,
 ) -> Result<RestoreSummary> {
     let walked = walk_around_damage(&reader, snapshot, start).await?;
     let entries = walked.entries;
@@ -191,12 +192,12 @@ pub async fn restore(
     summary.lost = entries.iter().filter(|e| e.node.lost).map(|e| local(e).display().to_string()).collect();
     let files: Vec<(PathBuf, &Node)> =
         entries.iter().filter(|e| e.node.kind == NodeKind::File && !e.node.lost).map(|e| (local(e), &e.node)).collect();
-    restore_files(&reader, files, target, &progress, &mut summary).await?;
+    restore_files(&reader, files, target, (&progress, ownership), &mut summary).await?;
     for e in entries.iter().filter(|e| e.node.kind == NodeKind::Symlink) {
         let p = local(e);
         let _ = std::fs::remove_file(&p);
         let made = symlink(e.node.target.as_deref().unwrap_or_default(), &p)
-            .and_then(|()| apply_permissions(&p, &e.node, true));
+            .and_then(|()| apply_permissions(&p, &e.node, true, ownership));
         match made {
             Ok(()) => summary.symlinks += 1,
             Err(err) => summary.unwritable(&p, err),
@@ -206,7 +207,7 @@ pub async fn restore(
     for e in entries.iter().rev().filter(|e| e.node.kind == NodeKind::Dir) {
         let p = local(e);
         if p.is_dir() {
-            if let Err(err) = apply_permissions(&p, &e.node, false) {
+            if let Err(err) = apply_permissions(&p, &e.node, false, ownership) {
                 summary.unwritable(&p, err);
             }
             set_dir_mtime(&p, e.node.mtime_ns);
@@ -221,7 +222,7 @@ async fn restore_files(
     reader: &BlobReader,
     files: Vec<(PathBuf, &Node)>,
     target: &Path,
-    progress: &Progress,
+    (progress, ownership): (&Progress, Ownership),
     summary: &mut RestoreSummary,
 ) -> Result<()> {
     summary.files = files.len() as u64;
@@ -229,7 +230,7 @@ async fn restore_files(
     let budget = tokio::sync::Semaphore::new(BUFFER_BUDGET_MIB as usize);
     let mut results = futures::stream::iter(files)
         .map(|(path, node)| async {
-            let result = restore_file(reader, path.clone(), node, &budget, progress).await;
+            let result = restore_file(reader, path.clone(), node, &budget, (progress, ownership)).await;
             (path, node.size, result)
         })
         .buffer_unordered(FILES_IN_FLIGHT);
@@ -294,11 +295,11 @@ async fn restore_file(
     path: PathBuf,
     node: &Node,
     budget: &tokio::sync::Semaphore,
-    progress: &Progress,
+    with: (&Progress, Ownership),
 ) -> Result<()> {
     let dir = path.parent().expect("restored files live in a directory");
     let tmp = TempFile(dir.join(format!(".arka-restore-{}", arka_proto::id::to_hex(&rand::random::<[u8; 8]>()))));
-    write_file(reader, &tmp.0, node, budget, progress).await?;
+    write_file(reader, &tmp.0, node, budget, with).await?;
     std::fs::rename(&tmp.0, &path).map_err(|e| Error::io(&path, e))?;
     std::mem::forget(tmp);
     Ok(())
@@ -319,7 +320,7 @@ async fn write_file(
     tmp: &Path,
     node: &Node,
     budget: &tokio::sync::Semaphore,
-    progress: &Progress,
+    (progress, ownership): (&Progress, Ownership),
 ) -> Result<()> {
     let mut file = std::fs::File::create(tmp).map_err(|e| Error::io(tmp, e))?;
     let mut blobs = std::pin::pin!(content_ids(reader, node)
@@ -353,7 +354,7 @@ async fn write_file(
     file.set_len(written).map_err(|e| Error::io(tmp, e))?;
     file.set_modified(ns_to_time(node.mtime_ns)).map_err(|e| Error::io(tmp, e))?;
     drop(file);
-    apply_permissions(tmp, node, false).map_err(|e| Error::io(tmp, e))?;
+    apply_permissions(tmp, node, false, ownership).map_err(|e| Error::io(tmp, e))?;
     progress.files.fetch_add(1, Ordering::Relaxed);
     Ok(())
 }

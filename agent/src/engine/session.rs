@@ -143,10 +143,12 @@ impl Session {
         (id, snapshot): (ObjectId, &Snapshot),
         path: Option<&str>,
         target: &Path,
+        ownership: crate::platform::Ownership,
     ) -> Result<RestoreSummary> {
         let result = async {
             let reader = self.reader().await?;
-            let summary = restore::restore(reader.clone(), snapshot, path, target, self.progress.clone()).await;
+            let summary =
+                restore::restore(reader.clone(), snapshot, path, target, self.progress.clone(), ownership).await;
             self.record_damage_found(&reader, "restore").await;
             summary
         }

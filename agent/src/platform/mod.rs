@@ -169,18 +169,56 @@ pub fn name_from_bytes(bytes: &[u8]) -> OsString {
     OsString::from(String::from_utf8_lossy(bytes).into_owned())
 }
 
-/// Applies permissions and ownership after a restore. Ownership only when running as
-/// root (anyone else may not give files away); failures there are not errors.
-#[cfg(unix)]
-pub fn apply_permissions(path: &std::path::Path, node: &arka_proto::Node, is_symlink: bool) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    if let (Some(uid), Some(gid)) = (node.uid, node.gid) {
-        if is_root() {
-            let _ = std::os::unix::fs::lchown(path, Some(uid), Some(gid));
+/// Which of a node's recorded owner and mode bits a restore applies. The recorded values
+/// come from the agent, which ransomware on the clinic server may control: restoring
+/// them as root would recreate a setuid-root program it planted, or files owned by an
+/// account it made.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Ownership {
+    /// The default: the read/write/execute bits only; files belong to whoever restores,
+    /// and setuid, setgid and sticky bits are dropped.
+    #[default]
+    Safe,
+    /// `--same-owner`: the recorded owner and group too (when running as root: nobody else
+    /// may give files away), and the setuid, setgid and sticky bits.
+    Same,
+}
+
+impl Ownership {
+    /// The mode to set for a recorded one.
+    pub fn mode(self, recorded: u32) -> u32 {
+        match self {
+            Self::Safe => recorded & 0o777,
+            Self::Same => recorded & 0o7777,
         }
     }
+
+    /// The owner and group to set, if any, for recorded ones, when the restore runs as
+    /// root (`am_root`) or not.
+    pub fn owner(self, uid: Option<u32>, gid: Option<u32>, am_root: bool) -> Option<(u32, u32)> {
+        match (self, uid, gid) {
+            (Self::Same, Some(uid), Some(gid)) if am_root => Some((uid, gid)),
+            _ => None,
+        }
+    }
+}
+
+/// Applies permissions, and with [`Ownership::Same`] ownership, after a restore. Failing
+/// to change the owner is not an error (the file is there, with the restorer's).
+#[cfg(unix)]
+pub fn apply_permissions(
+    path: &std::path::Path,
+    node: &arka_proto::Node,
+    is_symlink: bool,
+    ownership: Ownership,
+) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    // Owner first: changing it clears setuid and setgid bits, which the mode then sets.
+    if let Some((uid, gid)) = ownership.owner(node.uid, node.gid, is_root()) {
+        let _ = std::os::unix::fs::lchown(path, Some(uid), Some(gid));
+    }
     if let (Some(mode), false) = (node.mode, is_symlink) {
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(ownership.mode(mode)))?;
     }
     Ok(())
 }
@@ -193,7 +231,12 @@ fn is_root() -> bool {
 }
 
 #[cfg(windows)]
-pub fn apply_permissions(path: &std::path::Path, node: &arka_proto::Node, _is_symlink: bool) -> std::io::Result<()> {
+pub fn apply_permissions(
+    path: &std::path::Path,
+    node: &arka_proto::Node,
+    _is_symlink: bool,
+    _ownership: Ownership,
+) -> std::io::Result<()> {
     const FILE_ATTRIBUTE_READONLY: u32 = 1;
     if let Some(attrs) = node.attributes {
         let mut perms = std::fs::metadata(path)?.permissions();
@@ -216,6 +259,57 @@ pub fn symlink(target: &[u8], at: &std::path::Path) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// #15 point 7: a restore does not recreate setuid programs or foreign owners the
+    /// (possibly compromised) agent recorded, unless asked with `--same-owner`.
+    #[test]
+    fn a_restore_drops_special_bits_and_owners_unless_asked_for_the_same_owner() {
+        assert_eq!(Ownership::default(), Ownership::Safe);
+        for (recorded, safe, same) in
+            [(0o4755, 0o755, 0o4755), (0o2750, 0o750, 0o2750), (0o1777, 0o777, 0o1777), (0o100644, 0o644, 0o644)]
+        {
+            assert_eq!(Ownership::Safe.mode(recorded), safe, "{recorded:o}");
+            assert_eq!(Ownership::Same.mode(recorded), same, "{recorded:o}");
+        }
+        for am_root in [false, true] {
+            assert_eq!(Ownership::Safe.owner(Some(0), Some(0), am_root), None);
+            assert_eq!(Ownership::Safe.owner(Some(1001), Some(1001), am_root), None);
+            assert_eq!(Ownership::Same.owner(None, Some(5), am_root), None);
+        }
+        assert_eq!(Ownership::Same.owner(Some(1001), Some(50), true), Some((1001, 50)));
+        assert_eq!(Ownership::Same.owner(Some(1001), Some(50), false), None, "only root may give files away");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_restored_setuid_file_gets_only_its_permission_bits_by_default() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tool");
+        std::fs::write(&path, b"#!/bin/sh\n").unwrap();
+        let node = arka_proto::Node {
+            name: b"tool".to_vec(),
+            kind: arka_proto::NodeKind::File,
+            mode: Some(0o6755),
+            mtime_ns: 0,
+            uid: Some(0),
+            gid: Some(0),
+            attributes: None,
+            size: 0,
+            content: Vec::new(),
+            lists: Vec::new(),
+            subtree: None,
+            target: None,
+            lost: false,
+        };
+        let mode = || std::fs::metadata(&path).unwrap().permissions().mode() & 0o7777;
+        apply_permissions(&path, &node, false, Ownership::Safe).unwrap();
+        assert_eq!(mode(), 0o755);
+        apply_permissions(&path, &node, false, Ownership::Same).unwrap();
+        // The owner may set setuid on their own file; setgid needs the group, which a test
+        // account may lack, so only the setuid bit is certain.
+        assert_eq!(mode() & 0o4777, 0o4755);
+    }
 
     #[test]
     fn a_share_root_is_named_after_the_share() {

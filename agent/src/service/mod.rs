@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod notify;
+pub mod preflight;
 pub mod recipients_pin;
 pub mod runner;
 pub mod schedule;

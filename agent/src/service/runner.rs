@@ -425,15 +425,18 @@ async fn replication_loop(agent: Arc<Agent>, key: arka_proto::AgentKey, index: u
 /// Forget, prune and verify, each on its own schedule when configured.
 async fn maintenance_loop(agent: Arc<Agent>, key: arka_proto::AgentKey) {
     let m = agent.cfg.maintenance.clone();
-    let jobs: Vec<(&'static str, super::schedule::Schedule)> =
+    let mut jobs: Vec<(&'static str, super::schedule::Schedule)> =
         [(FORGET_JOB, m.forget.clone()), (PRUNE_JOB, m.prune.clone()), (VERIFY_JOB, m.verify.clone())]
             .into_iter()
             .filter_map(|(name, s)| s.map(|s| (name, s)))
             .collect();
-    if jobs.is_empty() {
-        return;
-    }
+    // Whether the storage lets forget and prune delete: asked at start, and again before a
+    // deleting job for as long as the target could not be reached to answer.
+    let mut may_delete = deletion_allowed(&agent).await;
     loop {
+        if may_delete == Some(false) {
+            jobs.retain(|(job, _)| *job == VERIFY_JOB);
+        }
         let mut next: Option<(&'static str, jiff::Timestamp)> = None;
         for (j, s) in &jobs {
             let t = agent.next_run(j, s);
@@ -441,9 +444,15 @@ async fn maintenance_loop(agent: Arc<Agent>, key: arka_proto::AgentKey) {
                 next = Some((*j, t));
             }
         }
-        let (job, due) = next.expect("at least one job");
+        let Some((job, due)) = next else { return };
         if !agent.sleep_until(due).await {
             return;
+        }
+        if job != VERIFY_JOB && may_delete.is_none() {
+            may_delete = deletion_allowed(&agent).await;
+            if may_delete == Some(false) {
+                continue;
+            }
         }
         let Ok(_permit) = agent.busy.acquire().await else { return };
         let started = agent.clock.now();
@@ -479,6 +488,27 @@ async fn maintenance_loop(agent: Arc<Agent>, key: arka_proto::AgentKey) {
             tracing::warn!("maintenance {job} failed: {why}");
         }
         agent.runs.send_modify(|n| *n += 1);
+    }
+}
+
+/// Whether the primary target's storage lets forget and prune delete (`Some(false)` for an
+/// arka-server append token; `None` when it cannot be reached to say). A refusal is said
+/// once, in the log and on the status page, rather than by a failure of every run; the
+/// deleting jobs are then not run.
+async fn deletion_allowed(agent: &Agent) -> Option<bool> {
+    match super::preflight::deletion_refused(&agent.cfg).await {
+        Ok(None) => Some(true),
+        Ok(Some(why)) => {
+            tracing::error!("{why}; forget and prune will not run");
+            agent.board.update(|st| st.maintenance.last_error = Some(format!("{why}; forget and prune do not run")));
+            Some(false)
+        }
+        Err(e) => {
+            // Asked again before the next forget or prune, which meanwhile run and report
+            // their own errors if the target stays unreachable.
+            tracing::warn!("could not ask the primary target whether its token may delete: {}", scrub(&e));
+            None
+        }
     }
 }
 

@@ -22,6 +22,14 @@ use jiff::Timestamp;
 /// The shortest `every` interval: anything faster is a busy loop, not a backup schedule.
 pub const MIN_INTERVAL: Duration = Duration::from_secs(10);
 
+/// The longest `every` interval: a job run less often than monthly is not a schedule
+/// anyone watches, and longer values once overflowed the RPO into "never late".
+pub const MAX_INTERVAL: Duration = Duration::from_secs(31 * 86_400);
+
+/// The longest time [`parse_interval`] accepts (ten years): anything longer is a typo, and
+/// would overflow the clock arithmetic that schedules and RPO checks do.
+pub const MAX_SPAN: Duration = Duration::from_secs(3650 * 86_400);
+
 const HOUR: Duration = Duration::from_secs(3600);
 const WEEK_MINUTES: u32 = 7 * 24 * 60;
 
@@ -69,6 +77,9 @@ impl std::str::FromStr for Schedule {
                 let every = parse_interval(&rest.concat()).map_err(|e| bad(&e))?;
                 if every < MIN_INTERVAL {
                     return Err(bad("the interval must be at least 10s"));
+                }
+                if every > MAX_INTERVAL {
+                    return Err(bad("the interval must be at most 31d"));
                 }
                 Ok(Self::Every(every))
             }
@@ -191,7 +202,11 @@ pub fn parse_interval(s: &str) -> Result<Duration, String> {
             other => return Err(bad(&format!("unknown unit {other:?}"))),
         };
         rest = &rest[letters..];
-        total = n.checked_mul(unit).and_then(|v| total.checked_add(v)).ok_or_else(|| bad("too long"))?;
+        total = n
+            .checked_mul(unit)
+            .and_then(|v| total.checked_add(v))
+            .filter(|&t| t <= MAX_SPAN.as_secs())
+            .ok_or_else(|| bad("too long (at most 3650d)"))?;
     }
     Ok(Duration::from_secs(total))
 }

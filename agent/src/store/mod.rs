@@ -182,6 +182,25 @@ impl Store {
     }
 }
 
+/// The key [`Store::may_delete`] deletes: the all-zero pack ID, which no pack can have
+/// (a pack is named by the BLAKE3 hash of its bytes, and the server checks it).
+pub const DELETE_PROBE_KEY: &str = "packs/00/0000000000000000000000000000000000000000000000000000000000000000";
+
+impl Store {
+    /// Whether the storage lets these credentials delete, asked by deleting an object that
+    /// cannot exist ([`DELETE_PROBE_KEY`]): arka-server refuses an `append` token before
+    /// it looks for the object (403), and answers a `maintain` or `admin` token as for any
+    /// delete of a missing object. `Ok(false)` only for a refusal; a storage that cannot be
+    /// reached is an error.
+    pub async fn may_delete(&self) -> Result<bool> {
+        match self.inner.delete(&Path::from(DELETE_PROBE_KEY)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(true),
+            Err(object_store::Error::PermissionDenied { .. }) => Ok(false),
+            Err(e) => Err(Error::store("delete", DELETE_PROBE_KEY, e)),
+        }
+    }
+}
+
 /// One object in a listing.
 #[derive(Clone, Copy, Debug)]
 pub struct Listed {

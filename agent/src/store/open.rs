@@ -161,6 +161,7 @@ pub fn open_backend(location: &Location, create: bool, server: &ServerOptions) -
             if std::env::var_os("AWS_REGION").is_none() && std::env::var_os("AWS_DEFAULT_REGION").is_none() {
                 builder = builder.with_region("us-east-1");
             }
+            check_s3_credentials(&builder, bucket, instance_credentials_asked())?;
             let s3 = builder.build().map_err(|e| Error::store("open", format!("s3://{bucket}"), e))?;
             if prefix.is_empty() {
                 Ok(Arc::new(s3))
@@ -169,6 +170,38 @@ pub fn open_backend(location: &Location, create: bool, server: &ServerOptions) -
             }
         }
     }
+}
+
+/// The variable that lets an S3 target take the cloud machine's instance role
+/// (`ARKA_S3_CREDENTIALS=instance`).
+pub const S3_CREDENTIALS_VAR: &str = "ARKA_S3_CREDENTIALS";
+
+fn instance_credentials_asked() -> bool {
+    std::env::var(S3_CREDENTIALS_VAR).is_ok_and(|v| v.trim().eq_ignore_ascii_case("instance"))
+}
+
+/// Refuses an S3 target with no credentials configured unless instance credentials were
+/// asked for. Without this, object_store's default chain falls back to the cloud metadata
+/// address (169.254.169.254): on a clinic network that is someone else's machine at best,
+/// and on a cloud host it would quietly use whatever role the machine has.
+fn check_s3_credentials(b: &AmazonS3Builder, bucket: &str, instance: bool) -> Result<()> {
+    use object_store::aws::AmazonS3ConfigKey as K;
+    let set = |k: K| b.get_config_value(&k).is_some_and(|v| !v.trim().is_empty());
+    let configured = set(K::AccessKeyId)
+        || set(K::SecretAccessKey)
+        || (set(K::WebIdentityTokenFile) && set(K::RoleArn))
+        || set(K::ContainerCredentialsRelativeUri)
+        || (set(K::ContainerCredentialsFullUri) && set(K::ContainerAuthorizationTokenFile))
+        || b.get_config_value(&K::SkipSignature).is_some_and(|v| v == "true");
+    if configured || instance {
+        return Ok(());
+    }
+    Err(Error::Usage(format!(
+        "s3://{bucket}: no S3 credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in arka's environment \
+         (for the service, in the file its unit's EnvironmentFile= names, readable by root only); on a cloud \
+         machine whose instance role should be used, set {S3_CREDENTIALS_VAR}=instance (arka never asks the \
+         cloud metadata address 169.254.169.254 otherwise)"
+    )))
 }
 
 /// Plain HTTP only when asked for (`AWS_ALLOW_HTTP=true`), e.g. a store on loopback.
@@ -239,6 +272,18 @@ mod tests {
 
     fn generic(text: &str) -> object_store::Error {
         object_store::Error::Generic { store: "S3", source: text.to_string().into() }
+    }
+
+    #[test]
+    fn an_s3_target_without_credentials_is_refused_unless_instance_credentials_are_asked_for() {
+        let bare = AmazonS3Builder::new().with_bucket_name("b");
+        let e = check_s3_credentials(&bare, "b", false).unwrap_err().to_string();
+        assert!(e.contains("AWS_ACCESS_KEY_ID") && e.contains("ARKA_S3_CREDENTIALS=instance"), "{e}");
+        assert!(check_s3_credentials(&bare, "b", true).is_ok());
+        let keyed = AmazonS3Builder::new().with_access_key_id("k").with_secret_access_key("s");
+        assert!(check_s3_credentials(&keyed, "b", false).is_ok());
+        let anonymous = AmazonS3Builder::new().with_skip_signature(true);
+        assert!(check_s3_credentials(&anonymous, "b", false).is_ok());
     }
 
     #[test]

@@ -103,55 +103,92 @@ fn the_agent_backs_up_at_start_and_after_changes_replicates_and_serves_its_statu
     assert!(exit.success(), "the agent exited with {exit} on SIGTERM");
 }
 
+/// #15 point 5: the dump's stderr names a patient's file; status, healthz, the webhook and
+/// the agent's log get its exit status and a last line with the path removed, and only the
+/// opt-in debug log (mode 600) keeps the full text.
 #[test]
-fn a_failing_dump_is_reported_on_healthz_and_by_webhook() {
+fn a_failing_dump_is_reported_on_healthz_and_by_webhook_without_the_paths_its_stderr_names() {
     let fx = Fixture::new();
     let hook = TcpListener::bind("127.0.0.1:0").unwrap();
     let hook_port = hook.local_addr().unwrap().port();
-    let received = std::thread::spawn(move || {
-        let (mut s, _) = hook.accept().unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-        let mut buf = Vec::new();
-        let mut chunk = [0u8; 4096];
-        // Read headers and the body announced by Content-Length.
-        loop {
-            let n = s.read(&mut chunk).unwrap();
-            buf.extend_from_slice(&chunk[..n]);
-            let text = String::from_utf8_lossy(&buf).to_string();
-            if let Some((head, body)) = text.split_once("\r\n\r\n") {
-                let len = head
-                    .lines()
-                    .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_string()))
-                    .and_then(|v| v.parse::<usize>().ok())
-                    .unwrap_or(0);
-                if body.len() >= len {
-                    s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n").unwrap();
-                    return body.to_string();
-                }
-            }
-            assert!(n > 0, "webhook connection closed early");
-        }
-    });
+    let received = std::thread::spawn(move || read_one_webhook(hook));
     let port = free_port();
-    let sources = "[[source]]\nname = \"clinic-db\"\nkind = \"command\"\n\
-                   command = \"echo 'partial dump'; echo 'pg_dump: connection refused' >&2; exit 3\"\n\
-                   schedule = \"every 1h\"\n";
+    let script = fx.path("dump.sh");
+    std::fs::write(
+        &script,
+        "echo 'partial dump'\n\
+         echo 'starting' >&2\n\
+         echo 'pg_dump: /srv/pacjenci/Kowalski Jan/CBCT.dcm: could not open \"C:\\Pacjenci\\Nowak Anna.sql\": refused' >&2\n\
+         exit 3\n",
+    )
+    .unwrap();
+    let sources = format!(
+        "[[source]]\nname = \"clinic-db\"\nkind = \"command\"\ncommand = \"sh {}\"\nschedule = \"every 1h\"\n",
+        script.display()
+    );
     let notify = format!("[notify]\nwebhook = {{ url = \"http://127.0.0.1:{hook_port}/arka\" }}\n");
-    let cfg = config(&fx, port, "", sources, &notify);
+    let cfg = config(&fx, port, "", &sources, &notify);
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    std::fs::write(&cfg, format!("dump_debug_log = true\n{text}")).unwrap();
     let agent = AgentProcess::start(&fx, &cfg);
 
     let st = wait_for(60, "the failed run", || status(port).filter(|st| source(st, "clinic-db")["state"] == "failed"));
     let error = source(&st, "clinic-db")["last_error"].as_str().unwrap().to_string();
-    assert!(error.contains("exit"), "the error should say the command failed: {error}");
+    assert!(
+        error.contains("exited with status 3") && error.contains("pg_dump: <path>: could not open \"<path>\": refused"),
+        "{error}"
+    );
     let (code, body) = get(port, "/healthz").unwrap();
     assert_eq!(code, 503, "{body}");
     assert!(body.contains("clinic-db"), "{body}");
     assert_eq!(snapshot_count(&fx, "clinic-db"), 0, "a failed dump must leave no snapshot");
 
-    let hook_body: Value = serde_json::from_str(&received.join().unwrap()).unwrap();
+    let hook_text = received.join().unwrap();
+    let hook_body: Value = serde_json::from_str(&hook_text).unwrap();
     assert_eq!(hook_body["kind"], "backup_failed", "{hook_body}");
     assert_eq!(hook_body["source"], "clinic-db", "{hook_body}");
+    let page = get(port, "/").unwrap().1;
+    let shown = [("status", st.to_string()), ("healthz", body), ("webhook", hook_text), ("page", page)];
+    for (what, text) in shown.iter().chain([&("log", agent.log())]) {
+        for name in ["pacjenci", "Kowalski", "Pacjenci", "Nowak", "CBCT"] {
+            assert!(!text.contains(name), "the {what} shows {name:?}:\n{text}");
+        }
+    }
+    let debug = fx.path("state/dump-debug.log");
+    let full = std::fs::read_to_string(&debug).unwrap();
+    assert!(full.contains("/srv/pacjenci/Kowalski Jan/CBCT.dcm") && full.contains("Nowak Anna.sql"), "{full}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&debug).unwrap().permissions().mode() & 0o777, 0o600);
+    }
     assert!(agent.terminate(15).success());
+}
+
+/// Reads one webhook request and answers 200: its body.
+fn read_one_webhook(hook: TcpListener) -> String {
+    let (mut s, _) = hook.accept().unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    // Read headers and the body announced by Content-Length.
+    loop {
+        let n = s.read(&mut chunk).unwrap();
+        buf.extend_from_slice(&chunk[..n]);
+        let text = String::from_utf8_lossy(&buf).to_string();
+        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+            let len = head
+                .lines()
+                .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_string()))
+                .and_then(|v| v.parse::<usize>().ok())
+                .unwrap_or(0);
+            if body.len() >= len {
+                s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n").unwrap();
+                return body.to_string();
+            }
+        }
+        assert!(n > 0, "webhook connection closed early");
+    }
 }
 
 #[test]

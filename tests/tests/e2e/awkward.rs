@@ -105,3 +105,41 @@ fn awkward_tree_round_trips_and_fifo_is_skipped() {
         restored.len()
     );
 }
+
+/// #15 point 7: as root, a restore gives files the restorer's ownership and only their
+/// read/write/execute bits, whatever the (possibly compromised) agent recorded; with
+/// `--same-owner` it gives back the recorded owner and the setuid/setgid/sticky bits.
+#[test]
+fn a_restore_drops_setuid_bits_and_recorded_owners_unless_asked_with_same_owner() {
+    let fx = Fixture::new();
+    let src = fx.path("src");
+    let tool = src.join("bin/tool");
+    write_file(&tool, b"#!/bin/sh\necho hi\n");
+    let shared = src.join("shared");
+    std::fs::create_dir_all(&shared).unwrap();
+    set_mode(&tool, 0o4755);
+    set_mode(&shared, 0o1777);
+    let root = arka_tests::is_root();
+    if root {
+        std::os::unix::fs::chown(&tool, Some(4321), Some(4321)).unwrap();
+        set_mode(&tool, 0o4755);
+    }
+    fx.backup_ok(&[&src], &[]);
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().mode() & 0o7777;
+    let owner = |p: &std::path::Path| std::fs::metadata(p).unwrap().uid();
+    let me = std::fs::metadata(fx.path(".")).unwrap().uid();
+
+    let safe = fx.path("safe");
+    fx.restore("latest", &safe, &[]).ok();
+    assert_eq!(mode(&safe.join("src/bin/tool")), 0o755);
+    assert_eq!(mode(&safe.join("src/shared")), 0o777);
+    assert_eq!(owner(&safe.join("src/bin/tool")), me, "the restorer owns what it restores");
+
+    let same = fx.path("same");
+    fx.restore("latest", &same, &["--same-owner"]).ok();
+    assert_eq!(mode(&same.join("src/bin/tool")), 0o4755);
+    assert_eq!(mode(&same.join("src/shared")), 0o1777);
+    if root {
+        assert_eq!(owner(&same.join("src/bin/tool")), 4321);
+    }
+}

@@ -240,3 +240,57 @@ fn a_full_disk_stops_the_restore_saying_how_much_is_left() {
     out.expect_stderr("the target disk is full").expect_stderr("still to go");
     assert!(restore_temp_files(&disk.0).is_empty(), "a partial file was left behind");
 }
+
+/// #15 point 5: a failing dump's stderr names a patient's file; `arka backup` says the exit
+/// status and the last line with the path removed, in text and in JSON.
+#[test]
+fn a_failing_dump_command_is_reported_without_the_paths_its_stderr_names() {
+    let fx = Fixture::new();
+    let script = fx.path("dump.sh");
+    std::fs::write(
+        &script,
+        "echo 'rows'\necho \"tar: '/srv/pacjenci/Wiśniewska Zofia.dcm': Cannot open: Permission denied\" >&2\nexit 2\n",
+    )
+    .unwrap();
+    let command = format!("sh {}", script.display());
+    for json in [false, true] {
+        let mut args: Vec<OsString> = if json { vec!["--json".into()] } else { Vec::new() };
+        args.push("backup".into());
+        args.extend(fx.agent_args());
+        args.extend(["--stdin-from-command".into(), command.clone().into(), "--name".into(), "db.sql".into()]);
+        let run = fx.arka(args).expect_code(1);
+        let said = format!("{}{}", run.stderr, run.stdout_text());
+        assert!(said.contains("status 2") && said.contains("tar: '<path>': Cannot open"), "{said}");
+        assert!(!said.contains("pacjenci") && !said.contains("Wiśniewska") && !said.contains("Zofia"), "{said}");
+    }
+    assert!(fx.snapshots().is_empty());
+}
+
+/// #15 point 7: a dump name is one file name in the snapshot; `..` or a `/` made a tree
+/// that restore, ls and dump refused as malformed while verify passed.
+#[test]
+fn a_dump_name_that_is_not_one_plain_file_name_is_refused() {
+    let fx = Fixture::new();
+    for name in ["..", ".", "../etc/passwd", "db/clinic.sql", ""] {
+        let mut args: Vec<OsString> = vec!["backup".into()];
+        args.extend(fx.agent_args());
+        args.extend(["--stdin-from-command".into(), "echo rows".into(), "--name".into(), name.into()]);
+        fx.arka(args).expect_code(2).expect_stderr("letters A-Z a-z, digits and . _ -");
+    }
+    let config = fx.path("agent.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "agent_key = {:?}\nstate_dir = {:?}\n[[target]]\nurl = {:?}\n[[source]]\nname = \"..\"\nkind = \"command\"\n\
+             command = \"echo rows\"\nschedule = \"every 1h\"\n",
+            fx.agent_key,
+            fx.path("state"),
+            fx.repo
+        ),
+    )
+    .unwrap();
+    fx.arka(os_args!["agent", "check", "--config", config])
+        .expect_code(2)
+        .expect_stderr("source name \"..\" is not valid");
+    assert!(fx.snapshots().is_empty());
+}

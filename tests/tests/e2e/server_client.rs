@@ -2,8 +2,8 @@
 //! certificate made here by the openssl CLI) against the real `arka-server` binary: the
 //! store conformance suite, every CLI command, refusals with advice (unknown token, wrong
 //! repository, delete with an append token), a server killed mid-backup, TLS with a pin or
-//! a CA file, prune with an append and then a maintain token, and the agent service's
-//! status push.
+//! a CA file, prune with an append and then a maintain token, `agent check` asking whether
+//! a token may delete, and the agent service's status push.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -396,4 +396,56 @@ fn the_agent_service_backs_up_to_the_server_and_pushes_its_status() {
 fn set_private(path: &Path) {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+}
+
+/// #15 point 6: `agent check` asks the server whether the primary target's token may
+/// delete when forget or prune is scheduled; an append token is refused with what to
+/// change, a maintain token passes, and verify alone needs no delete right.
+#[test]
+fn agent_check_refuses_forget_and_prune_on_an_append_token_and_accepts_a_maintain_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServerProcess::start(
+        dir.path(),
+        &[TokenSpec::new("reception", "append", &["clinic"]), TokenSpec::new("nas", "maintain", &["clinic"])],
+    );
+    let mut fx = fixture_on(&server, "clinic", "nas");
+    // The agent takes its token from the config, not the environment (which would win).
+    let cli_env = std::mem::take(&mut fx.env);
+    let check = |token: &str, maintenance: &str| {
+        let config = format!(
+            "agent_key = {key:?}\nstate_dir = {state:?}\n[[target]]\nname = \"nas\"\nurl = {url:?}\n\
+             token_file = {token:?}\n[maintenance]\n{maintenance}\n",
+            key = fx.agent_key,
+            state = fx.path("state"),
+            url = server.repo_url("clinic"),
+            token = server.secret_file(token),
+        );
+        let path = fx.path("agent.toml");
+        std::fs::write(&path, config).unwrap();
+        fx.arka(os_args!["agent", "check", "--config", path])
+    };
+    let refused = check("reception", "forget = \"daily 03:00\"\nprune = \"sun 04:00\"").expect_code(2);
+    for says in ["schedules forget and prune", "append token", "Remove forget and prune", "maintain token"] {
+        assert!(refused.stderr.contains(says), "{says:?} missing from:\n{}", refused.stderr);
+    }
+    assert!(!refused.stderr.contains(&server.secret("reception")), "the token was printed");
+    check("reception", "verify = \"sun 05:00\"").ok();
+    check("nas", "forget = \"daily 03:00\"\nprune = \"sun 04:00\"").ok();
+
+    // The service started anyway says so once, on its status page and in its log, instead
+    // of failing every scheduled run.
+    let port = free_port();
+    let path = fx.path("agent.toml");
+    check("reception", &format!("prune = \"every 10s\"\n[status]\nbind = \"127.0.0.1:{port}\"")).expect_code(2);
+    let agent = AgentProcess::start(&fx, &path);
+    let st = wait_for(60, "the maintenance error", || {
+        status(port).filter(|st| st["maintenance"]["last_error"].as_str().is_some_and(|e| e.contains("append token")))
+    });
+    assert!(st["maintenance"]["last_error"].as_str().unwrap().contains("forget and prune do not run"), "{st}");
+    std::thread::sleep(Duration::from_secs(12));
+    let log = agent.log();
+    assert_eq!(log.matches("append token").count(), 1, "said more than once, or a prune ran:\n{log}");
+    assert!(agent.terminate(15).success());
+    fx.env = cli_env;
+    assert_eq!(fx.snapshots().len(), 0);
 }

@@ -13,6 +13,7 @@ mod buffers;
 mod files_cache;
 mod healing;
 mod queued;
+pub mod scrub;
 mod stamp;
 mod walk;
 
@@ -93,7 +94,32 @@ pub fn changed_advice(files: u64) -> String {
 
 pub enum Source {
     Paths(Vec<PathBuf>),
-    Command { command: String, name: String },
+    /// A command's standard output, stored as one file `name` (checked by
+    /// [`check_source_name`]). `debug_log`, if set, receives the command's full stderr;
+    /// errors carry only its last line with paths removed.
+    Command {
+        command: String,
+        name: String,
+        debug_log: Option<PathBuf>,
+    },
+}
+
+/// The longest source or dump name.
+pub const MAX_SOURCE_NAME: usize = 64;
+
+/// A source or dump name is one file name in the snapshot and a label in status and
+/// logs: letters A-Z a-z, digits and `.` `_` `-`, at most [`MAX_SOURCE_NAME`], and not
+/// `.` or `..` (a `/` or `..` made a tree that restore, ls and dump refused as malformed).
+pub fn check_source_name(name: &str) -> std::result::Result<(), String> {
+    let allowed = name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+    if name.is_empty() || name.len() > MAX_SOURCE_NAME || !allowed || name == "." || name == ".." {
+        return Err(format!(
+            "name {:?} is not valid: use 1 to {MAX_SOURCE_NAME} letters A-Z a-z, digits and . _ - (not \".\" or \"..\"), \
+             e.g. \"clinic-db\"",
+            name.chars().take(80).collect::<String>()
+        ));
+    }
+    Ok(())
 }
 
 pub struct BackupOptions {
@@ -114,6 +140,9 @@ pub struct BackupOutcome {
 }
 
 pub async fn run(repo: Arc<Repository>, source: Source, opts: BackupOptions) -> Result<BackupOutcome> {
+    if let Source::Command { name, .. } = &source {
+        check_source_name(name).map_err(Error::Usage)?;
+    }
     let started = Instant::now();
     let start_time = jiff::Timestamp::now();
     let index = Arc::new(healing::index_for_backup(&repo, opts.check_packs).await?);
@@ -134,7 +163,7 @@ pub async fn run(repo: Arc<Repository>, source: Source, opts: BackupOptions) -> 
     let walked = tokio::task::spawn_blocking(move || {
         let root = match &source {
             Source::Paths(paths) => walker.backup_paths(paths),
-            Source::Command { command, name } => walker.backup_command(command, name),
+            Source::Command { command, name, debug_log } => walker.backup_command(command, name, debug_log.as_deref()),
         };
         let healing = Healing { damaged: damaged.len() as u64, healed: walker.stored_again(&damaged) };
         // Dropping the walker closes the queue, which lets the workers flush and stop.

@@ -56,9 +56,16 @@ async fn a_long_file_is_listed_in_pieces_cached_and_restored() {
     assert!(note.node.lists.is_empty() && note.node.content.len() == 1);
 
     let target = dir.path().join("restored");
-    let summary = crate::engine::restore::restore(reader.clone(), &second.snapshot, None, &target, Default::default())
-        .await
-        .unwrap();
+    let summary = crate::engine::restore::restore(
+        reader.clone(),
+        &second.snapshot,
+        None,
+        &target,
+        Default::default(),
+        Default::default(),
+    )
+    .await
+    .unwrap();
     assert!(summary.damaged.is_empty(), "{:?}", summary.damaged);
     assert!(std::fs::read(target.join("src/volume.dcm")).unwrap() == bytes, "restored content differs");
 

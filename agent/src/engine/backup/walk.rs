@@ -15,6 +15,8 @@ use crossbeam_channel::Sender;
 use arka_proto::pack::BlobKind;
 use arka_proto::{AgentKey, BlobId, ContentList, Node, NodeKind, SnapshotStats, Tree, TreeRefs};
 
+mod command;
+
 use super::files_cache::{CacheEntry, FilesCache};
 use super::queued::Queued;
 use super::stamp::FileStamp;
@@ -361,82 +363,6 @@ impl Walker {
         self.new_cache.insert(cache_key, hit);
         Some(FileRead { listing, size, mtime_ns: stamp.mtime_ns, changed: false })
     }
-
-    /// Backs up a command's standard output as one file named `name`. The command's exit
-    /// status decides: anything but success (including death by a signal) is an error and
-    /// no snapshot is written.
-    pub fn backup_command(&mut self, command: &str, name: &str) -> Result<(BlobId, BlobId)> {
-        let failed = |reason: String| Error::CommandFailed { command: command.into(), reason };
-        let mut child = shell(command)
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .map_err(|e| failed(format!("could not start it: {e}")))?;
-        let stdout = child.stdout.take().expect("stdout is piped");
-        let mut stderr = child.stderr.take().expect("stderr is piped");
-        let stderr_tail = std::thread::spawn(move || {
-            let mut all = Vec::new();
-            let _ = stderr.read_to_end(&mut all);
-            let tail = &all[all.len().saturating_sub(2000)..];
-            String::from_utf8_lossy(tail).trim().to_string()
-        });
-        let streamed = self.store_stream(stdout, false);
-        if streamed.is_err() {
-            let _ = child.kill();
-        }
-        let status = child.wait().map_err(|e| failed(e.to_string()))?;
-        let stderr = stderr_tail.join().unwrap_or_default();
-        let (listing, size) = match streamed {
-            Ok(v) => v,
-            Err(FileError::Fatal(e)) => return Err(e),
-            Err(FileError::Unreadable(e)) => return Err(failed(format!("reading its output failed: {e}"))),
-        };
-        if !status.success() {
-            let how = match status.code() {
-                Some(code) => format!("it exited with status {code}"),
-                None => "it was killed by a signal".to_string(),
-            };
-            let detail = if stderr.is_empty() { String::new() } else { format!("; its last words: {stderr}") };
-            return Err(failed(format!("{how}{detail}")));
-        }
-        let now = time_to_ns(std::time::SystemTime::now());
-        let node = Node {
-            name: name.as_bytes().to_vec(),
-            kind: NodeKind::File,
-            mode: Some(0o600),
-            mtime_ns: now,
-            uid: None,
-            gid: None,
-            attributes: None,
-            size,
-            content: listing.content,
-            lists: listing.lists,
-            subtree: None,
-            target: None,
-            lost: false,
-        };
-        self.stats.files = 1;
-        self.stats.bytes = size;
-        self.store_tree(vec![node], Vec::new())
-    }
-}
-
-#[cfg(unix)]
-fn shell(command: &str) -> std::process::Command {
-    let mut c = std::process::Command::new("/bin/sh");
-    c.arg("-c").arg(command);
-    c
-}
-
-#[cfg(windows)]
-fn shell(command: &str) -> std::process::Command {
-    use std::os::windows::process::CommandExt;
-    // Passed verbatim: `arg` would escape quotes MSVC-style (\"), which cmd does not
-    // understand. /S makes cmd strip exactly the outer pair of quotes we add.
-    let mut c = std::process::Command::new("cmd");
-    c.raw_arg(format!("/S /C \"{command}\""));
-    c
 }
 
 /// A directory's tree blob (entries sorted by name) and its reference list (the content

@@ -6,6 +6,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::{Validator, DEFAULT_PRUNE_GRACE, DEFAULT_VERIFY_PERCENT};
+use crate::engine::prune::SAFE_GRACE;
 use crate::engine::retention::{parse_duration as parse_retention, Keep, RetentionPolicy};
 use crate::service::schedule::{parse_interval, Schedule};
 
@@ -59,7 +60,7 @@ impl Validator<'_> {
         let verify = schedule("verify", &r.verify);
         let retention = self.retention(r);
         let prune_grace = match &r.prune_grace {
-            Some(g) => self.check(g, |g| parse_interval(g).map_err(|e| format!("prune_grace: {e}"))),
+            Some(g) => self.check(g, |g| parse_interval(g).map_err(|e| format!("prune_grace: {e}")).and_then(grace)),
             None => Some(DEFAULT_PRUNE_GRACE),
         };
         let verify_percent = match &r.verify_percent {
@@ -116,6 +117,30 @@ impl Validator<'_> {
         }
         ok.then_some(policy)
     }
+}
+
+/// The longest prune grace period: longer only delays freeing space for nothing.
+pub const MAX_PRUNE_GRACE: Duration = Duration::from_secs(90 * 86_400);
+
+/// A prune grace period the agent may use. Below [`SAFE_GRACE`] a backup running while
+/// prune runs (this agent's, or another machine's writing to the same repository) can
+/// lose packs it uploaded but has not indexed yet, which look like an interrupted
+/// backup's leftovers; the agent always has backups that may run.
+fn grace(g: Duration) -> Result<Duration, String> {
+    if g < SAFE_GRACE {
+        return Err(format!(
+            "prune_grace = {}: at least {} while backups can run: packs a running backup (this agent's or \
+             another machine's) has uploaded but not yet indexed look like an interrupted backup's leftovers, \
+             and a shorter grace deletes them; keep the default 1d (use `arka prune --grace 0` by hand only with \
+             every backup stopped)",
+            super::human(g),
+            super::human(SAFE_GRACE)
+        ));
+    }
+    if g > MAX_PRUNE_GRACE {
+        return Err(format!("prune_grace = {}: at most {}", super::human(g), super::human(MAX_PRUNE_GRACE)));
+    }
+    Ok(g)
 }
 
 fn count(v: &toml::Value, key: &str) -> Result<u32, String> {

@@ -3,11 +3,15 @@
 //! error names the file, the line, the section and the key, and says how to fix it:
 //! `agent.toml:14: source "imaging": unknown key "shedule"; did you mean "schedule"?`.
 //!
-//! Checked here: syntax, unknown and missing keys, schedules, durations, retention rules,
-//! the status bind address, repository URLs (their form only: an unreachable target is
-//! reported by the runner at start, not refused here), and that every key, token and
-//! password file exists, is readable, and (on Unix) is readable by its owner only; an
-//! arka-server target's pin and CA file are checked too.
+//! Checked here: syntax, unknown and missing keys, schedules, durations and their limits
+//! (no value that overflows, or that turns monitoring off in effect), `prune_grace` no
+//! shorter than a running backup needs, retention rules, source and dump names (one plain
+//! file name), the status bind address, repository URLs (their form only: an unreachable
+//! target is reported by the runner at start, not refused here), that every key, token and
+//! password file exists, is readable, and (on Unix) is readable by its owner only, and that
+//! `agent_key` holds an agent key and not the owner's recovery identity; an arka-server
+//! target's pin and CA file are checked too. What only a target can say (whether its token
+//! may delete) is asked by [`crate::service::preflight`].
 //! Relative file paths are taken from the config file's folder.
 
 //!
@@ -65,7 +69,14 @@ pub struct Config {
     pub notify: Notify,
     /// The recipients the repository must name (`recipients`); `None` when not pinned.
     pub recipients: Option<Vec<String>>,
+    /// `dump_debug_log = true`: a command source's full stderr is appended to
+    /// `<state_dir>/dump-debug.log` (mode 600); everything else sees only its scrubbed last
+    /// line. `None` (the default): the full text is not kept.
+    pub dump_debug_log: Option<PathBuf>,
 }
+
+/// The dump debug log's file name in the state directory.
+pub const DUMP_DEBUG_LOG: &str = "dump-debug.log";
 
 /// `/etc/arka/agent.toml`, or `C:\ProgramData\arka\agent.toml` on Windows.
 pub fn default_config_path() -> PathBuf {
@@ -151,6 +162,7 @@ struct RawConfig {
     agent_key: Spanned<String>,
     state_dir: Option<Spanned<String>>,
     hostname: Option<Spanned<String>>,
+    dump_debug_log: Option<bool>,
     #[serde(default)]
     target: Vec<Spanned<RawTarget>>,
     #[serde(default)]
@@ -182,7 +194,7 @@ impl Validator<'_> {
     }
 
     fn config(&mut self, raw: RawConfig, path: &Path) -> Option<Config> {
-        let agent_key = self.secret_path(&raw.agent_key, "agent_key");
+        let agent_key = self.agent_key(&raw.agent_key);
         let state_dir = raw.state_dir.as_ref().map_or_else(default_state_dir, |s| self.resolve(s.get_ref()));
         let hostname = match &raw.hostname {
             Some(h) => self.check(h, |h| nonempty(h, "hostname").map(|_| h.trim().to_string())),
@@ -213,13 +225,14 @@ impl Validator<'_> {
             path: path.into(),
             hostname: hostname?,
             agent_key: agent_key?,
-            state_dir,
+            state_dir: state_dir.clone(),
             targets: targets?,
             sources: sources?,
             status: status?,
             maintenance: maintenance?,
             notify: notify?,
             recipients: recipients.map(|r| r.ok_or(())).transpose().ok()?,
+            dump_debug_log: raw.dump_debug_log.unwrap_or(false).then(|| state_dir.join(DUMP_DEBUG_LOG)),
         })
     }
 
@@ -236,6 +249,13 @@ impl Validator<'_> {
     fn secret_path(&mut self, v: &Spanned<String>, key: &str) -> Option<PathBuf> {
         let path = self.resolve(v.get_ref());
         self.check(v, |_| check_secret_file(&path, key))?;
+        Some(path)
+    }
+
+    /// The agent key file: private, and holding an agent key, not a recovery identity.
+    fn agent_key(&mut self, v: &Spanned<String>) -> Option<PathBuf> {
+        let path = self.secret_path(v, "agent_key")?;
+        self.check(v, |_| check_agent_key(&path))?;
         Some(path)
     }
 
@@ -280,6 +300,29 @@ fn check_secret_file(path: &Path, key: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Checks that `path` holds an agent key. A recovery identity there (plain, or the
+/// passphrase-protected age file) is refused first, without printing it: it is the owner's
+/// key to every backup, and must never be on the clinic server.
+fn check_agent_key(path: &Path) -> Result<(), String> {
+    let shown = path.display();
+    let bytes = std::fs::read(path).map_err(|e| format!("agent_key: cannot read {shown}: {e}"))?;
+    let bytes = zeroize::Zeroizing::new(bytes);
+    let text = std::str::from_utf8(&bytes)
+        .map_err(|_| format!("agent_key: {shown} is not an arka agent key file (not text)"))?;
+    let identity = arka_proto::crypto::is_age_file(&bytes)
+        || text.lines().any(|l| l.trim().to_ascii_uppercase().starts_with("AGE-SECRET-KEY-"));
+    if identity {
+        return Err(format!(
+            "agent_key: {shown} holds a recovery identity (not printed) — the clinic owner's recovery key, which \
+             can read every backup and must never be on the clinic server: move it back offline (and delete this \
+             copy), then point agent_key at the agent key file `arka init --agent-key-out` wrote (its line starts \
+             {})",
+            arka_proto::keys::AGENT_KEY_PREFIX
+        ));
+    }
+    arka_proto::AgentKey::parse(text).map(|_| ()).map_err(|e| format!("agent_key: {shown}: {e}"))
+}
+
 fn nonempty(s: &str, what: &str) -> Result<(), String> {
     if s.trim().is_empty() {
         Err(format!("{what} is empty"))
@@ -291,6 +334,7 @@ fn nonempty(s: &str, what: &str) -> Result<(), String> {
 fn human(d: Duration) -> String {
     let s = d.as_secs();
     match s {
+        0 => "0s".to_string(),
         _ if s % 86_400 == 0 => format!("{}d", s / 86_400),
         _ if s % 3600 == 0 => format!("{}h", s / 3600),
         _ if s % 60 == 0 => format!("{}m", s / 60),

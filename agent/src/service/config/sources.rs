@@ -10,9 +10,18 @@ use toml::Spanned;
 use super::{human, nonempty, Validator, DEFAULT_COMMAND_TIMEOUT, DEFAULT_QUIET_PERIOD};
 use crate::service::schedule::{parse_interval, Schedule};
 
+/// The longest RPO: a source may go three months without a backup before anyone is told,
+/// no longer (a larger RPO is monitoring switched off).
+pub const MAX_RPO: Duration = Duration::from_secs(92 * 86_400);
+/// The longest quiet period of a watched source: longer, and a busy folder is never saved.
+pub const MAX_QUIET_PERIOD: Duration = Duration::from_secs(86_400);
+/// The bounds of a command's timeout.
+pub const MIN_COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
+pub const MAX_COMMAND_TIMEOUT: Duration = Duration::from_secs(7 * 86_400);
+
 #[derive(Clone, Debug)]
 pub struct Source {
-    /// Unique, made of `A-Z a-z 0-9 . _ -`.
+    /// Unique; see [`crate::engine::backup::check_source_name`].
     pub name: String,
     pub kind: SourceKind,
     pub schedule: Schedule,
@@ -97,6 +106,13 @@ impl Validator<'_> {
         let rpo = match (&r.rpo, &schedule) {
             (Some(rpo), Some(schedule)) => self.check(rpo, |t| {
                 let rpo = parse_interval(t).map_err(|e| format!("rpo: {e}"))?;
+                if rpo > MAX_RPO {
+                    return Err(format!(
+                        "rpo {t:?} is longer than {}: no alert would come for months; use at most {0} (e.g. \"26h\" \
+                         for a daily backup)",
+                        human(MAX_RPO)
+                    ));
+                }
                 if rpo <= schedule.nominal_interval() {
                     return Err(format!(
                         "rpo {t:?} is not longer than the schedule's interval ({}): every backup would be late",
@@ -157,7 +173,10 @@ impl Validator<'_> {
                 self.fail(q.span(), "quiet_period applies only with watch = true".into());
                 None
             }
-            (Some(q), true) => self.check(q, |q| parse_interval(q).map(Some).map_err(|e| format!("quiet_period: {e}"))),
+            (Some(q), true) => self.check(q, |q| {
+                let quiet = parse_interval(q).map_err(|e| format!("quiet_period: {e}"))?;
+                within(quiet, Duration::ZERO, MAX_QUIET_PERIOD, "quiet_period").map(Some)
+            }),
             (None, true) => Some(Some(DEFAULT_QUIET_PERIOD)),
             (None, false) => Some(None),
         };
@@ -184,13 +203,16 @@ impl Validator<'_> {
             Some(c) => self.check(c, |c| nonempty(c, "command").map(|_| c.trim().to_string())),
         };
         let dump_name = match &r.dump_name {
-            Some(d) => {
-                self.check(d, |d| source_name(d).map_err(|e| e.replace("source name", "dump_name")).map(|_| d.clone()))
-            }
+            Some(d) => self.check(d, |d| {
+                crate::engine::backup::check_source_name(d).map_err(|e| format!("dump_{e}")).map(|_| d.clone())
+            }),
             None => Some(r.name.get_ref().clone()),
         };
         let timeout = match &r.timeout {
-            Some(t) => self.check(t, |t| parse_interval(t).map_err(|e| format!("timeout: {e}"))),
+            Some(t) => self.check(t, |t| {
+                let timeout = parse_interval(t).map_err(|e| format!("timeout: {e}"))?;
+                within(timeout, MIN_COMMAND_TIMEOUT, MAX_COMMAND_TIMEOUT, "timeout")
+            }),
             None => Some(DEFAULT_COMMAND_TIMEOUT),
         };
         let (command, dump_name, timeout) = (command?, dump_name?, timeout?);
@@ -198,13 +220,15 @@ impl Validator<'_> {
     }
 }
 
-fn source_name(n: &str) -> Result<(), String> {
-    let valid = !n.is_empty() && n.len() <= 64 && n.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
-    if valid {
-        Ok(())
-    } else {
-        Err(format!(
-            "source name {n:?} may hold only letters A-Z a-z, digits and . _ - (at most 64), e.g. \"clinic-db\""
-        ))
+/// `value` if it is within `min..=max`, else an error naming the limits.
+pub(super) fn within(value: Duration, min: Duration, max: Duration, key: &str) -> Result<Duration, String> {
+    if value < min || value > max {
+        let min = if min.is_zero() { "0s".to_string() } else { human(min) };
+        return Err(format!("{key} = {}: use {min} to {}", human(value), human(max)));
     }
+    Ok(value)
+}
+
+fn source_name(n: &str) -> Result<(), String> {
+    crate::engine::backup::check_source_name(n).map_err(|e| format!("source {e}"))
 }

@@ -42,7 +42,7 @@ struct Etc {
 impl Etc {
     fn new() -> Self {
         let etc = Self { dir: tempfile::tempdir().unwrap() };
-        etc.private_file("agent.key", "AGE-SECRET-KEY-TEST\n");
+        etc.private_file("agent.key", &arka_proto::AgentKey::generate().to_file_text());
         etc
     }
 
@@ -208,7 +208,7 @@ fn errors_name_the_line_the_section_and_the_key() {
         (edit(1, ""), 1, "missing key \"agent_key\""),
         (edit(1, "agent_key = \"/etc/arka/missing.key\""), 1, "agent_key: ") ,
         (edit(14, "name = \"imaging\""), 14, "source \"imaging\": a second source named \"imaging\""),
-        (edit(8, "name = \"imaging scans\""), 8, "may hold only letters"),
+        (edit(8, "name = \"imaging scans\""), 8, "is not valid: use 1 to 64 letters"),
         (edit(10, ""), 7, "source \"imaging\": kind = \"files\" needs paths"),
         (edit(16, ""), 13, "source \"clinic-db\": kind = \"command\" needs command"),
         (edit(16, "command = \"pg_dump\"\npaths = [\"/srv\"]"), 17, "key \"paths\" does not apply to kind = \"command\""),
@@ -400,7 +400,7 @@ fn windows_paths_are_accepted_as_written() {
     let etc = Etc::new();
     let key_name = r"C:\ProgramData\arka\agent.key";
     if cfg!(unix) {
-        etc.private_file(key_name, "key");
+        etc.private_file(key_name, &arka_proto::AgentKey::generate().to_file_text());
     }
     let text = r#"agent_key = 'C:\ProgramData\arka\agent.key'
 state_dir = "C:\\ProgramData\\arka\\state"
@@ -471,4 +471,89 @@ fn pinned_recipients_are_checked_and_a_secret_key_among_them_is_not_printed() {
     let e = etc.error(&format!("recipients = [{secret:?}]\n{MINIMAL}"));
     assert!(e.contains(":1: recipients:") && e.contains("SECRET key"), "{e}");
     assert!(!e.contains("QQQQ"), "the secret key was printed: {e}");
+}
+
+/// #15 point 6: the owner's recovery identity must never be the agent key, in either
+/// form, and the refusal never prints it.
+#[test]
+fn a_recovery_identity_given_as_agent_key_is_refused_without_being_printed() {
+    let etc = Etc::new();
+    let identity = arka_proto::RecoveryIdentities::generate();
+    let secret = identity.to_file_text();
+    let line = secret.lines().find(|l| l.starts_with("AGE-SECRET-KEY-")).unwrap().to_string();
+    for content in [secret.clone(), line.to_lowercase(), "age-encryption.org/v1\n-> scrypt abc\n".to_string()] {
+        etc.private_file("agent.key", &content);
+        let e = etc.error(MINIMAL);
+        assert!(e.contains("holds a recovery identity") && e.contains("must never be on the clinic server"), "{e}");
+        assert!(e.contains("arka init --agent-key-out") && e.contains("ARKA-AGENT-KEY-1-"), "{e}");
+        assert!(!e.to_lowercase().contains(&line.to_lowercase()[16..]), "printed the key: {e}");
+    }
+    etc.private_file("agent.key", "not a key\n");
+    assert!(etc.error(MINIMAL).contains("not an arka agent key"));
+}
+
+/// #15 point 6: values that overflowed, or switched monitoring off in effect, are refused
+/// with the limit.
+#[test]
+fn absurd_schedules_rpos_and_timeouts_are_refused_with_the_limit() {
+    let etc = Etc::new();
+    let edit = |line: usize, with: &str| {
+        let mut lines: Vec<&str> = MINIMAL.lines().collect();
+        lines[line - 1] = with;
+        lines.join("\n") + "\n"
+    };
+    let cases = [
+        (edit(17, "schedule = \"every 99999999999999999999d\""), "a number is missing"),
+        (edit(17, "schedule = \"every 9999999999999d\""), "too long (at most 3650d)"),
+        (edit(17, "schedule = \"every 32d\""), "at most 31d"),
+        (edit(11, "schedule = \"every 1h\"\nrpo = \"100000d\""), "too long"),
+        (edit(11, "schedule = \"every 1h\"\nrpo = \"93d\""), "use at most 92d"),
+        (edit(12, "watch = true\nquiet_period = \"2d\""), "quiet_period = 2d: use 0s to 1d"),
+        (edit(17, "schedule = \"every 1h\"\ntimeout = \"30s\""), "timeout = 30s: use 1m to 7d"),
+        (edit(17, "schedule = \"every 1h\"\ntimeout = \"8d\""), "timeout = 8d: use 1m to 7d"),
+    ];
+    for (text, want) in &cases {
+        let e = etc.error(text);
+        assert!(e.contains(want), "want {want}\ngot {e}\nin\n{text}");
+    }
+    let ok = edit(11, "schedule = \"every 31d\"\nrpo = \"92d\"");
+    etc.load(&ok).unwrap();
+}
+
+/// #15 point 6: a grace period too short for the backups that may run meanwhile.
+#[test]
+fn a_prune_grace_below_two_hours_is_refused_and_says_why() {
+    let etc = Etc::new();
+    for grace in ["0s", "90m"] {
+        let e = etc.error(&format!("{MINIMAL}[maintenance]\nprune = \"daily 03:00\"\nprune_grace = \"{grace}\"\n"));
+        assert!(e.contains("at least 2h while backups can run") && e.contains("not yet indexed"), "{e}");
+    }
+    let e = etc.error(&format!("{MINIMAL}[maintenance]\nprune_grace = \"91d\"\n"));
+    assert!(e.contains("at most 90d"), "{e}");
+    let c = etc.load(&format!("{MINIMAL}[maintenance]\nprune = \"daily 03:00\"\nprune_grace = \"2h\"\n")).unwrap();
+    assert_eq!(c.maintenance.prune_grace, Duration::from_secs(7200));
+}
+
+/// #15 point 7: a source or dump name becomes a file name in the snapshot; `/` and `..`
+/// made trees that restore refused.
+#[test]
+fn source_and_dump_names_that_are_not_one_plain_file_name_are_refused() {
+    let etc = Etc::new();
+    for bad in ["..", ".", "db/../x", "a/b", "", "ł", &"x".repeat(65)] {
+        let text = MINIMAL.replace("name = \"clinic-db\"", &format!("name = {bad:?}"));
+        assert!(etc.error(&text).contains("is not valid: use 1 to 64 letters"), "{bad:?} accepted");
+        let text = MINIMAL.replace("name = \"clinic-db\"", &format!("name = \"db\"\ndump_name = {bad:?}"));
+        assert!(etc.error(&text).contains("dump_name"), "{bad:?} accepted as dump_name");
+    }
+    let text = MINIMAL.replace("name = \"clinic-db\"", "name = \"..db_2.sql\"");
+    etc.load(&text).unwrap();
+}
+
+/// `dump_debug_log` is off by default, and on, names a file in the state folder.
+#[test]
+fn the_dump_debug_log_is_off_unless_asked_for() {
+    let etc = Etc::new();
+    assert_eq!(etc.load(MINIMAL).unwrap().dump_debug_log, None);
+    let c = etc.load(&format!("dump_debug_log = true\n{MINIMAL}")).unwrap();
+    assert_eq!(c.dump_debug_log, Some(PathBuf::from("/var/lib/arka/dump-debug.log")));
 }

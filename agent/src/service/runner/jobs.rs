@@ -31,7 +31,9 @@ impl Job for Backup {
         let (source, timeout) = match &self.source.kind {
             SourceKind::Files { paths, .. } => (backup::Source::Paths(paths.clone()), None),
             SourceKind::Command { command, dump_name, timeout } => {
-                (backup::Source::Command { command: command.clone(), name: dump_name.clone() }, Some(*timeout))
+                let debug_log = self.agent.cfg.dump_debug_log.clone();
+                let source = backup::Source::Command { command: command.clone(), name: dump_name.clone(), debug_log };
+                (source, Some(*timeout))
             }
         };
         // A command that outlives its timeout is stopped at a safe point like a shutdown.
