@@ -91,8 +91,12 @@ pub(super) fn render(st: &AgentStatus) -> String {
             m.sample("arka_target_last_sync_timestamp_seconds", &[("target", &t.name)], seconds(ns));
         }
     }
+    maintenance(&mut m, &st.maintenance);
+    m.0
+}
 
-    let maint = &st.maintenance;
+/// What the last forget and verify found.
+fn maintenance(m: &mut Metrics, maint: &arka_proto::MaintenanceStatus) {
     m.family("arka_verify_damage", "gauge", "Damaged objects the last verify found.");
     m.sample("arka_verify_damage", &[], maint.verify_damage as f64);
     m.family("arka_snapshots_flagged", "gauge", "Suspicious snapshots the last forget or verify flagged.");
@@ -103,7 +107,6 @@ pub(super) fn render(st: &AgentStatus) -> String {
     if let Some(ns) = maint.last_verify_ns {
         m.sample("arka_verify_last_timestamp_seconds", &[], seconds(ns));
     }
-    m.0
 }
 
 struct Metrics(String);
