@@ -10,6 +10,13 @@ use std::time::{Duration, Instant};
 
 use crate::agent::free_port;
 
+/// A pack-shaped object: its key and bytes.
+pub fn pack(seed: u64, len: usize) -> (String, Vec<u8>) {
+    let bytes = crate::pseudo_random(seed, len);
+    let id = arka_proto::ObjectId::of(&bytes);
+    (arka_proto::layout::ObjectKind::Pack.key(&id), bytes)
+}
+
 /// The `arka-server` binary of this test's profile, built if stale.
 pub fn server_bin() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
@@ -151,6 +158,19 @@ impl ServerProcess {
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// `/metrics` read with the `chain-admin` token (the tests' admin): each sample's name
+    /// with its labels, and its value.
+    pub fn metrics(&self) -> HashMap<String, u64> {
+        let r = raw_request(self.port, "GET", "/metrics", &[bearer(&self.secret("chain-admin"))], b"");
+        assert_eq!(r.status, 200, "{}", r.text());
+        r.text()
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| l.rsplit_once(' '))
+            .filter_map(|(k, v)| Some((k.to_string(), v.parse().ok()?)))
+            .collect()
     }
 
     /// The secret of a token.

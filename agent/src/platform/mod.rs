@@ -288,19 +288,10 @@ mod tests {
         let path = dir.path().join("tool");
         std::fs::write(&path, b"#!/bin/sh\n").unwrap();
         let node = arka_proto::Node {
-            name: b"tool".to_vec(),
-            kind: arka_proto::NodeKind::File,
             mode: Some(0o6755),
-            mtime_ns: 0,
             uid: Some(0),
             gid: Some(0),
-            attributes: None,
-            size: 0,
-            content: Vec::new(),
-            lists: Vec::new(),
-            subtree: None,
-            target: None,
-            lost: false,
+            ..arka_proto::Node::new(b"tool", arka_proto::NodeKind::File)
         };
         let mode = || std::fs::metadata(&path).unwrap().permissions().mode() & 0o7777;
         apply_permissions(&path, &node, false, Ownership::Safe).unwrap();

@@ -8,10 +8,9 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use arka_agent::store::{ServerOptions, Store};
-use arka_proto::layout::ObjectKind;
 use arka_proto::ObjectId;
 use arka_tests::garage::Garage;
-use arka_tests::server::{bearer, raw_request, try_raw_request, ServerProcess, TokenSpec};
+use arka_tests::server::{bearer, pack, raw_request, try_raw_request, ServerProcess, TokenSpec};
 use arka_tests::{pseudo_random, walk_files};
 
 use crate::conformance::{conformance, runtime, CreateOnly, ForeignNames};
@@ -25,29 +24,12 @@ fn tokens() -> Vec<TokenSpec> {
     ]
 }
 
-/// A pack-shaped object: its key and bytes.
-fn pack(seed: u64, len: usize) -> (String, Vec<u8>) {
-    let bytes = pseudo_random(seed, len);
-    (ObjectKind::Pack.key(&ObjectId::of(&bytes)), bytes)
-}
-
 fn object_path(repo: &str, key: &str) -> String {
     arka_proto::server::object_path(repo, key)
 }
 
-fn metrics(server: &ServerProcess) -> HashMap<String, u64> {
-    let r = raw_request(server.port(), "GET", "/metrics", &[bearer(&server.secret("chain-admin"))], b"");
-    assert_eq!(r.status, 200, "{}", r.text());
-    r.text()
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter_map(|l| l.rsplit_once(' '))
-        .filter_map(|(k, v)| Some((k.to_string(), v.parse().ok()?)))
-        .collect()
-}
-
 fn refusals(server: &ServerProcess, reason: &str) -> u64 {
-    metrics(server).get(&format!("arka_server_refusals_total{{reason=\"{reason}\"}}")).copied().unwrap_or(0)
+    server.metrics().get(&format!("arka_server_refusals_total{{reason=\"{reason}\"}}")).copied().unwrap_or(0)
 }
 
 /// Every file under the data directory other than the server's own state, relative.

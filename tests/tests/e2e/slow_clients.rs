@@ -9,10 +9,7 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use arka_proto::layout::ObjectKind;
-use arka_proto::ObjectId;
-use arka_tests::pseudo_random;
-use arka_tests::server::{bearer, raw_request, ServerProcess, TokenSpec};
+use arka_tests::server::{bearer, pack, raw_request, ServerProcess, TokenSpec};
 
 fn tokens() -> Vec<TokenSpec> {
     vec![
@@ -20,22 +17,6 @@ fn tokens() -> Vec<TokenSpec> {
         TokenSpec::new("clinic-b-agent", "append", &["clinic-b"]),
         TokenSpec::new("chain-admin", "admin", &[]),
     ]
-}
-
-fn pack(seed: u64, len: usize) -> (String, Vec<u8>) {
-    let bytes = pseudo_random(seed, len);
-    (ObjectKind::Pack.key(&ObjectId::of(&bytes)), bytes)
-}
-
-fn metrics(server: &ServerProcess) -> HashMap<String, u64> {
-    let r = raw_request(server.port(), "GET", "/metrics", &[bearer(&server.secret("chain-admin"))], b"");
-    assert_eq!(r.status, 200, "{}", r.text());
-    r.text()
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter_map(|l| l.rsplit_once(' '))
-        .filter_map(|(k, v)| Some((k.to_string(), v.parse().ok()?)))
-        .collect()
 }
 
 fn metric(m: &HashMap<String, u64>, name: &str) -> u64 {
@@ -50,7 +31,7 @@ fn metrics_until(
 ) -> HashMap<String, u64> {
     let deadline = Instant::now() + within;
     loop {
-        let m = metrics(server);
+        let m = server.metrics();
         if done(&m) || Instant::now() > deadline {
             return m;
         }
@@ -96,7 +77,7 @@ fn stalled_uploads_of_one_clinic_do_not_hold_up_another_and_are_cut() {
     let r =
         raw_request(server.port(), "PUT", &arka_proto::server::object_path("clinic-b", &key), &[bearer(&b)], &bytes);
     assert_eq!(r.status, 201, "{}", r.text());
-    let m = metrics(&server);
+    let m = server.metrics();
     assert_eq!(metric(&m, "arka_server_slow_clients_cut_total{reason=\"body_stalled\"}"), 0, "{m:?}");
 
     for (i, tcp) in stalled.iter_mut().enumerate() {
@@ -209,7 +190,7 @@ fn an_address_hogging_connections_is_capped_and_idle_connections_are_closed() {
     let took = opened.elapsed();
     eprintln!("4 idle connections closed {:.1} s after they opened (idle timeout {IDLE:?})", took.as_secs_f64());
     assert!(took >= IDLE, "closed after {took:?}");
-    let m = metrics(&server);
+    let m = server.metrics();
     assert_eq!(metric(&m, "arka_server_connections_refused_total"), 6, "{m:?}");
     assert_eq!(metric(&m, "arka_server_slow_clients_cut_total{reason=\"idle\"}"), 4, "{m:?}");
     // The address's slots came back with the closed connections (a moment after the
@@ -328,6 +309,6 @@ fn a_trickling_upload_is_cut_at_the_minimum_rate() {
     let took = started.elapsed();
     eprintln!("a 10 KiB/s trickle was cut after {:.1} s (grace 2 s, minimum 64 KiB/s)", took.as_secs_f64());
     assert!(took >= Duration::from_secs(2), "cut after {took:?}, within the grace");
-    let m = metrics(&server);
+    let m = server.metrics();
     assert_eq!(metric(&m, "arka_server_slow_clients_cut_total{reason=\"body_too_slow\"}"), 1, "{m:?}");
 }
