@@ -70,6 +70,10 @@ pub struct SnapshotStats {
     /// may be inconsistent (a database file mid-write). Absent in older snapshots.
     #[serde(default)]
     pub changed_while_read: u64,
+    /// Files and folders left out by the source's exclude rules (a folder counts once,
+    /// whatever it holds). Absent in snapshots written before excludes existed.
+    #[serde(default)]
+    pub excluded: u64,
 }
 
 impl Snapshot {

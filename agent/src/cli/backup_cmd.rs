@@ -7,6 +7,7 @@ use clap::Args;
 
 use super::output::{human_bytes, rfc3339, Output};
 use super::{agent_session, CacheArg, RepoArg};
+use crate::engine::backup::exclude::ExcludeRules;
 use crate::engine::backup::{BackupOutcome, Problem, Source};
 use crate::engine::BackupRequest;
 use crate::error::{Error, Result};
@@ -37,9 +38,40 @@ pub(super) struct BackupArgs {
     /// Read every file even if the files cache says it is unchanged.
     #[arg(long)]
     no_cache: bool,
+    /// Leave out what matches this gitignore-style pattern, matched against paths as
+    /// `arka ls` shows them: `*.tmp`, `/imaging/cache/`, `!keep.tmp` (repeatable).
+    #[arg(long = "exclude", value_name = "PATTERN", conflicts_with = "stdin_from_command")]
+    excludes: Vec<String>,
+    /// Read more patterns from a file, one per line (`#` comments).
+    #[arg(long, value_name = "FILE", conflicts_with = "stdin_from_command")]
+    exclude_file: Vec<PathBuf>,
+    /// Leave out every folder that holds a file of this name, e.g. .nobackup (repeatable).
+    #[arg(long, value_name = "NAME", conflicts_with = "stdin_from_command")]
+    exclude_if_present: Vec<String>,
+    /// Leave out files larger than this, e.g. "2 GiB".
+    #[arg(long, value_name = "SIZE", value_parser = crate::units::parse_size, conflicts_with = "stdin_from_command")]
+    exclude_larger_than: Option<u64>,
+}
+
+impl BackupArgs {
+    /// The exclude rules the flags give, checked.
+    fn excludes(&self) -> Result<ExcludeRules> {
+        let mut patterns = self.excludes.clone();
+        for file in &self.exclude_file {
+            patterns.extend(crate::engine::backup::exclude::patterns_from_file(file)?);
+        }
+        let rules = ExcludeRules {
+            patterns,
+            if_present: self.exclude_if_present.clone(),
+            larger_than: self.exclude_larger_than,
+        };
+        rules.check().map_err(Error::Usage)?;
+        Ok(rules)
+    }
 }
 
 pub(super) async fn backup(a: BackupArgs, out: &Output) -> Result<ExitCode> {
+    let excludes = a.excludes()?;
     let session = agent_session(&a.repo, &a.agent_key, &a.cache).await?;
     let source = match a.stdin_from_command {
         Some(command) => Source::Command { command, name: a.name.expect("clap requires --name"), debug_log: None },
@@ -57,6 +89,7 @@ pub(super) async fn backup(a: BackupArgs, out: &Output) -> Result<ExitCode> {
         no_cache: a.no_cache,
         label: None,
         check_packs: true,
+        excludes,
     };
     let guard = out.progress_bar(session.progress(), "backed up");
     let outcome = session.backup(request).await?;
@@ -112,6 +145,9 @@ fn report(outcome: &BackupOutcome, out: &Output) {
         secs,
         mb_s
     );
+    if s.excluded > 0 {
+        say!("{} files or folders left out by the exclude rules", s.excluded);
+    }
     if let Some(note) = crate::engine::backup::healing_note(&outcome.healing, &outcome.id.short()) {
         say!("{note}");
     }

@@ -51,6 +51,8 @@ pub struct BackupRequest {
     /// List the packs to find any gone missing (always in the CLI; every few hours in the
     /// service, where each source's backup would otherwise list them).
     pub check_packs: bool,
+    /// What a files backup leaves out.
+    pub excludes: crate::engine::backup::exclude::ExcludeRules,
 }
 
 impl Session {
@@ -126,6 +128,7 @@ impl Session {
             cache_dir: (!request.no_cache).then(|| self.cache_dir.clone()),
             progress: self.progress.clone(),
             check_packs: request.check_packs,
+            excludes: request.excludes,
         };
         let result = backup::run(self.repo.clone(), request.source, opts).await;
         let label = request.label;

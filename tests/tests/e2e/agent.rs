@@ -67,11 +67,14 @@ fn the_agent_backs_up_at_start_and_after_changes_replicates_and_serves_its_statu
     let fx = Fixture::new();
     let imaging = fx.path("imaging");
     write_file(&imaging.join("study_1/slice_001.dcm"), &pseudo_random(1, 200_000));
+    write_file(&imaging.join("study_1/viewer.tmp"), b"scratch");
+    write_file(&imaging.join("export/.nobackup"), b"");
+    write_file(&imaging.join("export/copy.dcm"), b"a copy for a CD");
     let replica = fx.path("replica");
     let port = free_port();
     let sources = format!(
         "[[source]]\nname = \"imaging\"\nkind = \"files\"\npaths = [{imaging:?}]\nschedule = \"every 1h\"\n\
-         watch = true\nquiet_period = \"1s\"\n"
+         watch = true\nquiet_period = \"1s\"\nexclude = [\"*.tmp\"]\nexclude_if_present = [\".nobackup\"]\n"
     );
     let cfg = config(&fx, port, &format!("[[target]]\nurl = {replica:?}\n"), &sources, "");
     let agent = AgentProcess::start(&fx, &cfg);
@@ -101,6 +104,12 @@ fn the_agent_backs_up_at_start_and_after_changes_replicates_and_serves_its_statu
 
     let exit = agent.terminate(15);
     assert!(exit.success(), "the agent exited with {exit} on SIGTERM");
+    // The source's excludes held: the temporary file and the marked folder are not stored.
+    let restored = fx.path("restored");
+    fx.restore("latest", &restored, &[]).ok();
+    assert!(restored.join("imaging/study_1/slice_001.dcm").exists());
+    assert!(!restored.join("imaging/study_1/viewer.tmp").exists(), "an excluded file was backed up");
+    assert!(!restored.join("imaging/export").exists(), "a folder holding .nobackup was backed up");
 }
 
 /// #15 point 5: the dump's stderr names a patient's file; status, healthz, the webhook and

@@ -18,6 +18,7 @@ mod dedup;
 mod dumps;
 mod erase;
 mod errors;
+mod excludes;
 mod forget;
 mod healing;
 mod incremental;

@@ -10,6 +10,7 @@
 //! interrupted backup's uploads are reused by the next run.
 
 mod buffers;
+pub mod exclude;
 mod files_cache;
 mod healing;
 mod queued;
@@ -130,6 +131,8 @@ pub struct BackupOptions {
     pub progress: Arc<Progress>,
     /// List the packs to find any that went missing since they were indexed.
     pub check_packs: bool,
+    /// What a files backup leaves out.
+    pub excludes: exclude::ExcludeRules,
 }
 
 pub struct BackupOutcome {
@@ -158,6 +161,9 @@ pub async fn run(repo: Arc<Repository>, source: Source, opts: BackupOptions) -> 
     let mut walker = Walker::new(repo.key.clone(), chunker, index, job_tx, opts.progress.clone());
     if let Some(path) = &cache_file {
         walker.old_cache = FilesCache::load(path);
+    }
+    if let Source::Paths(paths) = &source {
+        walker.excluder = exclude::Excluder::new(&opts.excludes, paths)?;
     }
     walker.cache_cutoff_ns = start_time.as_nanosecond().saturating_sub(2_000_000_000) as i64;
     let walked = tokio::task::spawn_blocking(move || {

@@ -36,6 +36,7 @@ async fn a_long_file_is_listed_in_pieces_cached_and_restored() {
             cache_dir: Some(dir.path().join("cache")),
             progress: Default::default(),
             check_packs: true,
+            excludes: Default::default(),
         };
         run(repo.clone(), Source::Paths(vec![src.clone()]), opts)
     };
@@ -101,6 +102,7 @@ async fn a_reader_falls_back_to_another_copy_of_a_blob() {
             cache_dir: None,
             progress: Default::default(),
             check_packs: false,
+            excludes: Default::default(),
         };
         run(repo.clone(), Source::Paths(vec![src.clone()]), opts)
     };

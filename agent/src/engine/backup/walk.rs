@@ -17,6 +17,7 @@ use arka_proto::{AgentKey, BlobId, ContentList, Node, NodeKind, SnapshotStats, T
 
 mod command;
 
+use super::exclude::Excluder;
 use super::files_cache::{CacheEntry, FilesCache};
 use super::queued::Queued;
 use super::stamp::FileStamp;
@@ -41,6 +42,8 @@ pub struct Walker {
     pub cache_cutoff_ns: i64,
     pub stats: SnapshotStats,
     pub problems: Vec<Problem>,
+    /// What a files backup leaves out (nothing unless set).
+    pub excluder: Excluder,
     progress: Arc<Progress>,
     buf: Vec<u8>,
 }
@@ -80,6 +83,7 @@ impl Walker {
             cache_cutoff_ns: i64::MAX,
             stats: SnapshotStats::default(),
             problems: Vec::new(),
+            excluder: Excluder::default(),
             progress,
             buf: Vec::new(),
         }
@@ -196,6 +200,10 @@ impl Walker {
         subtrees: &mut Vec<(BlobId, BlobId)>,
     ) -> Result<Option<Node>> {
         self.check_cancelled()?;
+        if self.excluder.excludes(path, meta) {
+            self.stats.excluded += 1;
+            return Ok(None);
+        }
         let pm = platform_meta(meta);
         let mut node = Node {
             name,

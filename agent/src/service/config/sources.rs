@@ -5,6 +5,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
+
+use crate::engine::backup::exclude::ExcludeRules;
+use crate::units::parse_size;
 use toml::Spanned;
 
 use super::{human, nonempty, Validator, DEFAULT_COMMAND_TIMEOUT, DEFAULT_QUIET_PERIOD};
@@ -37,6 +40,8 @@ pub enum SourceKind {
         /// `Some(quiet period)` when the paths are watched: a backup starts once no file
         /// has changed for the quiet period.
         watch: Option<Duration>,
+        /// `exclude`, `exclude_if_present`, `exclude_larger_than`.
+        excludes: ExcludeRules,
     },
     Command {
         /// Run by the runner; its standard output is the backup.
@@ -64,19 +69,15 @@ pub(super) struct RawSource {
     rpo: Option<Spanned<String>>,
     tags: Option<Spanned<Vec<String>>>,
     paths: Option<Spanned<Vec<String>>>,
-    /// Read only to be refused: excludes are not implemented yet (#16), and a key that is
-    /// accepted but does nothing would let a contractor believe files are left out.
     exclude: Option<Spanned<Vec<String>>>,
+    exclude_if_present: Option<Spanned<Vec<String>>>,
+    exclude_larger_than: Option<Spanned<String>>,
     watch: Option<Spanned<bool>>,
     quiet_period: Option<Spanned<String>>,
     command: Option<Spanned<String>>,
     dump_name: Option<Spanned<String>>,
     timeout: Option<Spanned<String>>,
 }
-
-/// Until #16 brings excludes, `exclude` is refused rather than ignored.
-const EXCLUDE_UNSUPPORTED: &str = "exclude is not supported yet: nothing would be excluded, every file under \
-     paths would be backed up; remove the key (or move what should not be backed up out of these paths)";
 
 impl Validator<'_> {
     pub(super) fn sources(&mut self, raw: &[Spanned<RawSource>]) -> Option<Vec<Source>> {
@@ -150,7 +151,7 @@ impl Validator<'_> {
     fn files(&mut self, r: &RawSource, header: Range<usize>) -> Option<SourceKind> {
         let span = |o: &Option<Spanned<String>>| o.as_ref().map(Spanned::span);
         let others = [("command", span(&r.command)), ("dump_name", span(&r.dump_name)), ("timeout", span(&r.timeout))];
-        let mut ok = self.not_for("files", &others);
+        let ok = self.not_for("files", &others);
         let paths = match &r.paths {
             None => {
                 self.fail(header, "kind = \"files\" needs paths = [\"/srv/imaging\", …]".into());
@@ -163,10 +164,7 @@ impl Validator<'_> {
                 p.iter().try_for_each(|x| nonempty(x, "a path")).map(|_| p.iter().map(PathBuf::from).collect())
             }),
         };
-        if let Some(e) = &r.exclude {
-            self.fail(e.span(), EXCLUDE_UNSUPPORTED.into());
-            ok = false;
-        }
+        let excludes = self.excludes(r);
         let watching = r.watch.as_ref().is_some_and(|w| *w.get_ref());
         let watch = match (&r.quiet_period, watching) {
             (Some(q), false) => {
@@ -180,14 +178,38 @@ impl Validator<'_> {
             (None, true) => Some(Some(DEFAULT_QUIET_PERIOD)),
             (None, false) => Some(None),
         };
-        let (paths, watch) = (paths?, watch?);
-        ok.then_some(SourceKind::Files { paths, watch })
+        let (paths, watch, excludes) = (paths?, watch?, excludes?);
+        ok.then_some(SourceKind::Files { paths, watch, excludes })
+    }
+
+    /// `exclude`, `exclude_if_present` and `exclude_larger_than`, each checked where written.
+    fn excludes(&mut self, r: &RawSource) -> Option<ExcludeRules> {
+        let mut rules = ExcludeRules::default();
+        let mut ok = true;
+        if let Some(e) = &r.exclude {
+            rules.patterns = e.get_ref().clone();
+            let only = ExcludeRules { patterns: rules.patterns.clone(), ..Default::default() };
+            ok &= self.check(e, |_| only.check()).is_some();
+        }
+        if let Some(e) = &r.exclude_if_present {
+            rules.if_present = e.get_ref().clone();
+            let only = ExcludeRules { if_present: rules.if_present.clone(), ..Default::default() };
+            ok &= self.check(e, |_| only.check()).is_some();
+        }
+        if let Some(e) = &r.exclude_larger_than {
+            let size = self.check(e, |s| parse_size(s).map_err(|e| format!("exclude_larger_than: {e}")));
+            ok &= size.is_some();
+            rules.larger_than = size;
+        }
+        ok.then_some(rules)
     }
 
     fn command(&mut self, r: &RawSource, header: Range<usize>) -> Option<SourceKind> {
         let others = [
             ("paths", r.paths.as_ref().map(Spanned::span)),
             ("exclude", r.exclude.as_ref().map(Spanned::span)),
+            ("exclude_if_present", r.exclude_if_present.as_ref().map(Spanned::span)),
+            ("exclude_larger_than", r.exclude_larger_than.as_ref().map(Spanned::span)),
             ("watch", r.watch.as_ref().map(Spanned::span)),
             ("quiet_period", r.quiet_period.as_ref().map(Spanned::span)),
         ];

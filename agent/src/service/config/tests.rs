@@ -116,7 +116,7 @@ fn the_minimal_config_loads_with_defaults() {
     assert_eq!(imaging.rpo, Duration::from_secs(7200));
     assert!(imaging.tags.is_empty());
     match &imaging.kind {
-        SourceKind::Files { paths, watch } => {
+        SourceKind::Files { paths, watch, .. } => {
             assert_eq!(paths, &[PathBuf::from("/srv/imaging")]);
             assert_eq!(*watch, Some(DEFAULT_QUIET_PERIOD));
         }
@@ -264,11 +264,25 @@ fn unknown_keys_are_refused_naming_the_key_and_its_line() {
 /// Regression: `exclude` was accepted and ignored, so everything was backed up while the
 /// config said otherwise. Until excludes exist (#16) it is refused, saying so.
 #[test]
-fn exclude_is_refused_until_excludes_are_supported() {
+fn excludes_load_and_mistakes_are_named_at_their_line() {
     let etc = Etc::new();
-    let e = etc.error(&edit(10, "paths = [\"/srv/imaging\"]\nexclude = [\"*.tmp\", \"Thumbs.db\"]"));
-    let want = ":11: source \"imaging\": exclude is not supported yet: nothing would be excluded";
-    assert!(e.contains(want), "{e}");
+    let cfg = etc
+        .load(&edit(
+            10,
+            "paths = [\"/srv/imaging\"]\nexclude = [\"*.tmp\", \"/cache/\"]\nexclude_if_present = [\".nobackup\"]\n\
+             exclude_larger_than = \"2 GiB\"",
+        ))
+        .unwrap();
+    let SourceKind::Files { excludes, .. } = &cfg.sources[0].kind else { panic!("not a files source") };
+    assert_eq!(excludes.patterns, ["*.tmp", "/cache/"]);
+    assert_eq!(excludes.if_present, [".nobackup"]);
+    assert_eq!(excludes.larger_than, Some(2 << 30));
+    let e = etc.error(&edit(10, "paths = [\"/srv/imaging\"]\nexclude = [\"scans{\"]"));
+    assert!(e.contains(":11: source \"imaging\": exclude pattern \"scans{\""), "{e}");
+    let e = etc.error(&edit(10, "paths = [\"/srv/imaging\"]\nexclude_larger_than = \"2 parsecs\""));
+    assert!(e.contains(":11: source \"imaging\": exclude_larger_than:") && e.contains("unknown unit"), "{e}");
+    let e = etc.error(&edit(10, "paths = [\"/srv/imaging\"]\nexclude_if_present = [\"a/.nobackup\"]"));
+    assert!(e.contains(":11: source \"imaging\": exclude_if_present"), "{e}");
     let e = etc.error(&edit(16, "command = \"pg_dump\"\nexclude = [\"*.tmp\"]"));
     assert!(e.contains(":17: source \"clinic-db\": key \"exclude\" does not apply to kind = \"command\""), "{e}");
 }

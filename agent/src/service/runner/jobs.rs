@@ -28,8 +28,12 @@ impl Job for Backup {
 
     async fn run(&self, cancel: CancellationToken) -> Result<BackupOutcome> {
         let session = self.agent.session(&self.key).await?.cancelled_by(cancel.clone());
+        let mut excludes = Default::default();
         let (source, timeout) = match &self.source.kind {
-            SourceKind::Files { paths, .. } => (backup::Source::Paths(paths.clone()), None),
+            SourceKind::Files { paths, excludes: rules, .. } => {
+                excludes = rules.clone();
+                (backup::Source::Paths(paths.clone()), None)
+            }
             SourceKind::Command { command, dump_name, timeout } => {
                 let debug_log = self.agent.cfg.dump_debug_log.clone();
                 let source = backup::Source::Command { command: command.clone(), name: dump_name.clone(), debug_log };
@@ -51,6 +55,7 @@ impl Job for Backup {
             no_cache: false,
             label: Some(self.source.name.clone()),
             check_packs: self.agent.pack_check_due(),
+            excludes,
         };
         let result = session.backup(request).await;
         if let Some(timer) = timer {
