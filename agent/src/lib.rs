@@ -1,8 +1,8 @@
 //! arka's agent: the backup engine, storage targets, the agent service and the CLI.
 //!
 //! Layers, each a folder; a layer imports only the layers listed before it:
-//! - `error`, `platform`, `units`: error types, OS facts (host, user, file metadata), and
-//!   sizes as people write them.
+//! - `error`, `platform`: error types and OS facts (host, user, file metadata), and sizes
+//!   as people write them.
 //! - `store`: objects in any backend (local disk, S3, arka-server).
 //! - `repo`: a repository opened with a key and its objects (index, packs, blobs, keys,
 //!   local state, snapshot selection).
@@ -19,7 +19,6 @@ pub mod platform;
 pub mod repo;
 pub mod service;
 pub mod store;
-pub mod units;
 
 pub use error::{Error, Result};
 pub use repo::Repository;

@@ -49,7 +49,7 @@ pub(super) struct BackupArgs {
     #[arg(long, value_name = "NAME", conflicts_with = "stdin_from_command")]
     exclude_if_present: Vec<String>,
     /// Leave out files larger than this, e.g. "2 GiB".
-    #[arg(long, value_name = "SIZE", value_parser = crate::units::parse_size, conflicts_with = "stdin_from_command")]
+    #[arg(long, value_name = "SIZE", value_parser = crate::platform::units::parse_size, conflicts_with = "stdin_from_command")]
     exclude_larger_than: Option<u64>,
 }
 

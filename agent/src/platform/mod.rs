@@ -6,6 +6,7 @@ mod secret;
 pub mod shutdown;
 #[cfg(test)]
 pub(crate) mod test_data;
+pub mod units;
 
 pub use secret::Secret;
 

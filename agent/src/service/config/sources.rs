@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::engine::backup::exclude::ExcludeRules;
-use crate::units::parse_size;
+use crate::platform::units::parse_size;
 use toml::Spanned;
 
 use super::{human, nonempty, Validator, DEFAULT_COMMAND_TIMEOUT, DEFAULT_QUIET_PERIOD};
