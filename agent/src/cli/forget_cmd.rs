@@ -26,7 +26,7 @@ pub(super) struct ForgetArgs {
     /// Keep the N newest snapshots of each source.
     #[arg(long)]
     keep_last: Option<u32>,
-    /// Keep every snapshot within this time of now (48h, 7d, 6m, 2y).
+    /// Keep every snapshot within this time of now (48h, 7d, 6mo, 2y; m is minutes).
     #[arg(long, value_parser = crate::engine::retention::parse_duration)]
     keep_within: Option<i64>,
     /// Newest snapshot of each hour: a count (24) or a time span (7d).

@@ -101,20 +101,12 @@ pub(super) fn print_report(r: &PruneReport, dry_run: bool) {
     }
 }
 
-/// `0`, or a number with a unit: s, min, h, d.
+/// `0`, or a span in the one syntax of `platform::units` (`90s`, `30m`, `2h`, `1d`).
 pub(super) fn parse_grace(s: &str) -> std::result::Result<Duration, String> {
-    let s = s.trim();
-    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: u64 = num.parse().map_err(|_| format!("{s:?}: expected a number and a unit, e.g. 90s, 30min, 2h, 1d"))?;
-    let secs = match unit {
-        "" if n == 0 => 0,
-        "s" => 1,
-        "min" => 60,
-        "h" => 3600,
-        "d" => 86400,
-        _ => return Err(format!("{s:?}: unknown unit {unit:?}; use s, min, h or d")),
-    };
-    Ok(Duration::from_secs(n * secs))
+    match s.trim() {
+        "0" => Ok(Duration::ZERO),
+        span => crate::platform::units::parse_span(span),
+    }
 }
 
 #[cfg(test)]
@@ -127,7 +119,7 @@ mod tests {
         assert_eq!(parse_grace("90s").unwrap(), Duration::from_secs(90));
         assert_eq!(parse_grace("30min").unwrap(), Duration::from_secs(1800));
         assert_eq!(parse_grace("1d").unwrap(), Duration::from_secs(86400));
+        assert_eq!(parse_grace("2m").unwrap(), Duration::from_secs(120), "m is minutes everywhere");
         assert!(parse_grace("5").is_err());
-        assert!(parse_grace("2m").is_err());
     }
 }

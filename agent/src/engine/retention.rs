@@ -19,6 +19,8 @@ use jiff::Timestamp;
 
 use arka_proto::ObjectId;
 
+use crate::platform::units::parse_keep_span;
+
 const HOUR: i64 = 3600;
 const DAY: i64 = 24 * HOUR;
 const NS: i64 = 1_000_000_000;
@@ -33,7 +35,7 @@ pub enum Keep {
 
 impl std::str::FromStr for Keep {
     type Err = String;
-    /// `24` keeps 24 buckets; `7d`, `48h`, `6m` (months), `2y` keep buckets within that time.
+    /// `24` keeps 24 buckets; `7d`, `48h`, `6mo` (months), `2y` keep buckets within that time.
     fn from_str(s: &str) -> Result<Self, String> {
         if let Ok(n) = s.parse::<u32>() {
             return Ok(Self::Count(n));
@@ -42,20 +44,10 @@ impl std::str::FromStr for Keep {
     }
 }
 
-/// Parses `48h`, `7d`, `2w`, `6m` (30-day months), `10y` (365-day years) into seconds.
+/// Parses how long to keep: `48h`, `7d`, `2w`, `6mo` (30-day months), `10y` (365-day
+/// years) into seconds; `6m` (minutes) is refused with the fix (`platform::units`).
 pub fn parse_duration(s: &str) -> Result<i64, String> {
-    let s = s.trim();
-    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: i64 = num.parse().map_err(|_| format!("{s:?}: expected a number and a unit, e.g. 48h, 7d, 6m, 2y"))?;
-    let unit = match unit {
-        "h" => HOUR,
-        "d" => DAY,
-        "w" => 7 * DAY,
-        "m" => 30 * DAY,
-        "y" => 365 * DAY,
-        _ => return Err(format!("{s:?}: unknown unit {unit:?}; use h, d, w, m or y")),
-    };
-    Ok(n * unit)
+    parse_keep_span(s).map(|d| d.as_secs() as i64)
 }
 
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]

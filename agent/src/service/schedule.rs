@@ -19,16 +19,14 @@ use jiff::civil::{Date, Time, Weekday};
 use jiff::tz::TimeZone;
 use jiff::Timestamp;
 
+use crate::platform::units::parse_span;
+
 /// The shortest `every` interval: anything faster is a busy loop, not a backup schedule.
 pub const MIN_INTERVAL: Duration = Duration::from_secs(10);
 
 /// The longest `every` interval: a job run less often than monthly is not a schedule
 /// anyone watches, and longer values once overflowed the RPO into "never late".
 pub const MAX_INTERVAL: Duration = Duration::from_secs(31 * 86_400);
-
-/// The longest time [`parse_interval`] accepts (ten years): anything longer is a typo, and
-/// would overflow the clock arithmetic that schedules and RPO checks do.
-pub const MAX_SPAN: Duration = Duration::from_secs(3650 * 86_400);
 
 const HOUR: Duration = Duration::from_secs(3600);
 const WEEK_MINUTES: u32 = 7 * 24 * 60;
@@ -74,7 +72,7 @@ impl std::str::FromStr for Schedule {
         match words.as_slice() {
             [] => Err(bad("empty")),
             ["every", rest @ ..] if !rest.is_empty() => {
-                let every = parse_interval(&rest.concat()).map_err(|e| bad(&e))?;
+                let every = parse_span(&rest.concat()).map_err(|e| bad(&e))?;
                 if every < MIN_INTERVAL {
                     return Err(bad("the interval must be at least 10s"));
                 }
@@ -174,41 +172,6 @@ fn parse_day(s: &str) -> Result<Weekday, String> {
         .find(|(n, _)| s.len() >= 3 && s.starts_with(n))
         .map(|&(_, d)| d)
         .ok_or_else(|| format!("{s:?} is not a weekday (mon, tue, wed, thu, fri, sat, sun)"))
-}
-
-/// Parses a time span for schedules and operational settings: `30s`, `2m` (minutes),
-/// `90min`, `1h`, `1h30m`, `2d`, `1w`. (Retention rules use their own units, where `m`
-/// is a month: see [`crate::engine::retention::parse_duration`].)
-pub fn parse_interval(s: &str) -> Result<Duration, String> {
-    let compact: String = s.chars().filter(|c| !c.is_whitespace()).collect::<String>().to_ascii_lowercase();
-    let bad = |why: &str| format!("{s:?}: {why}; write a number and a unit (s, m, h, d, w), e.g. 30s, 15m, 1h, 2d");
-    if compact.is_empty() {
-        return Err(bad("empty"));
-    }
-    let mut total: u64 = 0;
-    let mut rest = compact.as_str();
-    while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
-        let n: u64 = rest[..digits].parse().map_err(|_| bad("a number is missing"))?;
-        rest = &rest[digits..];
-        let letters = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
-        let unit = match &rest[..letters] {
-            "s" | "sec" | "secs" | "second" | "seconds" => 1,
-            "m" | "min" | "mins" | "minute" | "minutes" => 60,
-            "h" | "hr" | "hrs" | "hour" | "hours" => 3600,
-            "d" | "day" | "days" => 86_400,
-            "w" | "week" | "weeks" => 7 * 86_400,
-            "" => return Err(bad("the unit is missing")),
-            other => return Err(bad(&format!("unknown unit {other:?}"))),
-        };
-        rest = &rest[letters..];
-        total = n
-            .checked_mul(unit)
-            .and_then(|v| total.checked_add(v))
-            .filter(|&t| t <= MAX_SPAN.as_secs())
-            .ok_or_else(|| bad("too long (at most 3650d)"))?;
-    }
-    Ok(Duration::from_secs(total))
 }
 
 impl Schedule {
@@ -649,17 +612,6 @@ mod tests {
             let s: Schedule = sched.parse().unwrap();
             assert_eq!((s.nominal_interval(), s.default_rpo()), (interval, rpo), "{sched}");
         }
-    }
-
-    #[test]
-    fn parse_interval_units() {
-        assert_eq!(parse_interval("2m"), Ok(Duration::from_secs(120)));
-        assert_eq!(parse_interval("90min"), Ok(Duration::from_secs(5400)));
-        assert_eq!(parse_interval("1d 2h"), Ok(Duration::from_secs(93_600)));
-        assert_eq!(parse_interval("1w"), Ok(Duration::from_secs(604_800)));
-        assert!(parse_interval("7").unwrap_err().contains("unit is missing"));
-        assert!(parse_interval("6mo").unwrap_err().contains("unknown unit"));
-        assert!(parse_interval("99999999999999999999d").is_err());
     }
 
     #[tokio::test]

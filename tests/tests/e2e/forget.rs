@@ -95,3 +95,19 @@ fn back_dated_snapshots_cannot_push_real_ones_out_of_a_weekly_policy() {
     let left: Vec<String> = fx.snapshots().iter().map(|s| s["id"].as_str().unwrap().to_string()).collect();
     assert!(real.iter().all(|id| left.contains(id)));
 }
+
+/// `m` is minutes everywhere; a retention in bare minutes is refused with the fix, before
+/// anything is forgotten.
+#[test]
+fn a_retention_in_minutes_is_refused_with_the_fix() {
+    let fx = Fixture::new();
+    let src = fx.path("src");
+    write_file(&src.join("db.sql"), b"rows\n");
+    fx.backup_ok(&[&src], &[]);
+    for flag in ["--keep-daily", "--keep-within"] {
+        let mut args: Vec<OsString> = vec!["forget".into(), flag.into(), "6m".into()];
+        args.extend(fx.agent_args());
+        fx.arka(args).expect_code(2).expect_stderr("\"6mo\"");
+    }
+    assert_eq!(fx.snapshots().len(), 1);
+}

@@ -8,7 +8,8 @@ use toml::Spanned;
 use super::{Validator, DEFAULT_PRUNE_GRACE, DEFAULT_VERIFY_PERCENT};
 use crate::engine::prune::SAFE_GRACE;
 use crate::engine::retention::{parse_duration as parse_retention, Keep, RetentionPolicy};
-use crate::service::schedule::{parse_interval, Schedule};
+use crate::platform::units::parse_span;
+use crate::service::schedule::Schedule;
 
 #[derive(Clone, Debug)]
 pub struct Maintenance {
@@ -60,7 +61,7 @@ impl Validator<'_> {
         let verify = schedule("verify", &r.verify);
         let retention = self.retention(r);
         let prune_grace = match &r.prune_grace {
-            Some(g) => self.check(g, |g| parse_interval(g).map_err(|e| format!("prune_grace: {e}")).and_then(grace)),
+            Some(g) => self.check(g, |g| parse_span(g).map_err(|e| format!("prune_grace: {e}")).and_then(grace)),
             None => Some(DEFAULT_PRUNE_GRACE),
         };
         let verify_percent = match &r.verify_percent {

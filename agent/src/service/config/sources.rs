@@ -11,7 +11,8 @@ use crate::platform::units::parse_size;
 use toml::Spanned;
 
 use super::{human, nonempty, Validator, DEFAULT_COMMAND_TIMEOUT, DEFAULT_QUIET_PERIOD};
-use crate::service::schedule::{parse_interval, Schedule};
+use crate::platform::units::parse_span;
+use crate::service::schedule::Schedule;
 
 /// The longest RPO: a source may go three months without a backup before anyone is told,
 /// no longer (a larger RPO is monitoring switched off).
@@ -106,7 +107,7 @@ impl Validator<'_> {
         let schedule = self.check(&r.schedule, |s| s.parse::<Schedule>());
         let rpo = match (&r.rpo, &schedule) {
             (Some(rpo), Some(schedule)) => self.check(rpo, |t| {
-                let rpo = parse_interval(t).map_err(|e| format!("rpo: {e}"))?;
+                let rpo = parse_span(t).map_err(|e| format!("rpo: {e}"))?;
                 if rpo > MAX_RPO {
                     return Err(format!(
                         "rpo {t:?} is longer than {}: no alert would come for months; use at most {0} (e.g. \"26h\" \
@@ -172,7 +173,7 @@ impl Validator<'_> {
                 None
             }
             (Some(q), true) => self.check(q, |q| {
-                let quiet = parse_interval(q).map_err(|e| format!("quiet_period: {e}"))?;
+                let quiet = parse_span(q).map_err(|e| format!("quiet_period: {e}"))?;
                 within(quiet, Duration::ZERO, MAX_QUIET_PERIOD, "quiet_period").map(Some)
             }),
             (None, true) => Some(Some(DEFAULT_QUIET_PERIOD)),
@@ -232,7 +233,7 @@ impl Validator<'_> {
         };
         let timeout = match &r.timeout {
             Some(t) => self.check(t, |t| {
-                let timeout = parse_interval(t).map_err(|e| format!("timeout: {e}"))?;
+                let timeout = parse_span(t).map_err(|e| format!("timeout: {e}"))?;
                 within(timeout, MIN_COMMAND_TIMEOUT, MAX_COMMAND_TIMEOUT, "timeout")
             }),
             None => Some(DEFAULT_COMMAND_TIMEOUT),

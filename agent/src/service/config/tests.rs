@@ -178,7 +178,7 @@ fn the_packaged_example_loads() {
     assert_eq!(m.prune.as_ref().unwrap().to_string(), "sun 04:00");
     assert_eq!(m.verify_percent, 5);
     assert_eq!(m.retention.within, Some(48 * 3600));
-    assert_eq!(m.retention.daily, Some(Keep::Within(180 * 86_400)), "6m is six 30-day months");
+    assert_eq!(m.retention.daily, Some(Keep::Within(180 * 86_400)), "6mo is six 30-day months");
     let webhook = c.notify.webhook.as_ref().unwrap();
     assert_eq!(webhook.secret.as_ref().unwrap().expose(), "secret-of-webhook.secret");
     let email = c.notify.email.as_ref().unwrap();
