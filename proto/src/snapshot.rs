@@ -45,6 +45,10 @@ pub struct Snapshot {
     /// lost entries (`Node::lost`) in this snapshot.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub lost_files: u64,
+    /// The configured source's name (agent.toml `name`), for backups the service made;
+    /// absent for CLI backups and snapshots written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_name: Option<String>,
 }
 
 fn is_zero(n: &u64) -> bool {

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use clap::Args;
 
 use super::output::{rfc3339, Output};
-use super::{agent_session, prune_cmd, CacheArg, RepoArg};
+use super::{agent_session, prune_cmd, CacheArg, FilterArgs, RepoArg};
 use crate::engine::forget::ForgetPlan;
 use crate::engine::prune::{PruneOptions, PruneReport};
 use crate::engine::retention::{Keep, RetentionPolicy};
@@ -48,6 +48,12 @@ pub(super) struct ForgetArgs {
     prune: bool,
     #[command(flatten)]
     cache: CacheArg,
+    /// The policy applies only to these snapshots.
+    #[command(flatten)]
+    filter: FilterArgs,
+    /// Only snapshots of this backed-up path (repeatable; all must be there).
+    #[arg(long = "path", value_name = "PATH")]
+    paths: Vec<String>,
 }
 
 impl ForgetArgs {
@@ -75,7 +81,7 @@ pub(super) async fn forget(a: ForgetArgs, out: &Output) -> Result<ExitCode> {
     let session = agent_session(&a.repo, &a.agent_key, &a.cache).await?;
     let now = jiff::Timestamp::now().as_nanosecond() as i64;
     let (plan, deleted) = match a.ids.is_empty() {
-        true => session.forget(&policy, now, a.dry_run).await?,
+        true => session.forget(&policy, &a.filter.filter(&a.paths), now, a.dry_run).await?,
         false => session.forget_named(&a.ids, a.dry_run).await?,
     };
     let pruned = match a.prune && !a.dry_run {

@@ -126,6 +126,32 @@ struct IdentityArg {
     identity: PathBuf,
 }
 
+/// Which snapshots a command considers: `--source`, `--host`, `--tag` (each repeatable).
+#[derive(Args)]
+struct FilterArgs {
+    /// Only snapshots of this source: its name in agent.toml, or a dump's --name.
+    #[arg(long = "source", value_name = "NAME")]
+    sources: Vec<String>,
+    /// Only snapshots made on this host.
+    #[arg(long = "host", value_name = "HOST")]
+    hosts: Vec<String>,
+    /// Only snapshots carrying this tag (all tags given must be there).
+    #[arg(long = "tag", value_name = "TAG")]
+    tags: Vec<String>,
+}
+
+impl FilterArgs {
+    /// The filter, with `paths` (`--path` where a command has it).
+    fn filter(&self, paths: &[String]) -> crate::repo::snapshots::SnapshotFilter {
+        crate::repo::snapshots::SnapshotFilter {
+            sources: self.sources.clone(),
+            hosts: self.hosts.clone(),
+            tags: self.tags.clone(),
+            paths: paths.to_vec(),
+        }
+    }
+}
+
 #[derive(Args)]
 struct CacheArg {
     /// Where this machine remembers repositories: the files cache, the audit trail's

@@ -7,7 +7,7 @@ use clap::Args;
 use arka_proto::{ObjectId, Snapshot};
 
 use super::output::{human_bytes, local_time, rfc3339, Output};
-use super::{reading_session, session, CacheArg, IdentityArg, KeyedRepo, RepoArg};
+use super::{reading_session, session, CacheArg, FilterArgs, IdentityArg, KeyedRepo, RepoArg};
 use crate::engine::restore::{self, RestoreSummary};
 use crate::engine::Session;
 use crate::error::Result;
@@ -19,6 +19,11 @@ use crate::repo::timeline::TimedSnapshot;
 pub(super) struct SnapshotsArgs {
     #[command(flatten)]
     repo: KeyedRepo,
+    #[command(flatten)]
+    filter: FilterArgs,
+    /// Only snapshots of this backed-up path (repeatable; all must be there).
+    #[arg(long = "path", value_name = "PATH")]
+    paths: Vec<String>,
 }
 
 /// A repository opened with the recovery identity, and which snapshot to read.
@@ -42,6 +47,9 @@ struct Selection {
     /// With `latest`: the newest snapshot at or before this time ("2026-05-01 14:00").
     #[arg(long)]
     at: Option<String>,
+    /// `latest` is the newest of these.
+    #[command(flatten)]
+    filter: FilterArgs,
 }
 
 #[derive(Args)]
@@ -81,7 +89,7 @@ pub(super) struct DumpArgs {
 async fn open_and_pick(a: &ReadArgs) -> Result<(Session, (ObjectId, Snapshot))> {
     let session = reading_session(&a.repo, &a.identity, &a.cache).await?;
     let at = a.select.at.as_deref().map(snapshots::parse_time).transpose()?;
-    let snaps = session.repo().timeline().await?.objects;
+    let snaps = a.select.filter.filter(&[]).apply(session.repo().timeline().await?.objects);
     let picked = snapshots::select(&snaps, &a.select.snapshot, at)?;
     if a.select.snapshot == "latest" {
         for t in snapshots::passed_over(&snaps, picked, at) {
@@ -100,7 +108,7 @@ async fn open_and_pick(a: &ReadArgs) -> Result<(Session, (ObjectId, Snapshot))> 
 
 pub(super) async fn snapshots(a: SnapshotsArgs, out: &Output) -> Result<ExitCode> {
     let session = session(&a.repo).await?;
-    let snaps = session.repo().timeline().await?.objects;
+    let snaps = a.filter.filter(&a.paths).apply(session.repo().timeline().await?.objects);
     if out.json {
         let list: Vec<_> = snaps.iter().map(snapshot_json).collect();
         say!("{}", serde_json::Value::Array(list));

@@ -9,6 +9,7 @@ use arka_proto::ObjectId;
 
 use crate::engine::retention::{apply, Candidate, Decision, RetentionPolicy};
 use crate::error::{Error, Result};
+use crate::repo::snapshots::SnapshotFilter;
 use crate::repo::timeline::{group_of, TimedSnapshot};
 use crate::repo::{Loaded, Repository};
 use crate::store::ObjectKind;
@@ -48,8 +49,15 @@ impl ForgetPlan {
     }
 }
 
-pub async fn plan(repo: &Repository, policy: &RetentionPolicy, now_ns: i64) -> Result<ForgetPlan> {
-    let timeline = repo.timeline().await?;
+/// The plan for `policy` over the snapshots `filter` matches (the others are not touched).
+pub async fn plan(
+    repo: &Repository,
+    policy: &RetentionPolicy,
+    filter: &SnapshotFilter,
+    now_ns: i64,
+) -> Result<ForgetPlan> {
+    let mut timeline = repo.timeline().await?;
+    timeline.objects = filter.apply(timeline.objects);
     let candidates: Vec<Candidate> = timeline
         .objects
         .iter()

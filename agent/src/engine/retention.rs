@@ -308,6 +308,7 @@ mod tests {
                     program: String::new(),
                     repaired_from: None,
                     lost_files: 0,
+                    source_name: None,
                 };
                 TimedSnapshot::new(ObjectId([i as u8; 32]), s, stored)
             })

@@ -28,6 +28,7 @@ use crate::engine::verify::{VerifyOptions, VerifyReport};
 use crate::engine::{records, repair, sync, verify};
 use crate::error::{ErrorKind, Result};
 use crate::repo::blob::BlobReader;
+use crate::repo::snapshots::SnapshotFilter;
 use crate::repo::Repository;
 use crate::store::Store;
 
@@ -129,6 +130,7 @@ impl Session {
             progress: self.progress.clone(),
             check_packs: request.check_packs,
             excludes: request.excludes,
+            source_name: request.label.clone(),
         };
         let result = backup::run(self.repo.clone(), request.source, opts).await;
         let label = request.label;
@@ -209,8 +211,14 @@ impl Session {
 
     /// Decides which snapshots `policy` keeps at `now_ns` and, unless `dry_run`, removes the
     /// others; returns the plan and how many were removed.
-    pub async fn forget(&self, policy: &RetentionPolicy, now_ns: i64, dry_run: bool) -> Result<(ForgetPlan, usize)> {
-        let plan = crate::engine::forget::plan(&self.repo, policy, now_ns).await?;
+    pub async fn forget(
+        &self,
+        policy: &RetentionPolicy,
+        filter: &SnapshotFilter,
+        now_ns: i64,
+        dry_run: bool,
+    ) -> Result<(ForgetPlan, usize)> {
+        let plan = crate::engine::forget::plan(&self.repo, policy, filter, now_ns).await?;
         let detail = format!("policy {}", serde_json::to_string(policy).expect("a policy serializes"));
         self.execute_forget(plan, detail, dry_run).await
     }

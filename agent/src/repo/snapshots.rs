@@ -4,6 +4,8 @@
 //! only an attack explains (a claimed future, a rollback to an older tree); the caller
 //! warns about each one passed over.
 
+use arka_proto::Snapshot;
+
 use crate::error::{Error, Result};
 use crate::repo::timeline::TimedSnapshot;
 
@@ -45,6 +47,37 @@ pub fn passed_over<'a>(
     })
 }
 
+/// Which snapshots a command considers (`--source`, `--host`, `--tag`, `--path`). Each
+/// list given must match: any of its sources, any of its hosts, all of its tags, all of its
+/// paths. Empty lists match everything.
+#[derive(Clone, Debug, Default)]
+pub struct SnapshotFilter {
+    /// Configured source names (agent.toml `name`); for a command backup made with the CLI,
+    /// its `--name` matches too.
+    pub sources: Vec<String>,
+    pub hosts: Vec<String>,
+    pub tags: Vec<String>,
+    /// Backed-up paths, as the snapshot records them.
+    pub paths: Vec<String>,
+}
+
+impl SnapshotFilter {
+    pub fn matches(&self, s: &Snapshot) -> bool {
+        let named = |n: &String| {
+            s.source_name.as_ref() == Some(n) || (s.source_kind == "command" && s.source.first() == Some(n))
+        };
+        (self.sources.is_empty() || self.sources.iter().any(named))
+            && (self.hosts.is_empty() || self.hosts.contains(&s.hostname))
+            && self.tags.iter().all(|t| s.tags.contains(t))
+            && self.paths.iter().all(|p| s.source.contains(p))
+    }
+
+    /// The snapshots of `snaps` it matches, in the same order.
+    pub fn apply(&self, snaps: Vec<TimedSnapshot>) -> Vec<TimedSnapshot> {
+        snaps.into_iter().filter(|t| self.matches(&t.snapshot)).collect()
+    }
+}
+
 /// Parses `--at`: RFC 3339 (`2026-05-01T14:00:00Z`), or a civil time in the local zone
 /// (`2026-05-01 14:00`, `2026-05-01`).
 pub fn parse_time(s: &str) -> Result<i64> {
@@ -82,6 +115,7 @@ mod tests {
             program: String::new(),
             repaired_from: None,
             lost_files: 0,
+            source_name: None,
         }
     }
 
@@ -117,6 +151,29 @@ mod tests {
             t.suspicion = Some(Suspicion::FutureTime { claimed_ns: 10_000, stored_at_ns: 300 });
         }
         assert_eq!(select(&snaps, "latest", None).unwrap().id, ObjectId([3; 32]));
+    }
+
+    #[test]
+    fn filters_match_source_host_tags_and_paths() {
+        let mut s = snap(1);
+        s.source_name = Some("imaging".into());
+        s.source = vec!["/srv/imaging".into()];
+        s.tags = vec!["daily".into(), "nas".into()];
+        let f = |sources: &[&str], hosts: &[&str], tags: &[&str], paths: &[&str]| {
+            let v = |x: &[&str]| x.iter().map(|s| s.to_string()).collect();
+            SnapshotFilter { sources: v(sources), hosts: v(hosts), tags: v(tags), paths: v(paths) }.matches(&s)
+        };
+        assert!(f(&[], &[], &[], &[]));
+        assert!(f(&["imaging", "db"], &["h"], &["nas"], &["/srv/imaging"]));
+        assert!(!f(&["db"], &[], &[], &[]));
+        assert!(!f(&[], &["other"], &[], &[]));
+        assert!(!f(&[], &[], &["nas", "weekly"], &[]), "every tag must match");
+        assert!(!f(&[], &[], &[], &["/srv"]));
+        // A CLI dump is found by its --name.
+        let mut dump = snap(1);
+        dump.source_kind = "command".into();
+        dump.source = vec!["clinic.sql".into()];
+        assert!(SnapshotFilter { sources: vec!["clinic.sql".into()], ..Default::default() }.matches(&dump));
     }
 
     #[test]

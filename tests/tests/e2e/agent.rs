@@ -106,7 +106,8 @@ fn the_agent_backs_up_at_start_and_after_changes_replicates_and_serves_its_statu
     assert!(exit.success(), "the agent exited with {exit} on SIGTERM");
     // The source's excludes held: the temporary file and the marked folder are not stored.
     let restored = fx.path("restored");
-    fx.restore("latest", &restored, &[]).ok();
+    // The service records the source's name: `--source imaging` finds its snapshots.
+    fx.restore("latest", &restored, &["--source", "imaging"]).ok();
     assert!(restored.join("imaging/study_1/slice_001.dcm").exists());
     assert!(!restored.join("imaging/study_1/viewer.tmp").exists(), "an excluded file was backed up");
     assert!(!restored.join("imaging/export").exists(), "a folder holding .nobackup was backed up");

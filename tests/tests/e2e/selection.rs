@@ -77,3 +77,49 @@ fn snapshots_are_selected_by_id_prefix_time_and_path() {
     assert_eq!(dumped.stdout, b"version 1\n");
     fx.dump("latest", "src/no_such_file.txt").expect_code(1).expect_stderr("not in the snapshot");
 }
+
+/// `latest` is the newest of the selection: `--source`, `--host`, `--tag` on restore and
+/// dump, and `--path` too on snapshots and forget.
+#[test]
+fn latest_is_the_newest_of_the_selection() {
+    let fx = Fixture::new();
+    let imaging = fx.path("imaging");
+    write_file(&imaging.join("scan.dcm"), b"the scan");
+    fx.backup_ok(&[&imaging], &["--tag", "rtg", "--host", "reception"]);
+    let dump = fx.path("dump.sql");
+    write_file(&dump, b"rows of the clinic database\n");
+    let mut args: Vec<std::ffi::OsString> = vec!["backup".into()];
+    args.extend(fx.agent_args());
+    args.extend(["--stdin-from-command".into(), format!("cat {}", dump.display()).into()]);
+    args.extend(["--name".into(), "clinic.sql".into(), "--host".into(), "db-server".into()]);
+    fx.arka(args).ok();
+
+    // Plain `latest` is the dump, the newest of all; with a filter, the scan.
+    let target = fx.path("by-tag");
+    fx.restore("latest", &target, &["--tag", "rtg"]).ok();
+    assert_eq!(std::fs::read(target.join("imaging/scan.dcm")).unwrap(), b"the scan");
+    let target = fx.path("by-host");
+    fx.restore("latest", &target, &["--host", "reception"]).ok();
+    assert!(target.join("imaging/scan.dcm").exists());
+    assert_eq!(fx.dump("latest", "clinic.sql").ok().stdout, b"rows of the clinic database\n");
+    let mut dumped: Vec<std::ffi::OsString> = vec!["dump".into(), "latest".into(), "clinic.sql".into()];
+    dumped.extend(fx.reader_args());
+    dumped.extend(["--source".into(), "clinic.sql".into()]);
+    assert_eq!(fx.arka(dumped).ok().stdout, b"rows of the clinic database\n");
+    fx.restore("latest", &fx.path("none"), &["--tag", "no-such-tag"]).expect_code(1);
+
+    let mut list: Vec<std::ffi::OsString> = vec!["--json".into(), "snapshots".into()];
+    list.extend(fx.agent_args());
+    list.extend(["--path".into(), imaging.clone().into()]);
+    let listed = fx.arka(list).ok().json();
+    assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+    assert_eq!(listed[0]["hostname"], "reception");
+
+    // forget with a filter touches only what it selects.
+    let mut forget: Vec<std::ffi::OsString> = vec!["--json".into(), "forget".into(), "--keep-last".into(), "1".into()];
+    forget.extend(fx.agent_args());
+    forget.extend(["--host".into(), "db-server".into()]);
+    let plan = fx.arka(forget).ok().json();
+    assert_eq!(plan["decisions"].as_array().unwrap().len(), 1, "{plan}");
+    assert_eq!(fx.snapshots().len(), 2);
+}

@@ -133,6 +133,8 @@ pub struct BackupOptions {
     pub check_packs: bool,
     /// What a files backup leaves out.
     pub excludes: exclude::ExcludeRules,
+    /// The configured source's name, recorded in the snapshot (service backups).
+    pub source_name: Option<String>,
 }
 
 pub struct BackupOutcome {
@@ -201,6 +203,7 @@ pub async fn run(repo: Arc<Repository>, source: Source, opts: BackupOptions) -> 
         program: format!("arka {}", env!("CARGO_PKG_VERSION")),
         repaired_from: None,
         lost_files: 0,
+        source_name: opts.source_name.clone(),
     };
     let id = repo.put_object(ObjectKind::Snapshot, snapshot.encode(repo.key.meta_key())).await?;
     if let Some(path) = cache_file {

@@ -37,6 +37,7 @@ async fn a_long_file_is_listed_in_pieces_cached_and_restored() {
             progress: Default::default(),
             check_packs: true,
             excludes: Default::default(),
+            source_name: None,
         };
         run(repo.clone(), Source::Paths(vec![src.clone()]), opts)
     };
@@ -103,6 +104,7 @@ async fn a_reader_falls_back_to_another_copy_of_a_blob() {
             progress: Default::default(),
             check_packs: false,
             excludes: Default::default(),
+            source_name: None,
         };
         run(repo.clone(), Source::Paths(vec![src.clone()]), opts)
     };

@@ -311,6 +311,7 @@ mod tests {
             program: "arka 0.0.1".into(),
             repaired_from: None,
             lost_files: 0,
+            source_name: None,
         };
         let lost = vec![vec![b"src".to_vec(), b"a.dcm".to_vec()], vec![b"src".to_vec(), b"b".to_vec()]];
         let root = Dir { tree: BlobId([3; 32]), refs: BlobId([4; 32]), changed: true, lost: Arc::new(lost) };

@@ -18,6 +18,7 @@ fn snap(time_ns: i64, tree: u8, files: u64) -> Snapshot {
         program: String::new(),
         repaired_from: None,
         lost_files: 0,
+        source_name: None,
     }
 }
 

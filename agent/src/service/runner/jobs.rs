@@ -151,7 +151,7 @@ impl Maintain {
         let m = &self.agent.cfg.maintenance;
         match self.job {
             FORGET_JOB => {
-                let (plan, _) = session.forget(&m.retention, self.agent.now_ns(), false).await?;
+                let (plan, _) = session.forget(&m.retention, &Default::default(), self.agent.now_ns(), false).await?;
                 let flagged = plan.suspicious().map(|t| (t.id, t.suspicion.clone())).collect::<Vec<_>>();
                 let flagged =
                     flagged.into_iter().filter_map(|(id, s)| Some(format!("{}: {}", id.short(), s?.describe())));
