@@ -141,6 +141,7 @@ fn main() {
         program: "arka 0.1.0".into(),
         repaired_from: None,
         lost_files: 0,
+        source_name: Some("imaging".into()),
     };
     let plain = codec::to_cbor(&snap);
     let raw = framed(snapshot::MAGIC, SNAPSHOT_LABEL, &plain);

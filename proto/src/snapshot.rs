@@ -103,6 +103,7 @@ mod tests {
                 tree: BlobId([1; 32]), refs: BlobId([2; 32]), partial,
                 stats: SnapshotStats { files, ..Default::default() }, program: "arka test".into(),
                 repaired_from: partial.then_some(ObjectId([3; 32])), lost_files: files % 3,
+                source_name: partial.then(|| "clinic-db".into()),
             };
             let key = [5u8; 32];
             let bytes = s.encode(&key);
