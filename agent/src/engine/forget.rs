@@ -11,7 +11,7 @@ use crate::engine::retention::{apply, Candidate, Decision, RetentionPolicy};
 use crate::error::{Error, Result};
 use crate::repo::snapshots::SnapshotFilter;
 use crate::repo::timeline::{group_of, TimedSnapshot};
-use crate::repo::{Loaded, Repository};
+use crate::repo::Repository;
 use crate::store::ObjectKind;
 
 pub struct ForgetPlan {
@@ -41,11 +41,6 @@ impl ForgetPlan {
         let mut ids = self.deleted_ids();
         ids.extend(&self.gone_named);
         ids
-    }
-
-    /// The snapshots the timeline flags, whether kept or not.
-    pub fn suspicious(&self) -> impl Iterator<Item = &TimedSnapshot> {
-        self.decisions.iter().map(|(_, t)| t).filter(|t| t.suspicion.as_ref().is_some_and(|s| s.is_alarming()))
     }
 }
 
@@ -94,14 +89,13 @@ pub async fn plan_named(repo: &Repository, specs: &[String]) -> Result<ForgetPla
             Err(Error::NoSuchSnapshot(_)) => {
                 // Not a snapshot that opens: junk or a damaged object by that name, or one
                 // the audit trail says a backup made and that is gone.
-                let damaged =
-                    timeline.damaged.iter().filter_map(|(key, _)| ObjectId::from_hex(key.rsplit('/').next()?).ok());
-                if let Some(id) = unique_match(damaged, spec)? {
+                if let Some(id) = unique_match(timeline.damaged_ids(), spec)? {
                     push_new(&mut plan.damaged_named, id);
                     continue;
                 }
                 if gone.is_none() {
-                    gone = Some(vanished_ids(repo, &timeline).await?);
+                    let vanished = crate::engine::history::vanished_from(repo, &timeline).await?;
+                    gone = Some(vanished.iter().filter_map(|v| ObjectId::from_hex(&v.id).ok()).collect());
                 }
                 let id = unique_match(gone.iter().flatten().copied(), spec)?
                     .ok_or_else(|| Error::NoSuchSnapshot(spec.clone()))?;
@@ -122,15 +116,6 @@ fn push_new(ids: &mut Vec<ObjectId>, id: ObjectId) {
     if !ids.contains(&id) {
         ids.push(id);
     }
-}
-
-/// The snapshots verify would report as gone without a forget.
-async fn vanished_ids(repo: &Repository, timeline: &Loaded<TimedSnapshot>) -> Result<Vec<ObjectId>> {
-    let listed = timeline.objects.iter().map(|t| t.id);
-    let damaged = timeline.damaged.iter().filter_map(|(key, _)| ObjectId::from_hex(key.rsplit('/').next()?).ok());
-    let present = listed.chain(damaged).collect();
-    let log = crate::engine::audit::load_all(repo).await?;
-    Ok(crate::engine::history::vanished(&log, &present).iter().filter_map(|v| ObjectId::from_hex(&v.id).ok()).collect())
 }
 
 /// The one ID among `ids` that starts with `spec`, if any.

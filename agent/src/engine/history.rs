@@ -10,7 +10,9 @@ use std::collections::HashSet;
 use arka_proto::{ObjectId, Operation};
 
 use crate::engine::audit::AuditLog;
+use crate::error::Result;
 use crate::repo::timeline::{Suspicion, TimedSnapshot};
+use crate::repo::{Loaded, Repository};
 
 /// A snapshot the timeline flags.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -30,11 +32,18 @@ pub struct Vanished {
     pub made_unix_ns: i64,
 }
 
+impl Flagged {
+    /// "1a2b3c4d: why", for the status page and notifications.
+    pub fn line(&self) -> String {
+        format!("{}: {}", &self.id[..8], self.description)
+    }
+}
+
 /// The flagged snapshots worth an alarm (a back-dated time alone is not: every snapshot on
 /// a late copy has one).
-pub fn flagged(timeline: &[TimedSnapshot]) -> Vec<Flagged> {
-    timeline
-        .iter()
+pub fn flagged<'a>(snapshots: impl IntoIterator<Item = &'a TimedSnapshot>) -> Vec<Flagged> {
+    snapshots
+        .into_iter()
         .filter_map(|t| {
             let s = t.suspicion.as_ref().filter(|s| s.is_alarming())?;
             Some(Flagged {
@@ -47,9 +56,17 @@ pub fn flagged(timeline: &[TimedSnapshot]) -> Vec<Flagged> {
         .collect()
 }
 
-/// The snapshots backups made that are neither `present` (listed, whether they open or
-/// not) nor removed by a recorded forget or erase.
-pub fn vanished(log: &AuditLog, present: &HashSet<ObjectId>) -> Vec<Vanished> {
+/// The snapshots backups made that `timeline` lacks (listed, whether they open or not)
+/// and no recorded forget or erase removed.
+pub async fn vanished_from(repo: &Repository, timeline: &Loaded<TimedSnapshot>) -> Result<Vec<Vanished>> {
+    let listed = timeline.objects.iter().map(|t| t.id);
+    let present: HashSet<ObjectId> = listed.chain(timeline.damaged_ids()).collect();
+    Ok(vanished(&crate::engine::audit::load_all(repo).await?, &present))
+}
+
+/// The snapshots backups made that are neither `present` nor removed by a recorded forget
+/// or erase.
+fn vanished(log: &AuditLog, present: &HashSet<ObjectId>) -> Vec<Vanished> {
     let removed: HashSet<ObjectId> = log
         .records
         .iter()

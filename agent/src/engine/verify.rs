@@ -137,10 +137,7 @@ pub async fn verify(repo: std::sync::Arc<Repository>, opts: &VerifyOptions) -> R
 /// Flagged snapshots, and snapshots gone without a forget (`engine::history`).
 async fn check_history(repo: &Repository, timeline: &Loaded<TimedSnapshot>, report: &mut VerifyReport) -> Result<()> {
     report.flagged = history::flagged(&timeline.objects);
-    let listed = timeline.objects.iter().map(|t| t.id);
-    let damaged = timeline.damaged.iter().filter_map(|(key, _)| ObjectId::from_hex(key.rsplit('/').next()?).ok());
-    let present: HashSet<ObjectId> = listed.chain(damaged).collect();
-    report.vanished = history::vanished(&crate::engine::audit::load_all(repo).await?, &present);
+    report.vanished = history::vanished_from(repo, timeline).await?;
     Ok(())
 }
 

@@ -269,6 +269,11 @@ pub struct Loaded<T> {
 }
 
 impl<T> Loaded<T> {
+    /// The IDs of the objects that did not open.
+    pub fn damaged_ids(&self) -> impl Iterator<Item = ObjectId> + '_ {
+        self.damaged.iter().filter_map(|(key, _)| ObjectId::from_hex(key.rsplit('/').next()?).ok())
+    }
+
     /// Sorts loads into objects and damaged ones. A failure to read (the store) is not
     /// damage and fails the whole load: skipping what could not be fetched would make an
     /// outage look like missing snapshots.

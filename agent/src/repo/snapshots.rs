@@ -16,10 +16,9 @@ pub fn select<'a>(snaps: &'a [TimedSnapshot], spec: &str, at: Option<i64>) -> Re
     if spec == "latest" {
         // Passed over only when something else is left: with every snapshot flagged (a
         // clinic server whose clock runs fast flags them all) the newest is still `latest`.
-        let passed_over = |t: &TimedSnapshot| t.suspicion.as_ref().is_some_and(|s| s.passed_over_by_latest());
         let mut candidates = snaps.iter().rev().filter(|t| at.is_none_or(|at| t.effective_ns <= at));
         let newest = candidates.clone().next().ok_or_else(not_found)?;
-        return Ok(candidates.find(|t| !passed_over(t)).unwrap_or(newest));
+        return Ok(candidates.find(|t| !t.passed_over_by_latest()).unwrap_or(newest));
     }
     let spec_lower = spec.to_ascii_lowercase();
     if spec_lower.len() < 4 || !spec_lower.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -41,9 +40,7 @@ pub fn passed_over<'a>(
 ) -> impl Iterator<Item = &'a TimedSnapshot> {
     let chosen = (chosen.effective_ns, chosen.id);
     snaps.iter().filter(move |t| {
-        (t.effective_ns, t.id) > chosen
-            && at.is_none_or(|at| t.effective_ns <= at)
-            && t.suspicion.as_ref().is_some_and(|s| s.passed_over_by_latest())
+        (t.effective_ns, t.id) > chosen && at.is_none_or(|at| t.effective_ns <= at) && t.passed_over_by_latest()
     })
 }
 

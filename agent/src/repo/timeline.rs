@@ -52,6 +52,11 @@ impl TimedSnapshot {
     pub fn is_trusted(&self) -> bool {
         self.suspicion.is_none()
     }
+
+    /// Whether `latest` passes over it ([`Suspicion::passed_over_by_latest`]).
+    pub fn passed_over_by_latest(&self) -> bool {
+        self.suspicion.as_ref().is_some_and(Suspicion::passed_over_by_latest)
+    }
 }
 
 /// Why a snapshot is not taken at its word.

@@ -231,12 +231,10 @@ fn a_damaged_index_segment_on_garage_is_replaced_and_deleted() {
 /// token finishes the job.
 #[test]
 fn repair_index_on_arka_server_deletes_only_with_a_maintain_token() {
-    use arka_tests::server::{ServerProcess, TokenSpec};
     let dir = tempfile::tempdir().unwrap();
-    let tokens = [TokenSpec::new("reception", "append", &["clinic"]), TokenSpec::new("nas", "maintain", &["clinic"])];
-    let server = ServerProcess::start(dir.path(), &tokens);
+    let server = crate::server_client::clinic_and_nas(dir.path());
     let token_env = |t: &str| crate::server_client::token_env(&server, t);
-    let mut fx = Fixture::at(&server.repo_url("clinic"), token_env("reception"));
+    let mut fx = crate::server_client::fixture_on(&server, "clinic", "reception");
     let src = fx.path("src");
     crate::s3::small_tree(&src, 7);
     fx.backup_ok(&[&src], &[]);

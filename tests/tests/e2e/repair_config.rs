@@ -7,7 +7,6 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 use arka_tests::garage::Garage;
-use arka_tests::server::{ServerProcess, TokenSpec};
 use arka_tests::{assert_same_tree, flip_byte, walk_files, Fixture, Run};
 
 use crate::s3::small_tree;
@@ -128,10 +127,9 @@ fn a_deleted_config_on_garage_is_read_from_its_copy_and_written_back() {
 #[test]
 fn a_damaged_config_on_arka_server_needs_a_maintain_token_to_be_replaced() {
     let dir = tempfile::tempdir().unwrap();
-    let tokens = [TokenSpec::new("reception", "append", &["clinic"]), TokenSpec::new("nas", "maintain", &["clinic"])];
-    let server = ServerProcess::start(dir.path(), &tokens);
+    let server = crate::server_client::clinic_and_nas(dir.path());
     let token_env = |t: &str| crate::server_client::token_env(&server, t);
-    let mut fx = Fixture::at(&server.repo_url("clinic"), token_env("reception"));
+    let mut fx = crate::server_client::fixture_on(&server, "clinic", "reception");
     let src = fx.path("src");
     small_tree(&src, 5);
     fx.backup_ok(&[&src], &[]);

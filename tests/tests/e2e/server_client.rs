@@ -26,8 +26,15 @@ pub(crate) fn token_env(server: &ServerProcess, token: &str) -> Vec<(String, Str
     vec![("ARKA_SERVER_TOKEN_FILE".into(), server.secret_file(token).display().to_string())]
 }
 
+/// A server whose `clinic` repository has the clinic server's `append` token `reception`
+/// and the NAS's `maintain` token `nas`.
+pub(crate) fn clinic_and_nas(dir: &Path) -> ServerProcess {
+    let tokens = [TokenSpec::new("reception", "append", &["clinic"]), TokenSpec::new("nas", "maintain", &["clinic"])];
+    ServerProcess::start(dir, &tokens)
+}
+
 /// A fixture whose repository `repo` lives on `server`, used with `token`.
-fn fixture_on(server: &ServerProcess, repo: &str, token: &str) -> Fixture {
+pub(crate) fn fixture_on(server: &ServerProcess, repo: &str, token: &str) -> Fixture {
     Fixture::at(&server.repo_url(repo), token_env(server, token))
 }
 
@@ -275,10 +282,7 @@ fn tls_with_a_ca_file() {
 #[test]
 fn prune_with_an_append_token_deletes_nothing_and_a_maintain_token_finishes() {
     let dir = tempfile::tempdir().unwrap();
-    let server = ServerProcess::start(
-        dir.path(),
-        &[TokenSpec::new("reception", "append", &["clinic"]), TokenSpec::new("nas", "maintain", &["clinic"])],
-    );
+    let server = clinic_and_nas(dir.path());
     let fx = fixture_on(&server, "clinic", "reception");
     let src = fx.path("src");
     for i in 0..6u64 {
@@ -404,10 +408,7 @@ fn set_private(path: &Path) {
 #[test]
 fn agent_check_refuses_forget_and_prune_on_an_append_token_and_accepts_a_maintain_token() {
     let dir = tempfile::tempdir().unwrap();
-    let server = ServerProcess::start(
-        dir.path(),
-        &[TokenSpec::new("reception", "append", &["clinic"]), TokenSpec::new("nas", "maintain", &["clinic"])],
-    );
+    let server = clinic_and_nas(dir.path());
     let mut fx = fixture_on(&server, "clinic", "nas");
     // The agent takes its token from the config, not the environment (which would win).
     let cli_env = std::mem::take(&mut fx.env);

@@ -8,6 +8,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::Agent;
 use crate::engine::backup::{self, BackupOutcome};
+use crate::engine::history::Flagged;
 use crate::engine::prune::PruneOptions;
 use crate::engine::BackupRequest;
 use crate::error::{Error, Result};
@@ -152,10 +153,8 @@ impl Maintain {
         match self.job {
             FORGET_JOB => {
                 let (plan, _) = session.forget(&m.retention, &Default::default(), self.agent.now_ns(), false).await?;
-                let flagged = plan.suspicious().map(|t| (t.id, t.suspicion.clone())).collect::<Vec<_>>();
-                let flagged =
-                    flagged.into_iter().filter_map(|(id, s)| Some(format!("{}: {}", id.short(), s?.describe())));
-                Ok(self.flagged(flagged.collect()))
+                let flagged = crate::engine::history::flagged(plan.decisions.iter().map(|(_, t)| t));
+                Ok(self.flagged(flagged.iter().map(Flagged::line).collect()))
             }
             PRUNE_JOB => {
                 session.prune(&PruneOptions { grace: m.prune_grace, ..PruneOptions::default() }).await?;
@@ -177,8 +176,8 @@ impl Maintain {
                     let summary = format!("{vanished} backups were deleted from the storage outside arka");
                     self.agent.notify(Event::now(EventKind::SnapshotsVanished, None, summary));
                 }
-                let flagged = report.flagged.iter().map(|f| format!("{}: {}", &f.id[..8], f.description));
-                Ok(Maintained { damage: Some(damage), vanished: Some(vanished), ..self.flagged(flagged.collect()) })
+                let flagged = report.flagged.iter().map(Flagged::line).collect();
+                Ok(Maintained { damage: Some(damage), vanished: Some(vanished), ..self.flagged(flagged) })
             }
         }
     }
