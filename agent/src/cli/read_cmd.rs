@@ -89,7 +89,11 @@ pub(super) struct DumpArgs {
 async fn open_and_pick(a: &ReadArgs) -> Result<(Session, (ObjectId, Snapshot))> {
     let session = reading_session(&a.repo, &a.identity, &a.cache).await?;
     let at = a.select.at.as_deref().map(snapshots::parse_time).transpose()?;
-    let snaps = a.select.filter.filter(&[]).apply(session.repo().timeline().await?.objects);
+    let filter = a.select.filter.filter(&[]);
+    let snaps = filter.apply(session.repo().timeline().await?.objects);
+    if snaps.is_empty() && !filter.is_empty() {
+        eprintln!("arka: no snapshot has the --source, --host and --tag given; `arka snapshots` shows each one's");
+    }
     let picked = snapshots::select(&snaps, &a.select.snapshot, at)?;
     if a.select.snapshot == "latest" {
         for t in snapshots::passed_over(&snaps, picked, at) {
@@ -125,7 +129,10 @@ pub(super) async fn snapshots(a: SnapshotsArgs, out: &Output) -> Result<ExitCode
             s.source_kind,
             s.stats.files,
             human_bytes(s.stats.bytes),
-            s.source.join(" "),
+            match &s.source_name {
+                Some(name) => format!("{name}: {}", s.source.join(" ")),
+                None => s.source.join(" "),
+            },
             remarks(t)
         );
     }
@@ -144,6 +151,7 @@ fn snapshot_json(t: &TimedSnapshot) -> serde_json::Value {
         "hostname": s.hostname,
         "source_kind": s.source_kind,
         "source": s.source,
+        "source_name": s.source_name,
         "tags": s.tags,
         "partial": s.partial,
         "stats": s.stats,
@@ -153,7 +161,7 @@ fn snapshot_json(t: &TimedSnapshot) -> serde_json::Value {
     })
 }
 
-/// What the table says after the source: repairs, partial runs, changes while read, flags.
+/// What the table says after the source: repairs, partial runs, tags, changes while read, flags.
 fn remarks(t: &TimedSnapshot) -> String {
     let s = &t.snapshot;
     let mut out = match (s.partial, s.lost_files) {
@@ -161,6 +169,9 @@ fn remarks(t: &TimedSnapshot) -> String {
         (true, _) => "  (partial)".into(),
         _ => String::new(),
     };
+    if !s.tags.is_empty() {
+        out += &format!("  [{}]", s.tags.join(", "));
+    }
     if s.stats.changed_while_read > 0 {
         out += &format!("  ({} changed while read)", s.stats.changed_while_read);
     }

@@ -59,6 +59,10 @@ pub struct SnapshotFilter {
 }
 
 impl SnapshotFilter {
+    pub fn is_empty(&self) -> bool {
+        self.sources.is_empty() && self.hosts.is_empty() && self.tags.is_empty() && self.paths.is_empty()
+    }
+
     pub fn matches(&self, s: &Snapshot) -> bool {
         let named = |n: &String| {
             s.source_name.as_ref() == Some(n) || (s.source_kind == "command" && s.source.first() == Some(n))

@@ -98,9 +98,19 @@ pub async fn run(cfg: Config, clock: Arc<dyn Clock>, stop: CancellationToken) ->
         clock,
         cfg,
     });
-    // Report unreachable targets at start; not fatal, the jobs retry.
+    // Report a primary that cannot be opened at start, in the log and on its card (a
+    // refusal such as a recipient pin mismatch would otherwise show only at the next
+    // run); not fatal, the jobs retry.
     if let Err(e) = agent.primary(&key).await {
-        tracing::warn!("the primary target cannot be opened yet: {}", scrub(&e));
+        let why = scrub(&e);
+        tracing::warn!("the primary target cannot be opened yet: {why}");
+        let unreachable = e.kind() == crate::error::ErrorKind::Unreachable;
+        agent.board.update(|st| {
+            if let Some(t) = st.target_mut(&agent.cfg.targets[0].name) {
+                t.reachable = !unreachable;
+                t.last_error = Some(why.clone());
+            }
+        });
     }
 
     let token = agent.cfg.status.token.as_ref().map(|t| t.expose().to_string());
