@@ -12,6 +12,9 @@
 
 use serde::{Deserialize, Serialize};
 
+mod history;
+pub use history::{CatchUp, DayRecord, SourceCopy, HISTORY_DAYS};
+
 const NS_PER_SEC: i64 = 1_000_000_000;
 
 /// The whole report of one agent at one moment (`now_ns`). Times are Unix nanoseconds.
@@ -75,6 +78,21 @@ pub struct SourceStatus {
     /// which may be inconsistent.
     #[serde(default)]
     pub last_changed_while_read: u64,
+    /// When the agent began to look after this source (kept across restarts): before a
+    /// first success the RPO counts from here, so an agent that keeps crashing still turns
+    /// late.
+    #[serde(default)]
+    pub monitored_since_ns: Option<i64>,
+    /// Failed runs in a row since the last success (the retry backoff grows with it).
+    #[serde(default)]
+    pub failures_in_row: u32,
+    /// The newest snapshot of this source on each target that has one: "protected up to
+    /// T, on targets X, Y".
+    #[serde(default)]
+    pub copies: Vec<SourceCopy>,
+    /// The last [`HISTORY_DAYS`] days, oldest first: runs and data added per day.
+    #[serde(default)]
+    pub days: Vec<DayRecord>,
 }
 
 /// `files` (paths on disk) or `command` (a dump streamed from a program).
@@ -123,6 +141,10 @@ pub struct TargetStatus {
     pub last_error: Option<String>,
     #[serde(default)]
     pub stored_bytes: Option<u64>,
+    /// Only on the primary: targets that took backups while it could not be reached, and
+    /// since when; each is copied back to the primary once it is reachable again.
+    #[serde(default)]
+    pub catch_up: Vec<CatchUp>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -273,6 +295,10 @@ impl SourceStatus {
             files: None,
             last_unreadable: 0,
             last_changed_while_read: 0,
+            monitored_since_ns: None,
+            failures_in_row: 0,
+            copies: Vec::new(),
+            days: Vec::new(),
         }
     }
 
@@ -285,6 +311,7 @@ impl SourceStatus {
     /// Records a successful run that ended at `now_ns` and wrote `outcome`.
     pub fn succeeded(&mut self, now_ns: i64, outcome: RunOutcome) {
         self.state = SourceState::Ok;
+        self.failures_in_row = 0;
         self.last_success_ns = Some(now_ns);
         self.last_error = None;
         self.last_snapshot = Some(outcome.snapshot);
@@ -296,17 +323,29 @@ impl SourceStatus {
         self.last_changed_while_read = outcome.changed_while_read;
     }
 
+    /// Records a run stopped by a shutdown: the source is as before it started.
+    pub fn stopped(&mut self) {
+        self.state = match (&self.last_error, self.last_success_ns) {
+            (Some(_), _) => SourceState::Failed,
+            (None, Some(_)) => SourceState::Ok,
+            (None, None) => SourceState::Never,
+        };
+    }
+
     /// Records a failed run; `error` must already be scrubbed of paths.
     pub fn failed(&mut self, error: impl Into<String>, duration_ms: u64) {
         self.state = SourceState::Failed;
+        self.failures_in_row = self.failures_in_row.saturating_add(1);
         self.last_error = Some(error.into());
         self.last_duration_ms = Some(duration_ms);
     }
 
     /// Whether the newest successful backup is older than the RPO. A source that never
-    /// succeeded counts from the agent's start, so a fresh install is not late at once.
+    /// succeeded counts from when the agent began to look after it (or, without that
+    /// record, from the agent's start), so a fresh install is not late at once but a crash
+    /// loop is, like any other failure.
     pub fn past_rpo(&self, now_ns: i64, agent_started_ns: i64) -> bool {
-        let since = self.last_success_ns.unwrap_or(agent_started_ns);
+        let since = self.last_success_ns.or(self.monitored_since_ns).unwrap_or(agent_started_ns);
         let rpo_ns = i64::try_from(self.rpo_secs).unwrap_or(i64::MAX / NS_PER_SEC).saturating_mul(NS_PER_SEC);
         now_ns.saturating_sub(since) > rpo_ns
     }
@@ -391,6 +430,7 @@ impl TargetStatus {
             backlog_bytes: 0,
             last_error: None,
             stored_bytes: None,
+            catch_up: Vec::new(),
         }
     }
 }

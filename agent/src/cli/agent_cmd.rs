@@ -22,6 +22,16 @@ enum AgentCommand {
     Run(ConfigArg),
     /// Check the configuration file and exit.
     Check(ConfigArg),
+    /// Ask the running agent to back up a source (or every source) now.
+    RunNow(RunNowArgs),
+}
+
+#[derive(Args)]
+struct RunNowArgs {
+    #[command(flatten)]
+    config: ConfigArg,
+    /// The source to back up (its `name` in the configuration); every source when omitted.
+    source: Option<String>,
 }
 
 #[derive(Args)]
@@ -35,6 +45,7 @@ pub(super) async fn agent(a: AgentArgs) -> Result<ExitCode> {
     let (run, arg) = match a.command {
         AgentCommand::Run(c) => (true, c),
         AgentCommand::Check(c) => (false, c),
+        AgentCommand::RunNow(r) => return run_now(r).await,
     };
     let path = arg.config.unwrap_or_else(config::default_config_path);
     let cfg = config::load(&path).map_err(|e| Error::Config(e.to_string()))?;
@@ -62,4 +73,40 @@ pub(super) async fn agent(a: AgentArgs) -> Result<ExitCode> {
     eprintln!("arka agent: {} sources, status page on http://{}/", cfg.sources.len(), cfg.status.bind);
     crate::service::runner::run(cfg, Arc::new(SystemClock), stop).await?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Posts to the running agent's status endpoint, as the status page's button does.
+async fn run_now(a: RunNowArgs) -> Result<ExitCode> {
+    let path = a.config.config.unwrap_or_else(config::default_config_path);
+    let cfg = config::load(&path).map_err(|e| Error::Config(e.to_string()))?;
+    let mut addr = cfg.status.bind;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    let url = format!("http://{addr}/run-now");
+    // Plain HTTP on loopback, but reqwest wants a TLS provider to build a client at all.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut request = reqwest::Client::new()
+        .post(&url)
+        .header(crate::service::status::REQUEST_HEADER, "run-now")
+        .header(reqwest::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(format!("source={}", crate::service::status::urlencode(a.source.as_deref().unwrap_or(""))));
+    if let Some(token) = &cfg.status.token {
+        request = request.bearer_auth(token.expose());
+    }
+    let response = request.send().await.map_err(|e| {
+        Error::Usage(format!(
+            "the agent does not answer at {url} ({}): is it running? (systemctl status arka, or the arka service on \
+             Windows)",
+            crate::service::supervisor::scrub(&Error::Usage(e.to_string()))
+        ))
+    })?;
+    let status = response.status();
+    let text = response.text().await.unwrap_or_default();
+    if status.is_success() {
+        say!("{}", text.trim_end());
+        Ok(ExitCode::SUCCESS)
+    } else {
+        Err(Error::Usage(format!("the agent refused: {}", text.trim_end())))
+    }
 }

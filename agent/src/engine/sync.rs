@@ -44,12 +44,24 @@ pub struct SyncReport {
 }
 
 pub async fn sync(from: &Store, to: &Store, progress: &Progress) -> Result<SyncReport> {
+    sync_since(from, to, progress, None).await
+}
+
+/// Like [`sync`], but only objects `from` stored at or after `since_ns` (by the storage's
+/// clock): what a target took while the primary could not be reached, copied back without
+/// bringing back what the primary has pruned since.
+pub async fn sync_since(from: &Store, to: &Store, progress: &Progress, since_ns: Option<i64>) -> Result<SyncReport> {
     sync_config(from, to).await?;
-    let config_copies = from.list(ObjectKind::ConfigCopy).await?;
-    let audit = from.list(ObjectKind::Audit).await?;
-    let snapshots = from.list(ObjectKind::Snapshot).await?;
-    let index = from.list(ObjectKind::Index).await?;
-    let packs = from.list(ObjectKind::Pack).await?;
+    let listed = |kind| async move {
+        let all = from.list_detailed(kind).await?;
+        let recent = all.into_iter().filter(|o| since_ns.is_none_or(|t| o.stored_at_ns >= t));
+        Ok::<_, Error>(recent.map(|o| (o.id, o.size)).collect::<Vec<_>>())
+    };
+    let config_copies = listed(ObjectKind::ConfigCopy).await?;
+    let audit = listed(ObjectKind::Audit).await?;
+    let snapshots = listed(ObjectKind::Snapshot).await?;
+    let index = listed(ObjectKind::Index).await?;
+    let packs = listed(ObjectKind::Pack).await?;
     let mut report = SyncReport::default();
     let kinds = [
         (ObjectKind::ConfigCopy, config_copies),

@@ -2,6 +2,7 @@
 //! replication to secondary targets, maintenance, the status endpoint and notifications.
 
 pub mod config;
+pub mod monitor;
 pub mod notify;
 pub mod preflight;
 pub mod recipients_pin;

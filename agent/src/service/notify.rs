@@ -38,6 +38,9 @@ pub enum EventKind {
     SnapshotFlagged,
     /// Verify found snapshots gone from the storage without a forget.
     SnapshotsVanished,
+    /// The primary target cannot be reached: backups go to the next target meanwhile and
+    /// are copied back once it is reachable again.
+    TargetUnreachable,
     /// A source (or target) that was alerted on is fine again. Sent only if something was
     /// alerted for it, so the runner may report every success as `Recovered`.
     Recovered,
@@ -55,6 +58,7 @@ impl EventKind {
             EventKind::DamageHealed => "damage_healed",
             EventKind::SnapshotFlagged => "snapshot_flagged",
             EventKind::SnapshotsVanished => "snapshots_vanished",
+            EventKind::TargetUnreachable => "target_unreachable",
             EventKind::Recovered => "recovered",
         }
     }
@@ -70,6 +74,7 @@ impl EventKind {
             EventKind::DamageHealed => "damage found and healed",
             EventKind::SnapshotFlagged => "suspicious snapshot (possible tampering)",
             EventKind::SnapshotsVanished => "backups deleted outside arka",
+            EventKind::TargetUnreachable => "backup target unreachable (backups go to the next one)",
             EventKind::Recovered => "recovered",
         }
     }

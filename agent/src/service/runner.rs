@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use arka_proto::status::{AgentStatus, RunOutcome, SourceKind as StatusKind, SourceStatus, TargetRole, TargetStatus};
 
 use super::config::{Config, Source, SourceKind};
+use super::monitor;
 use super::notify::{Event, EventKind, Notifier};
 use super::schedule::{Clock, ScheduleState, FORGET_JOB, PRUNE_JOB, VERIFY_JOB};
 use super::status::StatusBoard;
@@ -29,11 +30,11 @@ use crate::store::{Location, Store};
 /// How often replication retries a target that failed, and how often the RPO is checked.
 const REPLICATION_RETRY: Duration = Duration::from_secs(300);
 const RPO_CHECK: Duration = Duration::from_secs(60);
-/// A backup that found the store unreachable or busy (`Error::is_retryable`) runs again
-/// this soon rather than at its next scheduled time. Its failure is reported at once: each
-/// store request has already been retried for minutes, and retrying in place would only
-/// delay the alert.
-const RETRY_SOON: Duration = Duration::from_secs(300);
+/// A failed backup runs again this soon, then after twice as long at each further failure
+/// (capped by its schedule: `retry_delay`), rather than at its next scheduled time. Its
+/// failure is reported at once: each store request has already been retried, and retrying
+/// in place would only delay the alert.
+const FIRST_RETRY: Duration = Duration::from_secs(60);
 /// How often a backup lists the packs to find any gone missing (also the first backup
 /// after a start). A listing of a large repository takes many requests, and each source's
 /// backup would otherwise make one.
@@ -73,15 +74,22 @@ pub async fn run(cfg: Config, clock: Arc<dyn Clock>, stop: CancellationToken) ->
     let key = crate::repo::keys::load_agent_key(&cfg.agent_key)?;
     std::fs::create_dir_all(&cfg.state_dir).map_err(|e| Error::io(&cfg.state_dir, e))?;
     let notifier = notifier_from(&cfg)?;
-    let board = Arc::new(StatusBoard::new(initial_status(&cfg, clock.now().as_nanosecond() as i64)));
-    let (replicate, replicate_rx) = watch::channel(0u64);
+    let now_ns = clock.now().as_nanosecond() as i64;
+    let mut status = initial_status(&cfg, now_ns);
+    if let Some(saved) = monitor::load(&cfg.state_dir) {
+        monitor::carry_over(&mut status, saved);
+    }
+    monitor::begin_monitoring(&mut status, now_ns);
     let mut state = ScheduleState::load(&cfg.state_dir);
     state.retain_jobs(cfg.sources.iter().map(|s| s.name.as_str()).chain([FORGET_JOB, PRUNE_JOB, VERIFY_JOB]));
-    board.update(|st| {
-        for s in &mut st.sources {
+    for s in &mut status.sources {
+        // An agent from before the report was kept knows the last success from here.
+        if s.last_success_ns.is_none() {
             s.last_success_ns = state.job(&s.name).last_success.map(|t| t.as_nanosecond() as i64);
         }
-    });
+    }
+    let board = Arc::new(StatusBoard::new(status));
+    let (replicate, replicate_rx) = watch::channel(0u64);
     let agent = Arc::new(Agent {
         tz: TimeZone::system(),
         board: board.clone(),
@@ -136,6 +144,7 @@ pub async fn run(cfg: Config, clock: Arc<dyn Clock>, stop: CancellationToken) ->
             tasks.spawn(push::push_loop(agent.clone(), i, agent.runs.subscribe()));
         }
     }
+    tasks.spawn(monitor::keep_saved(agent.board.clone(), agent.cfg.state_dir.clone(), stop.clone()));
     tasks.spawn(maintenance_loop(agent.clone(), key.clone()));
     tasks.spawn(rpo_loop(agent.clone()));
     while tasks.join_next().await.is_some() {}
@@ -178,8 +187,30 @@ impl Agent {
 
     /// A session on the primary target, recorded in the audit trail as the service.
     async fn session(&self, key: &arka_proto::AgentKey) -> Result<Session> {
-        let repo = self.primary(key).await?;
+        self.session_on(key, 0).await
+    }
+
+    /// A session on the `index`th target: the primary, or a failover target opened afresh
+    /// (rare, and a target that was down must be looked at anew), with the same recipient
+    /// pin check.
+    async fn session_on(&self, key: &arka_proto::AgentKey, index: usize) -> Result<Session> {
+        let repo = if index == 0 {
+            self.primary(key).await?
+        } else {
+            let target = &self.cfg.targets[index];
+            let store = Store::open_with(&target.url, false, &target.server)?;
+            let repo = Repository::open_with_agent_key(store, key.clone()).await?;
+            if let Some(pinned) = &self.cfg.recipients {
+                crate::service::recipients_pin::check(pinned, &repo.config.recipients)?;
+            }
+            Arc::new(repo)
+        };
         Ok(Session::new(repo, Actor::service(&self.cfg.hostname), self.cfg.state_dir.join("cache")))
+    }
+
+    /// Today's date in the agent's time zone, the key of a source's day record.
+    fn today(&self) -> String {
+        self.clock.now().to_zoned(self.tz.clone()).date().to_string()
     }
 
     /// Sends a notification without making the caller wait for slow receivers.
@@ -257,6 +288,7 @@ async fn source_loop(agent: Arc<Agent>, key: arka_proto::AgentKey, index: usize)
         }
         _ => None,
     };
+    let trigger = agent.board.run_now().register(&source.name);
     let mut retry_at: Option<jiff::Timestamp> = None;
     loop {
         let scheduled = agent.next_run(&source.name, &source.schedule);
@@ -281,20 +313,30 @@ async fn source_loop(agent: Arc<Agent>, key: arka_proto::AgentKey, index: usize)
         tokio::select! {
             _ = agent.clock.sleep_until(due) => {}
             _ = watched => {}
+            _ = trigger.notified() => tracing::info!("source {}: backup asked for (run now)", source.name),
             _ = agent.stop.cancelled() => return,
         }
         let Ok(_permit) = agent.busy.acquire().await else { return };
         if agent.stopping() {
             return;
         }
-        let retry_soon = run_source(&agent, &key, &source).await;
-        retry_at = retry_soon.then(|| agent.clock.now() + RETRY_SOON);
+        let failures = run_source(&agent, &key, &source).await;
+        retry_at = failures.map(|n| agent.clock.now() + retry_delay(n, &source.schedule));
     }
 }
 
-/// One backup of a source: status, schedule state and notifications (the session writes
-/// the audit record). Returns whether it failed in a way a retry soon may fix.
-async fn run_source(agent: &Arc<Agent>, key: &arka_proto::AgentKey, source: &Source) -> bool {
+/// How long after its `failures`th failure in a row a source is tried again: 1, 2, 4 …
+/// minutes, never longer than its schedule's interval (a retry should never come later
+/// than the next scheduled run would).
+fn retry_delay(failures: u32, schedule: &super::schedule::Schedule) -> Duration {
+    let doubled = FIRST_RETRY.saturating_mul(1 << failures.saturating_sub(1).min(16));
+    doubled.min(schedule.nominal_interval()).max(Duration::from_secs(1))
+}
+
+/// One backup of a source (on the primary, or failed over to another target): status,
+/// schedule state and notifications (the session writes the audit record). Returns the
+/// number of failures in a row when it failed, for the retry backoff.
+async fn run_source(agent: &Arc<Agent>, key: &arka_proto::AgentKey, source: &Source) -> Option<u32> {
     let started = agent.clock.now();
     let started_ns = started.as_nanosecond() as i64;
     agent.board.update(|st| {
@@ -303,11 +345,11 @@ async fn run_source(agent: &Arc<Agent>, key: &arka_proto::AgentKey, source: &Sou
         }
     });
     let t0 = std::time::Instant::now();
-    let job = Arc::new(jobs::Backup { agent: agent.clone(), key: key.clone(), source: source.clone() });
-    let ended = agent.jobs.run(&job).await;
+    let (ended, target) = failover::backup(agent, key, source).await;
     let ms = t0.elapsed().as_millis() as u64;
     let now_ns = agent.now_ns();
-    let retry_soon = matches!(&ended, Ended::Failed(e) if e.is_retryable());
+    let today = agent.today();
+    let mut failures = None;
     match ended {
         Ended::Done(outcome) => {
             let st = &outcome.snapshot.stats;
@@ -320,9 +362,17 @@ async fn run_source(agent: &Arc<Agent>, key: &arka_proto::AgentKey, source: &Sou
                 unreadable: st.unreadable,
                 changed_while_read: st.changed_while_read,
             };
+            let target_name = &agent.cfg.targets[target].name;
             agent.board.update(|s| {
+                if let Some(t) = s.target_mut(target_name) {
+                    t.last_sync_ns = Some(now_ns);
+                }
                 if let Some(s) = s.source_mut(&source.name) {
                     s.succeeded(now_ns, run);
+                    s.copied_to(target_name, started_ns);
+                    let day = s.day_mut(&today);
+                    (day.ok, day.added_bytes, day.size_bytes) =
+                        (day.ok + 1, day.added_bytes + st.bytes_new, Some(st.bytes));
                 }
             });
             agent.record(&source.name, started, true);
@@ -332,6 +382,11 @@ async fn run_source(agent: &Arc<Agent>, key: &arka_proto::AgentKey, source: &Sou
         }
         Ended::Cancelled | Ended::Abandoned => {
             tracing::info!("source {}: backup stopped by shutdown; the next run resumes", source.name);
+            agent.board.update(|s| {
+                if let Some(s) = s.source_mut(&source.name) {
+                    s.stopped();
+                }
+            });
         }
         failed => {
             let why = failed.failure().unwrap_or_default();
@@ -339,6 +394,8 @@ async fn run_source(agent: &Arc<Agent>, key: &arka_proto::AgentKey, source: &Sou
             agent.board.update(|s| {
                 if let Some(s) = s.source_mut(&source.name) {
                     s.failed(why.clone(), ms);
+                    s.day_mut(&today).failed += 1;
+                    failures = Some(s.failures_in_row);
                 }
             });
             agent.record(&source.name, started, false);
@@ -349,7 +406,7 @@ async fn run_source(agent: &Arc<Agent>, key: &arka_proto::AgentKey, source: &Sou
         }
     }
     agent.runs.send_modify(|n| *n += 1);
-    retry_soon
+    failures
 }
 
 /// What a successful backup tells the notification channels: recovered when it is whole;
@@ -386,8 +443,17 @@ fn report_healing(agent: &Agent, source: &Source, outcome: &crate::engine::backu
 /// link every few minutes. Reports the backlog on the status board.
 async fn replication_loop(agent: Arc<Agent>, key: arka_proto::AgentKey, index: usize, mut wake: watch::Receiver<u64>) {
     let target = agent.cfg.targets[index].clone();
-    let job = Arc::new(jobs::Replicate { agent: agent.clone(), key, target: target.clone() });
+    let job = Arc::new(jobs::Replicate { agent: agent.clone(), key, target: target.clone(), index });
+    let primary = agent.cfg.targets[0].name.clone();
     loop {
+        // What the primary holds now is on this target once the copy succeeds.
+        let on_primary: Vec<(String, i64)> = agent
+            .board
+            .snapshot()
+            .sources
+            .iter()
+            .filter_map(|s| Some((s.name.clone(), s.copies.iter().find(|c| c.target == primary)?.newest_ns)))
+            .collect();
         let result = match agent.copies.run(&job).await {
             Ended::Done(()) => Ok(()),
             Ended::Cancelled | Ended::Abandoned => return,
@@ -404,6 +470,13 @@ async fn replication_loop(agent: Arc<Agent>, key: arka_proto::AgentKey, index: u
                         t.last_error = None;
                     }
                     Err(why) => t.last_error = Some(why.clone()),
+                }
+            }
+            if result.is_ok() {
+                for (name, newest_ns) in &on_primary {
+                    if let Some(s) = st.source_mut(name) {
+                        s.copied_to(&target.name, *newest_ns);
+                    }
                 }
             }
         });
@@ -463,6 +536,13 @@ async fn maintenance_loop(agent: Arc<Agent>, key: arka_proto::AgentKey) {
             if may_delete == Some(false) {
                 continue;
             }
+        }
+        if job == PRUNE_JOB && failover::catch_up_pending(&agent) {
+            tracing::warn!(
+                "prune waits: the primary still lacks backups that went to another target while it was down"
+            );
+            agent.record(job, agent.clock.now(), false);
+            continue;
         }
         let Ok(_permit) = agent.busy.acquire().await else { return };
         let started = agent.clock.now();
@@ -526,6 +606,22 @@ async fn deletion_allowed(agent: &Agent) -> Option<bool> {
 async fn rpo_loop(agent: Arc<Agent>) {
     loop {
         let status = agent.board.snapshot();
+        let late: Vec<&str> = status
+            .sources
+            .iter()
+            .filter(|s| s.past_rpo(status.now_ns, status.started_ns))
+            .map(|s| s.name.as_str())
+            .collect();
+        if !late.is_empty() {
+            let today = agent.today();
+            agent.board.update(|st| {
+                for name in &late {
+                    if let Some(s) = st.source_mut(name) {
+                        s.day_mut(&today).late = true;
+                    }
+                }
+            });
+        }
         for s in &status.sources {
             if s.past_rpo(status.now_ns, status.started_ns) {
                 agent.notify(Event::now(
@@ -541,6 +637,7 @@ async fn rpo_loop(agent: Arc<Agent>) {
     }
 }
 
+mod failover;
 mod jobs;
 mod push;
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! The agent's status endpoint: the runner keeps an [`AgentStatus`] on a [`StatusBoard`],
 //! and [`serve`] shows it over HTTP as `/status` (JSON), `/metrics` (Prometheus text),
-//! `/healthz` (200 "ok" or 503 with the problems) and `/` (an HTML page for people).
+//! `/healthz` (200 "ok" or 503 with the problems) and `/` (an HTML page for people), and
+//! takes `POST /run-now` ("back up now", see `run_now`).
 //!
 //! Access: loopback by default; [`serve`] refuses any other address unless a token is set,
 //! and with a token every route wants `Authorization: Bearer TOKEN` or `?token=TOKEN`. No
@@ -8,6 +9,10 @@
 
 mod metrics;
 mod page;
+mod pictures;
+mod run_now;
+
+pub use run_now::{urlencode, RunNow, REQUEST_HEADER};
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -19,7 +24,7 @@ use axum::http::header::{self, HeaderValue};
 use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use serde::Deserialize;
 use tokio::net::TcpListener;
@@ -32,11 +37,17 @@ use crate::{Error, Result};
 #[derive(Debug)]
 pub struct StatusBoard {
     current: watch::Sender<AgentStatus>,
+    run_now: RunNow,
 }
 
 impl StatusBoard {
     pub fn new(initial: AgentStatus) -> Self {
-        Self { current: watch::Sender::new(initial) }
+        Self { current: watch::Sender::new(initial), run_now: RunNow::default() }
+    }
+
+    /// The "back up now" signals of the sources.
+    pub fn run_now(&self) -> &RunNow {
+        &self.run_now
     }
 
     /// Changes the report in place and wakes subscribers. Keep `f` short: readers wait
@@ -75,6 +86,7 @@ pub fn router(board: Arc<StatusBoard>, token: Option<String>) -> Router {
         .route("/status", get(status_route))
         .route("/metrics", get(metrics_route))
         .route("/healthz", get(healthz_route))
+        .route("/run-now", post(run_now::run_now_route))
         .with_state(board)
         .layer(middleware::from_fn_with_state(expected, require_token))
         .layer(middleware::map_response(security_headers))
@@ -127,7 +139,16 @@ struct TokenParam {
 }
 
 async fn require_token(State(expected): State<Arc<Option<blake3::Hash>>>, req: Request, next: Next) -> Response {
-    let Some(expected) = expected.as_ref() else { return next.run(req).await };
+    let Some(expected) = expected.as_ref() else {
+        // Without a token only loopback reaches the endpoint; a Host that names something
+        // else is a web page that rebound its own domain to this machine (DNS rebinding).
+        if !run_now::loopback_host(req.headers()) {
+            let why = "This status page answers only at http://127.0.0.1:PORT/ or http://localhost:PORT/\n";
+            return (StatusCode::MISDIRECTED_REQUEST, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], why)
+                .into_response();
+        }
+        return next.run(req).await;
+    };
     let given = bearer(req.headers())
         .map(str::to_owned)
         .or_else(|| Query::<TokenParam>::try_from_uri(req.uri()).ok().and_then(|q| q.0.token));
@@ -185,8 +206,11 @@ async fn healthz_route(State(board): State<Arc<StatusBoard>>) -> Response {
     }
 }
 
-async fn page_route(State(board): State<Arc<StatusBoard>>) -> Response {
-    ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], page::render(&board.snapshot())).into_response()
+async fn page_route(State(board): State<Arc<StatusBoard>>, Query(q): Query<TokenParam>) -> Response {
+    // The forms post back with the token the page was opened with (already checked).
+    let forms = page::Forms { csrf: board.run_now().csrf(), token: q.token.as_deref() };
+    ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], page::render(&board.snapshot(), Some(&forms)))
+        .into_response()
 }
 
 #[cfg(test)]

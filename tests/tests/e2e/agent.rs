@@ -29,6 +29,11 @@ pub(crate) fn status(port: u16) -> Option<Value> {
     (code == 200).then(|| serde_json::from_str(&body).ok()).flatten()
 }
 
+/// The agent's status page.
+pub(crate) fn page(port: u16) -> String {
+    get(port, "/").map(|(_, body)| body).unwrap_or_default()
+}
+
 /// Polls `f` until it returns Some, or fails after `secs`.
 pub(crate) fn wait_for<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
     let start = Instant::now();

@@ -19,6 +19,7 @@ mod dumps;
 mod erase;
 mod errors;
 mod excludes;
+mod failover;
 mod forget;
 mod healing;
 mod incremental;

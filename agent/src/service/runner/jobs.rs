@@ -22,13 +22,15 @@ pub(super) struct Backup {
     pub agent: Arc<Agent>,
     pub key: arka_proto::AgentKey,
     pub source: Source,
+    /// Which `[[target]]` it writes to: 0, the primary, unless it cannot be reached.
+    pub target: usize,
 }
 
 impl Job for Backup {
     type Output = BackupOutcome;
 
     async fn run(&self, cancel: CancellationToken) -> Result<BackupOutcome> {
-        let session = self.agent.session(&self.key).await?.cancelled_by(cancel.clone());
+        let session = self.agent.session_on(&self.key, self.target).await?.cancelled_by(cancel.clone());
         let mut excludes = Default::default();
         let (source, timeout) = match &self.source.kind {
             SourceKind::Files { paths, excludes: rules, .. } => {
@@ -78,6 +80,8 @@ pub(super) struct Replicate {
     pub agent: Arc<Agent>,
     pub key: arka_proto::AgentKey,
     pub target: Target,
+    /// Its place in the configuration's target list.
+    pub index: usize,
 }
 
 impl Job for Replicate {
@@ -112,7 +116,7 @@ impl Replicate {
                 self.target.name
             );
         }
-        Ok(())
+        super::failover::catch_up(&self.agent, &session, self.index, &to).await
     }
 }
 

@@ -34,14 +34,25 @@ th{font-weight:600;color:#444;width:1%;white-space:nowrap;padding-right:14px}\
 .badge.idle{background:#6b6b6b}.badge.warn{background:#9a6700}\
 .sub{color:#555;margin:-4px 0 8px}\
 code{font:.95em ui-monospace,'DejaVu Sans Mono',monospace}\
+form.now{margin:10px 0 0}.all{margin:14px 0}\
+button{font:inherit;padding:6px 14px;border-radius:8px;border:1px solid #1f5fbf;background:#1f5fbf;color:#fff;cursor:pointer}\
+svg.strip,svg.plot{display:block;max-width:100%;height:auto}\
 @media (max-width:600px){th{white-space:normal;width:38%}.verdict h1{font-size:1.6em}.verdict{padding:16px 18px}main{padding:10px}}";
 
-/// The whole page for one report, in the agent's local time zone.
-pub(super) fn render(st: &AgentStatus) -> String {
-    render_in(st, &TimeZone::system())
+/// What the page's "back up now" buttons post: the process's anti-forgery secret, and the
+/// access token the page was opened with.
+pub(super) struct Forms<'a> {
+    pub csrf: &'a str,
+    pub token: Option<&'a str>,
 }
 
-pub(super) fn render_in(st: &AgentStatus, tz: &TimeZone) -> String {
+/// The whole page for one report, in the agent's local time zone; without `forms`, no
+/// buttons.
+pub(super) fn render(st: &AgentStatus, forms: Option<&Forms>) -> String {
+    render_in(st, &TimeZone::system(), forms)
+}
+
+pub(super) fn render_in(st: &AgentStatus, tz: &TimeZone, forms: Option<&Forms>) -> String {
     let wall = |ns| wall_time(ns, tz);
     let clock = Clock { now_ns: st.now_ns, wall: &wall };
     let problems = st.problems();
@@ -75,8 +86,18 @@ pub(super) fn render_in(st: &AgentStatus, tz: &TimeZone) -> String {
     if st.sources.is_empty() {
         h.push_str("<p>No sources are configured.</p>\n");
     }
+    let today = Timestamp::from_nanosecond(i128::from(st.now_ns)).map(|t| t.to_zoned(tz.clone()).date()).ok();
     for s in &st.sources {
-        source_card(&mut h, s, st, &clock);
+        source_card(&mut h, s, st, &clock, today);
+        if let Some(f) = forms {
+            button(&mut h, f, Some(&s.name));
+        }
+        h.push_str("</section>\n");
+    }
+    if let (Some(f), true) = (forms, st.sources.len() > 1) {
+        h.push_str("<div class=\"all\">");
+        button(&mut h, f, None);
+        h.push_str("</div>");
     }
     h.push_str("</div>\n<h2>Where the backups are kept</h2>\n<div class=\"grid\">\n");
     if st.targets.is_empty() {
@@ -111,7 +132,27 @@ fn verdict(h: &mut String, problems: &[String]) {
     h.push_str("</ul><p>Please tell your IT contact.</p></header>\n");
 }
 
-fn source_card(h: &mut String, s: &SourceStatus, st: &AgentStatus, clock: &Clock) {
+/// A "back up now" form for one source or (`None`) all of them.
+fn button(h: &mut String, f: &Forms, source: Option<&str>) {
+    let action = match f.token {
+        Some(t) => format!("run-now?token={}", super::run_now::urlencode(t)),
+        None => "run-now".to_string(),
+    };
+    let (field, label) = match source {
+        Some(name) => (format!("<input type=\"hidden\" name=\"source\" value=\"{}\">", esc(name)), "Back up now"),
+        None => (String::new(), "Back up everything now"),
+    };
+    let _ = write!(
+        h,
+        "<form method=\"post\" action=\"{}\" class=\"now\"><input type=\"hidden\" name=\"csrf\" value=\"{}\">\
+         {field}<button type=\"submit\">{label}</button></form>",
+        esc(&action),
+        esc(f.csrf)
+    );
+}
+
+/// A source's card, left open for its button.
+fn source_card(h: &mut String, s: &SourceStatus, st: &AgentStatus, clock: &Clock, today: Option<jiff::civil::Date>) {
     let past = s.past_rpo(st.now_ns, st.started_ns);
     let (class, badge) = match s.state {
         SourceState::Ok => ("good", "Up to date"),
@@ -164,7 +205,23 @@ fn source_card(h: &mut String, s: &SourceStatus, st: &AgentStatus, clock: &Clock
     if let Some(e) = &s.last_error {
         row(h, "Last error", &format!("<span class=\"err\">{}</span>", esc(e)));
     }
-    h.push_str("</table></section>\n");
+    if let Some((newest, targets)) = s.protected_up_to() {
+        let older: Vec<String> = s
+            .copies
+            .iter()
+            .filter(|c| c.newest_ns < newest)
+            .map(|c| format!("{}: up to {}", esc(&c.target), clock.at(c.newest_ns)))
+            .collect();
+        let mut text = format!("up to {}, on {}", clock.at(newest), esc(&targets.join(", ")));
+        if !older.is_empty() {
+            text.push_str(&format!(" <small>({})</small>", older.join("; ")));
+        }
+        row(h, "Protected", &text);
+    }
+    if let Some(today) = today {
+        super::pictures::source_history(h, s, today);
+    }
+    h.push_str("</table>");
 }
 
 fn target_card(h: &mut String, t: &TargetStatus, clock: &Clock) {
@@ -201,6 +258,14 @@ fn target_card(h: &mut String, t: &TargetStatus, clock: &Clock) {
     }
     if let Some(b) = t.stored_bytes {
         row(h, "Stored", &esc(&human_bytes(b)));
+    }
+    for c in &t.catch_up {
+        let text = format!(
+            "backups made on {} since {} are copied here once it is reachable",
+            esc(&c.from),
+            clock.at(c.since_ns)
+        );
+        row(h, "Catching up", &text);
     }
     if let Some(e) = &t.last_error {
         row(h, "Last error", &format!("<span class=\"err\">{}</span>", esc(e)));
@@ -256,7 +321,7 @@ fn maintenance_card(h: &mut String, st: &AgentStatus, clock: &Clock) {
 }
 
 /// One table row; `value_html` must already be escaped.
-fn row(h: &mut String, label: &str, value_html: &str) {
+pub(super) fn row(h: &mut String, label: &str, value_html: &str) {
     let _ = write!(h, "<tr><th>{label}</th><td>{value_html}</td></tr>");
 }
 
