@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
 
+use super::retry_delay;
 use crate::engine::audit::{self, Operation};
 use crate::repo::Repository;
 use crate::service::config;
@@ -161,4 +162,14 @@ async fn a_repository_whose_recipients_differ_from_the_pinned_ones_gets_no_backu
     until_snapshots(&reader, 1).await;
     stop.cancel();
     tokio::time::timeout(Duration::from_secs(20), runner).await.expect("the runner stops").unwrap().unwrap();
+}
+
+#[test]
+fn failed_runs_are_retried_after_1_2_4_minutes_never_later_than_the_schedule() {
+    let minutes = |n, schedule: &str| retry_delay(n, &schedule.parse().unwrap()).as_secs() / 60;
+    let hourly: Vec<u64> = (1..=8).map(|n| minutes(n, "every 1h")).collect();
+    assert_eq!(hourly, [1, 2, 4, 8, 16, 32, 60, 60]);
+    assert_eq!(minutes(3, "every 15m"), 4);
+    assert_eq!(minutes(9, "every 15m"), 15);
+    assert_eq!(minutes(40, "daily 02:00"), 24 * 60, "no overflow, capped by a day");
 }

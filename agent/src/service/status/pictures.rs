@@ -71,7 +71,7 @@ pub(super) fn source_history(h: &mut String, s: &SourceStatus, today: Date) {
     );
     let mut total = 0u64;
     for (i, (date, r)) in days.iter().enumerate() {
-        let Some(r) = r else { continue };
+        let Some(r) = r.filter(|r| r.added_bytes > 0) else { continue };
         total += r.added_bytes;
         let height = ((r.added_bytes as f64 / most as f64) * PLOT_HEIGHT as f64).ceil().max(1.0) as usize;
         let size = r.size_bytes.map(|b| format!(", source {}", human_bytes(b))).unwrap_or_default();
@@ -103,7 +103,7 @@ mod tests {
         (late.ok, late.late, late.added_bytes) = (1, true, 5 << 20);
         let mut h = String::new();
         source_history(&mut h, &s, "2026-12-04".parse().unwrap());
-        assert_eq!(h.matches("<rect").count(), HISTORY_DAYS + 2, "30 squares and two bars: {h}");
+        assert_eq!(h.matches("<rect").count(), HISTORY_DAYS + 1, "30 squares and one bar: {h}");
         assert!(h.contains("2026-12-01 ok: 3 ok, 0 failed"));
         assert!(h.contains("#b3261e\"><title>2026-12-02 failed"));
         assert!(h.contains("2026-12-03 late"));

@@ -351,3 +351,75 @@ async fn the_page_says_what_a_backup_did_about_damage() {
     assert!(got.body.contains("<span class=\"err\">damage found, not healable"), "{}", got.body);
     assert!(!got.body.contains("<script>"), "the note is not escaped");
 }
+
+async fn post(app: Router, uri: &str, headers: &[(&str, &str)], body: &str) -> Got {
+    let mut req = Request::post(uri).header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let resp = app.oneshot(req.body(Body::from(body.to_string())).unwrap()).await.unwrap();
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20).await.unwrap();
+    Got { status, headers, body: String::from_utf8(bytes.to_vec()).unwrap() }
+}
+
+/// Whether `signal` was notified (without waiting for it).
+fn woken(signal: &tokio::sync::Notify) -> bool {
+    use std::future::Future;
+    let notified = signal.notified();
+    let mut notified = std::pin::pin!(notified);
+    let waker = futures::task::noop_waker();
+    notified.as_mut().poll(&mut std::task::Context::from_waker(&waker)).is_ready()
+}
+
+#[tokio::test]
+async fn run_now_wakes_a_source_only_for_the_page_or_the_cli_never_for_a_forged_request() {
+    let board = healthy_board();
+    let imaging = board.run_now().register("imaging");
+    let db = board.run_now().register("clinic-db");
+    let cli = [(REQUEST_HEADER, "run-now")];
+
+    // A cross-site form: no secret, no header. And a page that guessed the header but is
+    // cross-site by the browser's own account.
+    let forged = post(router(board.clone(), None), "/run-now", &[], "source=imaging").await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN, "{}", forged.body);
+    let wrong = post(router(board.clone(), None), "/run-now", &[], "source=imaging&csrf=0123").await;
+    assert_eq!(wrong.status, StatusCode::FORBIDDEN);
+    let cross = [(REQUEST_HEADER, "run-now"), ("sec-fetch-site", "cross-site")];
+    assert_eq!(post(router(board.clone(), None), "/run-now", &cross, "").await.status, StatusCode::FORBIDDEN);
+    // A rebound domain pointing at 127.0.0.1.
+    let rebound = [(REQUEST_HEADER, "run-now"), ("host", "evil.example:8080")];
+    assert_eq!(post(router(board.clone(), None), "/run-now", &rebound, "").await.status, StatusCode::MISDIRECTED_REQUEST);
+    assert!(!woken(&imaging) && !woken(&db), "nothing was woken by a refused request");
+
+    // The CLI: one source by name, an unknown one names the real ones.
+    let got = post(router(board.clone(), None), "/run-now", &cli, "source=imaging").await;
+    assert_eq!((got.status, got.body.as_str()), (StatusCode::ACCEPTED, "backing up now: imaging\n"));
+    assert!(woken(&imaging) && !woken(&db));
+    let got = post(router(board.clone(), None), "/run-now", &cli, "source=imagnig").await;
+    assert_eq!(got.status, StatusCode::NOT_FOUND);
+    assert!(got.body.contains("the sources are: imaging, clinic-db"), "{}", got.body);
+
+    // The page's button: the secret from the page itself, every source, back to the page.
+    let page = get(router(board.clone(), None), "/", None).await.body;
+    let csrf = page.split("name=\"csrf\" value=\"").nth(1).unwrap().split('"').next().unwrap().to_string();
+    assert!(page.contains("Back up now"));
+    let got = post(router(board.clone(), None), "/run-now", &[], &format!("csrf={csrf}")).await;
+    assert_eq!(got.status, StatusCode::SEE_OTHER);
+    assert_eq!(got.headers.get(header::LOCATION).unwrap(), "./");
+    assert!(woken(&imaging) && woken(&db));
+}
+
+#[tokio::test]
+async fn with_a_token_run_now_wants_it_and_the_page_posts_it_back() {
+    let board = healthy_board();
+    let _imaging = board.run_now().register("imaging");
+    let app = || router(board.clone(), Some("s3cret-token".into()));
+    let cli = [(REQUEST_HEADER, "run-now")];
+    assert_eq!(post(app(), "/run-now", &cli, "").await.status, StatusCode::UNAUTHORIZED);
+    let authed = [(REQUEST_HEADER, "run-now"), ("authorization", "Bearer s3cret-token")];
+    assert_eq!(post(app(), "/run-now", &authed, "").await.status, StatusCode::ACCEPTED);
+    let page = get(app(), "/?token=s3cret-token", None).await.body;
+    assert!(page.contains("action=\"run-now?token=s3cret-token\""), "the form keeps the page's token");
+}
