@@ -33,6 +33,10 @@ fn main() -> anyhow::Result<()> {
         }
     }
     let board = Arc::new(StatusBoard::new(sample(now_ns(), healthy)));
+    // The buttons work; nothing runs behind them here.
+    for name in ["imaging", "clinic-db", "scanned-documents"] {
+        let _ = board.run_now().register(name);
+    }
     tokio::runtime::Runtime::new()?.block_on(async move {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         println!("status page: http://{}/", listener.local_addr()?);
@@ -99,6 +103,18 @@ fn sample(now: i64, healthy: bool) -> AgentStatus {
         },
     );
     documents.started(now - 2 * MIN);
+    history(&mut imaging, now, |d| (if d == 9 { (0, 3) } else { (24, 0) }, (800 + (d * 37 % 11) * 120) * MIB));
+    history(&mut db, now, |d| (if d == 0 && !healthy { (19, 0) } else { (24, 0) }, (55 + d % 7 * 3) * MIB));
+    history(&mut documents, now, |d| ((1, 0), if d % 7 < 2 { 0 } else { (150 + d * 13 % 90) * MIB }));
+    if !healthy {
+        db.days.last_mut().expect("history").late = true;
+    }
+    imaging.copied_to("nas", now - 12 * MIN - 4 * MIN);
+    imaging.copied_to("offsite", now - 3 * H);
+    db.copied_to("nas", now - db_ago - 90 * S);
+    db.copied_to("offsite", now - db_ago - 90 * S);
+    documents.copied_to("nas", now - 20 * H - 41 * S);
+    documents.copied_to("offsite", now - 20 * H - 41 * S);
     st.sources = vec![imaging, db, documents];
 
     let mut nas = TargetStatus::new("nas", "/mnt/nas/arka", TargetRole::Primary);
@@ -119,4 +135,18 @@ fn sample(now: i64, healthy: bool) -> AgentStatus {
     m.next_forget_ns = Some(now + 3 * H - 20 * MIN);
     st.reassess(now);
     st
+}
+
+/// Fills the last 30 days of `s`: `day(d)` for `d` days ago gives ((ok, failed), bytes added).
+fn history(s: &mut SourceStatus, now: i64, day: impl Fn(u64) -> ((u32, u32), u64)) {
+    let tz = jiff::tz::TimeZone::system();
+    let today = jiff::Timestamp::from_nanosecond(i128::from(now)).expect("now").to_zoned(tz).date();
+    let mut size = 380 * GIB;
+    for back in (0..30u64).rev() {
+        let date = today.checked_sub(jiff::Span::new().days(back as i64)).expect("a date 30 days ago");
+        let ((ok, failed), added) = day(back);
+        size += added;
+        let record = s.day_mut(&date.to_string());
+        (record.ok, record.failed, record.added_bytes, record.size_bytes) = (ok, failed, added, Some(size));
+    }
 }

@@ -34,14 +34,21 @@ fn the_status_page_shows_a_late_source_in_headless_chromium() {
         "offsite",
         "3 backups (1.6 GiB)",
         "s3://clinic-offsite/arka",
+        "Protected",
+        "on nas, offsite",
+        "Last 30 days",
+        "Stored per day",
+        "Back up now",
+        "Back up everything now",
     ] {
         assert!(dom.contains(needle), "the rendered page lacks {needle:?}:\n{dom}");
     }
     assert!(!dom.contains("All backups are up to date"));
     assert!(!dom.contains("AKIAEXAMPLE") && !dom.contains("secret@"), "credentials on the page:\n{dom}");
 
-    let shot = browser.screenshot(&page, (1200, 900));
-    assert_png(&shot, (1200, 900));
+    assert_eq!(dom.matches("<rect").count(), 3 * 30 + 30 + 30 + 20, "a 30-day strip per source, and bars:\n{dom}");
+    let shot = browser.screenshot(&page, (1200, 1500));
+    assert_png(&shot, (1200, 1500));
     keep(&shot, "status-page.png");
     let phone = browser.screenshot(&page, (390, 844));
     assert_png(&phone, (390, 844));

@@ -390,7 +390,10 @@ async fn run_now_wakes_a_source_only_for_the_page_or_the_cli_never_for_a_forged_
     assert_eq!(post(router(board.clone(), None), "/run-now", &cross, "").await.status, StatusCode::FORBIDDEN);
     // A rebound domain pointing at 127.0.0.1.
     let rebound = [(REQUEST_HEADER, "run-now"), ("host", "evil.example:8080")];
-    assert_eq!(post(router(board.clone(), None), "/run-now", &rebound, "").await.status, StatusCode::MISDIRECTED_REQUEST);
+    assert_eq!(
+        post(router(board.clone(), None), "/run-now", &rebound, "").await.status,
+        StatusCode::MISDIRECTED_REQUEST
+    );
     assert!(!woken(&imaging) && !woken(&db), "nothing was woken by a refused request");
 
     // The CLI: one source by name, an unknown one names the real ones.
