@@ -124,6 +124,8 @@ pub async fn verify(repo: std::sync::Arc<Repository>, opts: &VerifyOptions) -> R
     if !opts.filter.is_empty() {
         report.selection = Some(Selection { filter: opts.filter.describe(), snapshots_in_repository: all.len() });
     }
+    // Whether damage is healed depends on every snapshot, selected or not.
+    let all_roots: Vec<(BlobId, BlobId)> = all.iter().map(|t| (t.snapshot.tree, t.snapshot.refs)).collect();
     let selected = opts.filter.apply(all);
     report.flagged = history::flagged(&selected);
     let snapshots: Vec<(ObjectId, Snapshot)> = selected.into_iter().map(|t| (t.id, t.snapshot)).collect();
@@ -151,9 +153,13 @@ pub async fn verify(repo: std::sync::Arc<Repository>, opts: &VerifyOptions) -> R
     let index = std::sync::Arc::new(Index::build(&Default::default(), &all, &segments));
     note_recorded_damage(&known, &found, &index, &entries_by_pack, &mut report);
     let reader = BlobReader::new(repo.clone(), index);
-    let roots = snapshots.iter().map(|(_, s)| (s.tree, s.refs)).collect();
     // When what the snapshots need cannot be told, every damaged blob counts as needed.
-    let needed = crate::engine::reach::reachable_from(&reader, roots).await.ok();
+    // Walked only when a pack is damaged: a filtered verify need not read every snapshot's lists.
+    let pack_damage = report.damage.iter().any(|d| pack_of_key(&d.object).is_some());
+    let needed = match pack_damage {
+        true => crate::engine::reach::reachable_from(&reader, all_roots).await.ok(),
+        false => None,
+    };
     let healed = Healed { all: &all, index: reader.index(), entries: &entries_by_pack, needed: needed.as_ref() };
     healed.mark(&mut report.damage);
     find_broken_snapshots(&reader, &snapshots, repo.identities.is_some(), &mut report).await;
