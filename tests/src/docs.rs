@@ -130,7 +130,6 @@ pub fn shell_words(line: &str) -> (Vec<String>, Option<String>) {
     (words, None)
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

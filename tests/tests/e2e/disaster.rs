@@ -38,7 +38,8 @@ fn clinic_sql() -> String {
     sql
 }
 
-const ROWS: &str = "SELECT p.id, p.name, p.born, v.note FROM patients p JOIN visits v ON v.patient = p.id ORDER BY v.id;";
+const ROWS: &str =
+    "SELECT p.id, p.name, p.born, v.note FROM patients p JOIN visits v ON v.patient = p.id ORDER BY v.id;";
 
 /// A few MiB of imaging: random (incompressible) files in nested folders.
 fn imaging(root: &Path) {
@@ -160,7 +161,8 @@ fn the_runbook_recovers_a_clinic_from_its_arka_server_on_a_fresh_laptop() {
     // server and one the administrator makes for the contractor on the day.
     let (cert, key) = self_signed(dir.path());
     let tls = format!("[tls]\ncert = {:?}\nkey = {:?}\n", cert.display().to_string(), key.display().to_string());
-    let tokens = [TokenSpec::new("reception", "append", &["reception"]), TokenSpec::new("contractor", "append", &["reception"])];
+    let tokens =
+        [TokenSpec::new("reception", "append", &["reception"]), TokenSpec::new("contractor", "append", &["reception"])];
     let server = ServerProcess::start_with(&dir.path().join("nas"), &tokens, &tls, &[]);
     let (url, pin) = (server.repo_url("reception"), fingerprint(&cert));
 

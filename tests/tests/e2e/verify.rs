@@ -170,7 +170,8 @@ fn a_filtered_verify_checks_only_the_selected_snapshots() {
     let text = fx.arka(human).ok().stdout_text();
     assert!(text.contains("checked 1 of 2 snapshots (tag db)"), "{text}");
 
-    let imaging = verify(&fx, &["--read-data", "--path", fx.path("src").to_str().unwrap()], false).expect_code(1).json();
+    let imaging =
+        verify(&fx, &["--read-data", "--path", fx.path("src").to_str().unwrap()], false).expect_code(1).json();
     assert_eq!(imaging["broken_snapshots"].as_array().unwrap().len(), 1, "{imaging}");
     verify(&fx, &["--read-data"], false).expect_code(1);
 }
