@@ -19,6 +19,7 @@ use serde_json::Value;
 
 pub mod agent;
 pub mod databases;
+pub mod docs;
 pub mod garage;
 pub mod server;
 

@@ -31,6 +31,7 @@ mod output;
 mod prune_cmd;
 mod read_cmd;
 mod repair_cmd;
+mod restore_cmd;
 mod service_cmd;
 mod sync_cmd;
 mod verify_cmd;
@@ -67,14 +68,16 @@ enum Command {
     Snapshots(read_cmd::SnapshotsArgs),
     /// List the files of a snapshot (recovery identity).
     Ls(read_cmd::LsArgs),
-    /// Restore a snapshot into a directory (recovery identity).
-    Restore(read_cmd::RestoreArgs),
+    /// Restore a snapshot into a directory, or without one every source as of a time,
+    /// each into its own folder (recovery identity).
+    Restore(restore_cmd::RestoreArgs),
     /// Write one file of a snapshot to standard output (recovery identity).
     Dump(read_cmd::DumpArgs),
     /// Copy what another target lacks (no keys needed: objects are checked by hash).
     Sync(sync_cmd::SyncArgs),
-    /// Check that every snapshot is restorable (agent key: structure and data hashes;
-    /// recovery identity: also decrypt every blob read).
+    /// Check that every snapshot, or those --source/--host/--tag/--path select, is
+    /// restorable (agent key: structure and data hashes; recovery identity: also decrypt
+    /// every blob read).
     Verify(verify_cmd::VerifyArgs),
     /// Remove snapshots a retention policy does not keep (default: the clinic policy).
     Forget(forget_cmd::ForgetArgs),
@@ -190,7 +193,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Backup(a) => backup_cmd::backup(a, &out).await,
         Command::Snapshots(a) => read_cmd::snapshots(a, &out).await,
         Command::Ls(a) => read_cmd::ls(a, &out).await,
-        Command::Restore(a) => read_cmd::restore(a, &out).await,
+        Command::Restore(a) => restore_cmd::restore(a, &out).await,
         Command::Dump(a) => read_cmd::dump(a).await,
         Command::Sync(a) => sync_cmd::sync(a, &out).await,
         Command::Verify(a) => verify_cmd::verify(a, &out).await,

@@ -1,4 +1,5 @@
-//! `arka snapshots`, `ls`, `restore` and `dump`: finding and reading what was backed up.
+//! `arka snapshots`, `ls` and `dump`: finding and reading what was backed up (restore is
+//! `restore_cmd`).
 
 use std::process::ExitCode;
 
@@ -8,10 +9,9 @@ use arka_proto::{ObjectId, Snapshot};
 
 use super::output::{human_bytes, local_time, rfc3339, Output};
 use super::{reading_session, session, CacheArg, FilterArgs, IdentityArg, KeyedRepo, RepoArg};
-use crate::engine::restore::{self, RestoreSummary};
+use crate::engine::restore;
 use crate::engine::Session;
 use crate::error::Result;
-use crate::platform::Ownership;
 use crate::repo::snapshots;
 use crate::repo::timeline::TimedSnapshot;
 
@@ -61,23 +61,6 @@ pub(super) struct LsArgs {
 }
 
 #[derive(Args)]
-pub(super) struct RestoreArgs {
-    #[command(flatten)]
-    read: ReadArgs,
-    /// Restore only this path within the snapshot.
-    #[arg(long)]
-    path: Option<String>,
-    /// Directory to restore into.
-    #[arg(long)]
-    target: std::path::PathBuf,
-    /// Give files their recorded owner and group (as root) and keep setuid, setgid and
-    /// sticky bits. Without it, restored files belong to whoever restores and get only
-    /// their read/write/execute bits: what the agent recorded is not trusted.
-    #[arg(long)]
-    same_owner: bool,
-}
-
-#[derive(Args)]
 pub(super) struct DumpArgs {
     #[command(flatten)]
     read: ReadArgs,
@@ -88,26 +71,43 @@ pub(super) struct DumpArgs {
 /// Opens the repository with the recovery identity and finds the selected snapshot.
 async fn open_and_pick(a: &ReadArgs) -> Result<(Session, (ObjectId, Snapshot))> {
     let session = reading_session(&a.repo, &a.identity, &a.cache).await?;
-    let at = a.select.at.as_deref().map(snapshots::parse_time).transpose()?;
-    let filter = a.select.filter.filter(&[]);
+    let picked = pick(&session, &a.select.snapshot, a.select.at.as_deref(), &a.select.filter).await?;
+    Ok((session, picked))
+}
+
+/// The snapshot `spec` (`latest` or an ID prefix) names among those `filter` selects, as of
+/// `at`; warns on stderr about flagged snapshots passed over or picked.
+pub(super) async fn pick(
+    session: &Session,
+    spec: &str,
+    at: Option<&str>,
+    filter: &FilterArgs,
+) -> Result<(ObjectId, Snapshot)> {
+    let at = at.map(snapshots::parse_time).transpose()?;
+    let filter = filter.filter(&[]);
     let snaps = filter.apply(session.repo().timeline().await?.objects);
     if snaps.is_empty() && !filter.is_empty() {
         eprintln!("arka: no snapshot has the --source, --host and --tag given; `arka snapshots` shows each one's");
     }
-    let picked = snapshots::select(&snaps, &a.select.snapshot, at)?;
-    if a.select.snapshot == "latest" {
-        for t in snapshots::passed_over(&snaps, picked, at) {
-            let why = t.suspicion.as_ref().map(|s| s.describe()).unwrap_or_default();
-            eprintln!(
-                "arka: passed over the newer snapshot {}, which {why}; give its ID to read it anyway",
-                t.id.short()
-            );
-        }
+    let picked = snapshots::select(&snaps, spec, at)?;
+    if spec == "latest" {
+        warn_passed_over(snapshots::passed_over(&snaps, picked, at));
     }
+    warn_if_flagged(picked);
+    Ok((picked.id, picked.snapshot.clone()))
+}
+
+pub(super) fn warn_passed_over<'a>(passed: impl IntoIterator<Item = &'a TimedSnapshot>) {
+    for t in passed {
+        let why = t.suspicion.as_ref().map(|s| s.describe()).unwrap_or_default();
+        eprintln!("arka: passed over the newer snapshot {}, which {why}; give its ID to read it anyway", t.id.short());
+    }
+}
+
+pub(super) fn warn_if_flagged(picked: &TimedSnapshot) {
     if let Some(why) = &picked.suspicion {
         eprintln!("arka: snapshot {} is flagged: it {}", picked.id.short(), why.describe());
     }
-    Ok((session, (picked.id, picked.snapshot.clone())))
 }
 
 pub(super) async fn snapshots(a: SnapshotsArgs, out: &Output) -> Result<ExitCode> {
@@ -208,71 +208,6 @@ pub(super) async fn ls(a: LsArgs, out: &Output) -> Result<ExitCode> {
         eprintln!("arka: the listing of {folder} is damaged, its contents are not shown: {e}");
     }
     Ok(if walked.damaged.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(3) })
-}
-
-pub(super) async fn restore(a: RestoreArgs, out: &Output) -> Result<ExitCode> {
-    let (session, (id, snap)) = open_and_pick(&a.read).await?;
-    let started = std::time::Instant::now();
-    let guard = out.progress_bar(session.progress(), "restored");
-    let ownership = if a.same_owner { Ownership::Same } else { Ownership::Safe };
-    let summary = session.restore((id, &snap), a.path.as_deref(), &a.target, ownership).await?;
-    drop(guard);
-    let secs = started.elapsed().as_secs_f64().max(0.001);
-    if out.json {
-        say!("{}", serde_json::json!({ "snapshot_id": id.to_hex(), "summary": summary, "seconds": secs }));
-    } else {
-        say!(
-            "restored snapshot {} to {}: {} files, {} dirs, {} symlinks, {} in {:.1} s ({:.0} MB/s)",
-            id.short(),
-            a.target.display(),
-            summary.files,
-            summary.dirs,
-            summary.symlinks,
-            human_bytes(summary.bytes),
-            secs,
-            summary.bytes as f64 / 1e6 / secs
-        );
-    }
-    Ok(report_damage(&summary))
-}
-
-/// Names what could not be restored: exit 1 if data was damaged, 3 if only some files
-/// could not be written here.
-fn report_damage(summary: &RestoreSummary) -> ExitCode {
-    for (path, reason) in &summary.damaged {
-        eprintln!("arka: not restored, its data is damaged: {path}: {reason}");
-    }
-    for (path, reason) in &summary.unwritable {
-        eprintln!("arka: not restored, cannot be written here: {path}: {reason}");
-    }
-    for path in &summary.lost {
-        eprintln!(
-            "arka: not restored, its data was lost from the repository (`arka repair snapshots` marked it): {path}"
-        );
-    }
-    if !summary.damaged.is_empty() {
-        eprintln!(
-            "arka: {} files could not be restored; everything else was. Run `arka verify --read-data` to see the damage",
-            summary.damaged.len()
-        );
-        return ExitCode::from(1);
-    }
-    if !summary.lost.is_empty() {
-        eprintln!(
-            "arka: {} files or folders of this repaired snapshot were lost (named above); everything else was restored",
-            summary.lost.len()
-        );
-    }
-    if !summary.unwritable.is_empty() {
-        eprintln!(
-            "arka: {} files, folders or links could not be written here (named above); everything else was restored",
-            summary.unwritable.len()
-        );
-    }
-    if !summary.unwritable.is_empty() || !summary.lost.is_empty() {
-        return ExitCode::from(3);
-    }
-    ExitCode::SUCCESS
 }
 
 pub(super) async fn dump(a: DumpArgs) -> Result<ExitCode> {

@@ -16,6 +16,7 @@ pub mod repair;
 pub mod restore;
 pub mod retention;
 pub mod session;
+pub mod source_groups;
 pub mod sync;
 pub mod verify;
 

@@ -84,6 +84,11 @@ pub fn verified(report: &VerifyReport, read_data: Option<f64>) -> Entry {
         .count("damaged", report.unhealed().count() as u64)
         .count("healed", report.damage.iter().filter(|d| d.healed).count() as u64)
         .count("broken_snapshots", report.broken_snapshots.len() as u64);
+    // A filtered verify says how many it left out; the filter itself may name paths.
+    let entry = match &report.selection {
+        Some(s) => entry.count("snapshots_in_repository", s.snapshots_in_repository as u64),
+        None => entry,
+    };
     match read_data {
         Some(p) => entry.detail(format!("read-data {p}%")),
         None => entry,

@@ -197,9 +197,15 @@ impl Session {
         }
     }
 
-    /// `state_file`: where the rotation of partial `--read-data` runs is remembered.
-    pub async fn verify(&self, read_data_percent: Option<f64>, state_file: PathBuf) -> Result<VerifyReport> {
-        let opts = VerifyOptions { read_data_percent, state_file: Some(state_file) };
+    /// `state_file`: where the rotation of partial `--read-data` runs is remembered;
+    /// `filter`: which snapshots to check (empty: all).
+    pub async fn verify(
+        &self,
+        read_data_percent: Option<f64>,
+        state_file: PathBuf,
+        filter: SnapshotFilter,
+    ) -> Result<VerifyReport> {
+        let opts = VerifyOptions { read_data_percent, state_file: Some(state_file), filter };
         let result = verify::verify(self.repo.clone(), &opts).await;
         self.finish(Operation::Verify, result, |r| records::verified(r, read_data_percent)).await
     }

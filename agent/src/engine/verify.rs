@@ -8,6 +8,10 @@
 //!   longest ago first (state kept locally), so a daily 5% run covers everything in 20 days.
 //! - With a recovery identity: every blob of the packs read is also decrypted and checked
 //!   against its ID, and the report names the files a damaged blob breaks.
+//! - A [`SnapshotFilter`] limits what is checked per snapshot (trees, reachability, broken
+//!   files, flags) and which packs `--read-data` reads (those holding a blob the selected
+//!   snapshots need); the repository-wide checks (config, index segments, damage reports,
+//!   the packs listing against the index, vanished snapshots) always run.
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -22,8 +26,8 @@ use crate::error::{Error, Result};
 use crate::repo::blob::{open_blob, BlobReader};
 use crate::repo::damage::DamageSet;
 use crate::repo::index::{Index, Location};
-use crate::repo::timeline::TimedSnapshot;
-use crate::repo::{check_object_id, Loaded, Repository};
+use crate::repo::snapshots::SnapshotFilter;
+use crate::repo::{check_object_id, Repository};
 use crate::store::ObjectKind;
 
 const PACKS_IN_FLIGHT: usize = 2;
@@ -33,6 +37,8 @@ pub struct VerifyOptions {
     pub read_data_percent: Option<f64>,
     /// Where the rotation remembers when each pack was last read.
     pub state_file: Option<PathBuf>,
+    /// Which snapshots to check; empty = all.
+    pub filter: SnapshotFilter,
 }
 
 /// One damaged or missing object.
@@ -56,7 +62,11 @@ pub struct BrokenSnapshot {
 
 #[derive(Debug, Default, serde::Serialize)]
 pub struct VerifyReport {
+    /// Snapshots checked: all of them, or those the filter selected.
     pub snapshots: usize,
+    /// With a filter: what it selected ("source imaging, host reception"), and how many
+    /// snapshots the repository holds in all.
+    pub selection: Option<Selection>,
     pub index_segments: usize,
     pub packs: usize,
     pub blobs: usize,
@@ -73,6 +83,13 @@ pub struct VerifyReport {
     pub flagged: Vec<Flagged>,
     /// Snapshots a backup made that are gone without a forget.
     pub vanished: Vec<Vanished>,
+}
+
+/// What a filtered verify covered.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Selection {
+    pub filter: String,
+    pub snapshots_in_repository: usize,
 }
 
 impl Damage {
@@ -101,9 +118,17 @@ pub async fn verify(repo: std::sync::Arc<Repository>, opts: &VerifyOptions) -> R
     let (segments, entries_by_pack) = load_segments(&repo, &mut report).await?;
     let index = Index::build(&Default::default(), &known, &segments);
     report.blobs = index.len();
-    let timeline = repo.timeline().await?;
-    check_history(&repo, &timeline, &mut report).await?;
-    let snapshots: Vec<(ObjectId, Snapshot)> = timeline.objects.into_iter().map(|t| (t.id, t.snapshot)).collect();
+    let mut timeline = repo.timeline().await?;
+    report.vanished = history::vanished_from(&repo, &timeline).await?;
+    let all = std::mem::take(&mut timeline.objects);
+    if !opts.filter.is_empty() {
+        report.selection = Some(Selection { filter: opts.filter.describe(), snapshots_in_repository: all.len() });
+    }
+    // Whether damage is healed depends on every snapshot, selected or not.
+    let all_roots: Vec<(BlobId, BlobId)> = all.iter().map(|t| (t.snapshot.tree, t.snapshot.refs)).collect();
+    let selected = opts.filter.apply(all);
+    report.flagged = history::flagged(&selected);
+    let snapshots: Vec<(ObjectId, Snapshot)> = selected.into_iter().map(|t| (t.id, t.snapshot)).collect();
     report.snapshots = snapshots.len();
     note_damage(&mut report, timeline.damaged);
     note_damage(&mut report, repo.plans_and_damage().await?.damaged);
@@ -112,7 +137,11 @@ pub async fn verify(repo: std::sync::Arc<Repository>, opts: &VerifyOptions) -> R
     let mut found = DamageSet { packs: check_pack_sizes(&index, &listed, &mut report), ..Default::default() };
     if let Some(percent) = opts.read_data_percent {
         let reader = BlobReader::new(repo.clone(), std::sync::Arc::new(index));
-        let packs = PackSet { listed: &listed, bad: &found.packs, entries: &entries_by_pack };
+        let wanted = match opts.filter.is_empty() {
+            true => None,
+            false => packs_needed_by(&reader, &snapshots).await,
+        };
+        let packs = PackSet { listed: &listed, bad: &found.packs, entries: &entries_by_pack, wanted: wanted.as_ref() };
         let read = read_data(&reader, packs, percent, opts.state_file.as_deref(), &mut report).await;
         known.forget_packs(&read.opened_blob_by_blob);
         found.extend(read.found);
@@ -124,9 +153,13 @@ pub async fn verify(repo: std::sync::Arc<Repository>, opts: &VerifyOptions) -> R
     let index = std::sync::Arc::new(Index::build(&Default::default(), &all, &segments));
     note_recorded_damage(&known, &found, &index, &entries_by_pack, &mut report);
     let reader = BlobReader::new(repo.clone(), index);
-    let roots = snapshots.iter().map(|(_, s)| (s.tree, s.refs)).collect();
     // When what the snapshots need cannot be told, every damaged blob counts as needed.
-    let needed = crate::engine::reach::reachable_from(&reader, roots).await.ok();
+    // Walked only when a pack is damaged: a filtered verify need not read every snapshot's lists.
+    let pack_damage = report.damage.iter().any(|d| pack_of_key(&d.object).is_some());
+    let needed = match pack_damage {
+        true => crate::engine::reach::reachable_from(&reader, all_roots).await.ok(),
+        false => None,
+    };
     let healed = Healed { all: &all, index: reader.index(), entries: &entries_by_pack, needed: needed.as_ref() };
     healed.mark(&mut report.damage);
     find_broken_snapshots(&reader, &snapshots, repo.identities.is_some(), &mut report).await;
@@ -134,11 +167,15 @@ pub async fn verify(repo: std::sync::Arc<Repository>, opts: &VerifyOptions) -> R
     Ok(report)
 }
 
-/// Flagged snapshots, and snapshots gone without a forget (`engine::history`).
-async fn check_history(repo: &Repository, timeline: &Loaded<TimedSnapshot>, report: &mut VerifyReport) -> Result<()> {
-    report.flagged = history::flagged(&timeline.objects);
-    report.vanished = history::vanished_from(repo, timeline).await?;
-    Ok(())
+/// The packs holding a copy of a blob `snapshots` need, for a filtered `--read-data`.
+/// `None` (read every pack) when what they need cannot be told: a damaged reference list
+/// must not shrink the check.
+async fn packs_needed_by(reader: &BlobReader, snapshots: &[(ObjectId, Snapshot)]) -> Option<HashSet<ObjectId>> {
+    let roots = snapshots.iter().map(|(_, s)| (s.tree, s.refs)).collect();
+    let needed = crate::engine::reach::reachable_from(reader, roots).await.ok()?;
+    let index = reader.index();
+    let copies = needed.iter().flat_map(|id| index.get(id).into_iter().chain(index.other_copies(id)));
+    Some(copies.map(|loc| index.pack_of(loc).0).collect())
 }
 
 /// The damage earlier operations recorded; reports that do not open are damage themselves.
@@ -262,6 +299,8 @@ struct PackSet<'a> {
     listed: &'a HashMap<ObjectId, u64>,
     bad: &'a HashSet<ObjectId>,
     entries: &'a HashMap<ObjectId, Vec<PackBlobEntry>>,
+    /// Only these (a filtered verify); `None` = every pack.
+    wanted: Option<&'a HashSet<ObjectId>>,
 }
 
 /// What reading packs found.
@@ -285,8 +324,12 @@ async fn read_data(
     let repo = reader.repo();
     let decrypt = repo.identities.is_some();
     let mut state = ReadState::load(state_file);
-    let candidates: Vec<ObjectId> =
-        reader.index().packs().map(|(id, _)| id).filter(|id| !packs.bad.contains(id)).collect();
+    let candidates: Vec<ObjectId> = reader
+        .index()
+        .packs()
+        .map(|(id, _)| id)
+        .filter(|id| !packs.bad.contains(id) && packs.wanted.is_none_or(|w| w.contains(id)))
+        .collect();
     let chosen = state.choose(candidates, percent);
     let mut results = futures::stream::iter(chosen)
         .map(|pack_id| {

@@ -73,6 +73,23 @@ impl SnapshotFilter {
             && self.paths.iter().all(|p| s.source.contains(p))
     }
 
+    /// What it selects, for a report: "source imaging, host reception". Source names,
+    /// hosts and tags are the operator's configuration; paths are the backed-up roots.
+    pub fn describe(&self) -> String {
+        let lists = [
+            ("source", &self.sources, " or "),
+            ("host", &self.hosts, " or "),
+            ("tag", &self.tags, " and "),
+            ("path", &self.paths, " and "),
+        ];
+        let parts: Vec<String> = lists
+            .iter()
+            .filter(|(_, l, _)| !l.is_empty())
+            .map(|(what, l, join)| format!("{what} {}", l.join(join)))
+            .collect();
+        parts.join(", ")
+    }
+
     /// The snapshots of `snaps` it matches, in the same order.
     pub fn apply(&self, snaps: Vec<TimedSnapshot>) -> Vec<TimedSnapshot> {
         snaps.into_iter().filter(|t| self.matches(&t.snapshot)).collect()
@@ -175,6 +192,14 @@ mod tests {
         dump.source_kind = "command".into();
         dump.source = vec!["clinic.sql".into()];
         assert!(SnapshotFilter { sources: vec!["clinic.sql".into()], ..Default::default() }.matches(&dump));
+    }
+
+    #[test]
+    fn a_filter_describes_what_it_selects() {
+        let v = |x: &[&str]| x.iter().map(|s| s.to_string()).collect();
+        let f = SnapshotFilter { sources: v(&["imaging", "db"]), hosts: vec![], tags: v(&["a", "b"]), paths: vec![] };
+        assert_eq!(f.describe(), "source imaging or db, tag a and b");
+        assert_eq!(SnapshotFilter::default().describe(), "");
     }
 
     #[test]

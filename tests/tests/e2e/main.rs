@@ -15,6 +15,8 @@ mod cluster;
 mod conformance;
 mod damage_matrix;
 mod dedup;
+mod disaster;
+mod doc_examples;
 mod dumps;
 mod erase;
 mod errors;

@@ -123,3 +123,74 @@ fn latest_is_the_newest_of_the_selection() {
     assert_eq!(plan["decisions"].as_array().unwrap().len(), 1, "{plan}");
     assert_eq!(fx.snapshots().len(), 2);
 }
+
+/// `arka restore --at T --target DIR` without a snapshot: every source's newest snapshot at
+/// or before T, each into `DIR/<source name>/`; filters narrow it, `--path` is refused, and
+/// the exit code is the worst of the sources'.
+#[test]
+fn every_source_is_restored_as_of_a_time() {
+    let fx = Fixture::new();
+    let imaging = fx.path("imaging");
+    let dump_file = fx.path("dump.sql");
+    let dump = |rows: &[u8]| {
+        write_file(&dump_file, rows);
+        let mut args: Vec<std::ffi::OsString> = vec!["backup".into()];
+        args.extend(fx.agent_args());
+        args.extend(["--stdin-from-command".into(), format!("cat {}", dump_file.display()).into()]);
+        args.extend(["--name".into(), "clinic.sql".into(), "--host".into(), "db-server".into()]);
+        fx.arka(args).ok();
+    };
+    write_file(&imaging.join("scan.dcm"), &pseudo_random(7, 300_000));
+    let scan_v1 = std::fs::read(imaging.join("scan.dcm")).unwrap();
+    fx.backup_ok(&[&imaging], &["--host", "reception"]);
+    dump(b"rows of monday\n");
+    std::thread::sleep(Duration::from_millis(1100));
+    let monday = jiff::Timestamp::now().to_string();
+    std::thread::sleep(Duration::from_millis(1100));
+    write_file(&imaging.join("scan.dcm"), &pseudo_random(8, 300_000));
+    write_file(&imaging.join("new.dcm"), b"a new study");
+    fx.backup_ok(&[&imaging], &["--host", "reception"]);
+    dump(b"rows of tuesday\n");
+
+    let restore_all = |target: &std::path::Path, extra: &[&str]| {
+        let mut args: Vec<std::ffi::OsString> = vec!["--json".into(), "restore".into()];
+        args.extend(fx.reader_args());
+        args.extend(["--target".into(), target.into()]);
+        args.extend(extra.iter().map(std::ffi::OsString::from));
+        fx.arka(args)
+    };
+    // A files backup without a source name is named by its host and path.
+    let imaging_folder = format!("reception-{}", imaging.display().to_string().trim_matches('/').replace('/', "-"));
+
+    let as_of_monday = fx.path("monday");
+    let out = restore_all(&as_of_monday, &["--at", &monday]).ok().json();
+    let sources: Vec<&str> = out["sources"].as_array().unwrap().iter().map(|s| s["source"].as_str().unwrap()).collect();
+    assert_eq!(sources, ["clinic.sql", imaging_folder.as_str()], "{out}");
+    assert_eq!(std::fs::read(as_of_monday.join("clinic.sql/clinic.sql")).unwrap(), b"rows of monday\n");
+    assert_eq!(std::fs::read(as_of_monday.join(&imaging_folder).join("imaging/scan.dcm")).unwrap(), scan_v1);
+    assert!(!as_of_monday.join(&imaging_folder).join("imaging/new.dcm").exists(), "a later file came back");
+
+    let now = fx.path("now");
+    restore_all(&now, &[]).ok();
+    assert_eq!(std::fs::read(now.join("clinic.sql/clinic.sql")).unwrap(), b"rows of tuesday\n");
+    assert!(same_contents(&imaging.join("new.dcm"), &now.join(&imaging_folder).join("imaging/new.dcm")));
+
+    // A filter narrows the sources.
+    let one_host = fx.path("one-host");
+    let out = restore_all(&one_host, &["--host", "db-server"]).ok().json();
+    assert_eq!(out["sources"].as_array().unwrap().len(), 1, "{out}");
+    assert!(!one_host.join(&imaging_folder).exists());
+
+    restore_all(&fx.path("subtree"), &["--path", "imaging"]).expect_code(2).expect_stderr("--path needs a snapshot");
+    restore_all(&fx.path("too-early"), &["--at", "2001-01-01T00:00:00Z"])
+        .expect_code(1)
+        .expect_stderr("no snapshot matches");
+
+    // A dump that cannot be written (a folder in its place) is partial (3); the imaging
+    // folder is still restored, and the worst code wins.
+    let blocked = fx.path("blocked");
+    std::fs::create_dir_all(blocked.join("clinic.sql/clinic.sql/in-the-way")).unwrap();
+    let out = restore_all(&blocked, &[]).expect_code(3).expect_stderr("cannot be written here").json();
+    assert_eq!(out["exit_code"], 3, "{out}");
+    assert!(same_contents(&imaging.join("new.dcm"), &blocked.join(&imaging_folder).join("imaging/new.dcm")));
+}

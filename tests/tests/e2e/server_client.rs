@@ -171,7 +171,7 @@ fn openssl(dir: &Path, args: &[&str]) {
 }
 
 /// `openssl x509 -fingerprint -sha256` of a certificate: `AB:CD:…`.
-fn fingerprint(cert: &Path) -> String {
+pub(crate) fn fingerprint(cert: &Path) -> String {
     let out =
         Command::new("openssl").args(["x509", "-noout", "-fingerprint", "-sha256", "-in"]).arg(cert).output().unwrap();
     let text = String::from_utf8(out.stdout).unwrap();

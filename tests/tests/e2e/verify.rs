@@ -135,3 +135,43 @@ fn partial_read_data_runs_rotate_through_every_pack() {
         .any(|_| verify(&fx, &["--read-data=25"], false).json()["damage"].as_array().is_some_and(|d| !d.is_empty()));
     assert!(found, "four 25% runs never read the damaged pack");
 }
+
+/// `verify --source/--host/--tag/--path` checks only what the selected snapshots need:
+/// damage in another source's pack does not fail it, and `--read-data` reads only the
+/// selection's packs; the report says which selection it covered.
+#[test]
+fn a_filtered_verify_checks_only_the_selected_snapshots() {
+    let (fx, _) = small_pack_fixture();
+    let imaging_packs = packs(&fx);
+    let dump = fx.path("dump.sql");
+    write_file(&dump, &pseudo_random(9, 200_000));
+    let mut args: Vec<OsString> = vec!["backup".into()];
+    args.extend(fx.agent_args());
+    args.extend(["--stdin-from-command".into(), format!("cat {}", dump.display()).into()]);
+    args.extend(["--name".into(), "clinic.sql".into(), "--tag".into(), "db".into()]);
+    fx.arka(args).ok();
+    let all_packs = packs(&fx).len() as u64;
+    verify(&fx, &["--tag", "no-such-tag"], false).ok().expect_stderr("no snapshot has");
+    let victim = imaging_packs.iter().max_by_key(|p| std::fs::metadata(p).unwrap().len()).unwrap();
+    flip_byte(victim, std::fs::metadata(victim).unwrap().len() / 4);
+
+    let db = verify(&fx, &["--read-data", "--source", "clinic.sql"], true).ok().json();
+    assert_eq!(db["snapshots"], 1, "{db}");
+    assert_eq!(db["selection"]["filter"], "source clinic.sql", "{db}");
+    assert_eq!(db["selection"]["snapshots_in_repository"], 2, "{db}");
+    let read = db["packs_read"].as_u64().unwrap();
+    assert!(read >= 1 && read < all_packs, "read {read} of {all_packs} packs for one small dump: {db}");
+    assert!(db["blobs_decrypted"].as_u64().unwrap() >= 1, "{db}");
+
+    // The human report names the selection.
+    let mut human: Vec<OsString> = vec!["verify".into()];
+    human.extend(fx.agent_args());
+    human.extend(["--tag".into(), "db".into()]);
+    let text = fx.arka(human).ok().stdout_text();
+    assert!(text.contains("checked 1 of 2 snapshots (tag db)"), "{text}");
+
+    let imaging =
+        verify(&fx, &["--read-data", "--path", fx.path("src").to_str().unwrap()], false).expect_code(1).json();
+    assert_eq!(imaging["broken_snapshots"].as_array().unwrap().len(), 1, "{imaging}");
+    verify(&fx, &["--read-data"], false).expect_code(1);
+}

@@ -166,7 +166,7 @@ impl Maintain {
             }
             _ => {
                 let state_file = self.agent.cfg.state_dir.join("verify-state.cbor");
-                let report = session.verify(Some(m.verify_percent as f64), state_file).await?;
+                let report = session.verify(Some(m.verify_percent as f64), state_file, Default::default()).await?;
                 let damage = report.unhealed().count() as u64;
                 if damage > 0 {
                     let broken = report.broken_snapshots.len();
