@@ -114,10 +114,13 @@ pub fn effective_time(claimed_ns: i64, stored_at_ns: i64) -> i64 {
     claimed_ns.min(stored_at_ns.saturating_add(MAX_SKEW_NS))
 }
 
-/// The group a snapshot belongs to: one backup source of one host. Retention and the
-/// rollback and shrink checks compare snapshots within a group.
+/// The group a snapshot belongs to: one backup source of one host, told apart by its
+/// configured name too (the service's `clinic-db` and a CLI dump that happens to use the
+/// same file name are two sources: retention must not keep one in place of the other).
+/// Retention and the rollback and shrink checks compare snapshots within a group.
 pub fn group_of(s: &Snapshot) -> String {
-    format!("{} {} {}", s.hostname, s.source_kind, s.source.join(" "))
+    let name = s.source_name.as_deref().unwrap_or("");
+    format!("{} {name:?} {} {}", s.hostname, s.source_kind, s.source.join(" "))
 }
 
 /// Sorts snapshots by effective time (oldest first) and flags the suspicious ones.
