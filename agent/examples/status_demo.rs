@@ -129,6 +129,7 @@ fn sample(now: i64, healthy: bool) -> AgentStatus {
 
     let m = &mut st.maintenance;
     m.last_verify_ns = Some(now - 21 * H);
+    m.last_restore_ns = Some(now - 12 * 24 * H - 3 * H);
     m.next_verify_ns = Some(now + 3 * H);
     m.last_forget_ns = Some(now - 21 * H - 20 * MIN);
     m.last_prune_ns = Some(now - 21 * H - 15 * MIN);

@@ -176,6 +176,9 @@ pub struct MaintenanceStatus {
     pub flagged_snapshots: Vec<String>,
     /// Snapshots a backup made that the last verify found gone without a forget.
     pub vanished_snapshots: u64,
+    /// The newest restore or dump of the audit trail (a restore drill, or a real restore),
+    /// as the last verify found it.
+    pub last_restore_ns: Option<i64>,
 }
 
 impl MaintenanceStatus {

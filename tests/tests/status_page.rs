@@ -40,6 +40,7 @@ fn the_status_page_shows_a_late_source_in_headless_chromium() {
         "Stored per day",
         "Back up now",
         "Back up everything now",
+        "Last restore test",
     ] {
         assert!(dom.contains(needle), "the rendered page lacks {needle:?}:\n{dom}");
     }

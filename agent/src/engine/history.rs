@@ -64,6 +64,13 @@ pub async fn vanished_from(repo: &Repository, timeline: &Loaded<TimedSnapshot>) 
     Ok(vanished(&crate::engine::audit::load_all(repo).await?, &present))
 }
 
+/// When data was last read back out of the repository (a restore or a dump, by anyone):
+/// the last restore drill, as far as the audit trail can tell.
+pub fn last_restore(log: &AuditLog) -> Option<i64> {
+    let reads = log.records.iter().filter(|(_, r)| matches!(r.operation, Operation::Restore | Operation::Dump));
+    reads.map(|(_, r)| r.time_ns).max()
+}
+
 /// The snapshots backups made that are neither `present` nor removed by a recorded forget
 /// or erase.
 fn vanished(log: &AuditLog, present: &HashSet<ObjectId>) -> Vec<Vanished> {
@@ -124,5 +131,14 @@ mod tests {
         // Listed again (or never gone): nothing to report.
         let present = HashSet::from([ObjectId([2; 32]), ObjectId([3; 32])]);
         assert!(vanished(&log, &present).is_empty());
+    }
+
+    #[test]
+    fn the_last_restore_is_the_newest_restore_or_dump() {
+        let mut log = AuditLog { records: vec![record(0, Operation::Backup, &[1])], unreadable: vec![] };
+        assert_eq!(last_restore(&log), None);
+        log.records.extend([record(3, Operation::Dump, &[1]), record(5, Operation::Restore, &[1])]);
+        log.records.push(record(7, Operation::Verify, &[]));
+        assert_eq!(last_restore(&log), Some(5));
     }
 }

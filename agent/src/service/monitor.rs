@@ -64,6 +64,7 @@ pub fn carry_over(fresh: &mut AgentStatus, saved: AgentStatus) {
     m.damage_note = old.damage_note;
     m.flagged_snapshots = old.flagged_snapshots;
     m.vanished_snapshots = old.vanished_snapshots;
+    m.last_restore_ns = old.last_restore_ns;
 }
 
 /// Marks every source that has no record of when it began to be looked after as looked

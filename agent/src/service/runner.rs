@@ -569,6 +569,7 @@ async fn maintenance_loop(agent: Arc<Agent>, key: arka_proto::AgentKey) {
                 if let Some(vanished) = found.vanished {
                     m.vanished_snapshots = vanished;
                 }
+                m.last_restore_ns = found.last_restore_ns.or(m.last_restore_ns);
                 if let Some(flagged) = &found.flagged {
                     m.flagged_snapshots = flagged.clone();
                 }

@@ -137,6 +137,8 @@ pub(super) struct Maintained {
     pub flagged: Option<Vec<String>>,
     /// Snapshots gone without a forget (verify).
     pub vanished: Option<u64>,
+    /// The newest restore or dump in the audit trail (verify).
+    pub last_restore_ns: Option<i64>,
 }
 
 impl Job for Maintain {
@@ -181,7 +183,15 @@ impl Maintain {
                     self.agent.notify(Event::now(EventKind::SnapshotsVanished, None, summary));
                 }
                 let flagged = report.flagged.iter().map(Flagged::line).collect();
-                Ok(Maintained { damage: Some(damage), vanished: Some(vanished), ..self.flagged(flagged) })
+                // An unreadable trail is verify's own finding; the date is only a courtesy.
+                let log = crate::engine::audit::load_all(session.repo()).await.ok();
+                let last_restore_ns = log.as_ref().and_then(crate::engine::history::last_restore);
+                Ok(Maintained {
+                    damage: Some(damage),
+                    vanished: Some(vanished),
+                    last_restore_ns,
+                    ..self.flagged(flagged)
+                })
             }
         }
     }

@@ -309,6 +309,11 @@ fn maintenance_card(h: &mut String, st: &AgentStatus, clock: &Clock) {
     if let Some(t) = m.next_verify_ns {
         row(h, "Next check", &clock.relative(t));
     }
+    let restored = m.last_restore_ns.map_or_else(
+        || "none recorded yet: restore something once a month to know it works".to_string(),
+        |t| clock.relative(t),
+    );
+    row(h, "Last restore test", &restored);
     row(h, "Old backups removed", &never(m.last_forget_ns, "not yet"));
     row(h, "Space reclaimed", &never(m.last_prune_ns, "not yet"));
     if let Some(t) = m.next_forget_ns.into_iter().chain(m.next_prune_ns).min() {
