@@ -1,5 +1,6 @@
 //! `arka snapshots`, `ls`, `restore` and `dump`: finding and reading what was backed up.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Args;
@@ -7,13 +8,14 @@ use clap::Args;
 use arka_proto::{ObjectId, Snapshot};
 
 use super::output::{human_bytes, local_time, rfc3339, Output};
-use super::{reading_session, session, CacheArg, FilterArgs, IdentityArg, KeyedRepo, RepoArg};
+use super::{reading_session, session, CacheArg, FilterArgs, IdentityArg, KeyedRepo, LimitArgs, RepoArg};
 use crate::engine::restore::{self, RestoreSummary};
 use crate::engine::Session;
 use crate::error::Result;
 use crate::platform::Ownership;
 use crate::repo::snapshots;
 use crate::repo::timeline::TimedSnapshot;
+use crate::store::Limits;
 
 #[derive(Args)]
 pub(super) struct SnapshotsArgs {
@@ -75,6 +77,8 @@ pub(super) struct RestoreArgs {
     /// their read/write/execute bits: what the agent recorded is not trusted.
     #[arg(long)]
     same_owner: bool,
+    #[command(flatten)]
+    limits: LimitArgs,
 }
 
 #[derive(Args)]
@@ -83,11 +87,13 @@ pub(super) struct DumpArgs {
     read: ReadArgs,
     /// The file within the snapshot.
     path: String,
+    #[command(flatten)]
+    limits: LimitArgs,
 }
 
 /// Opens the repository with the recovery identity and finds the selected snapshot.
-async fn open_and_pick(a: &ReadArgs) -> Result<(Session, (ObjectId, Snapshot))> {
-    let session = reading_session(&a.repo, &a.identity, &a.cache).await?;
+async fn open_and_pick(a: &ReadArgs, limits: &Limits) -> Result<(Session, (ObjectId, Snapshot))> {
+    let session = reading_session(&a.repo, &a.identity, &a.cache, limits).await?;
     let at = a.select.at.as_deref().map(snapshots::parse_time).transpose()?;
     let filter = a.select.filter.filter(&[]);
     let snaps = filter.apply(session.repo().timeline().await?.objects);
@@ -111,7 +117,7 @@ async fn open_and_pick(a: &ReadArgs) -> Result<(Session, (ObjectId, Snapshot))> 
 }
 
 pub(super) async fn snapshots(a: SnapshotsArgs, out: &Output) -> Result<ExitCode> {
-    let session = session(&a.repo).await?;
+    let session = session(&a.repo, &Limits::default()).await?;
     let snaps = a.filter.filter(&a.paths).apply(session.repo().timeline().await?.objects);
     if out.json {
         let list: Vec<_> = snaps.iter().map(snapshot_json).collect();
@@ -182,7 +188,7 @@ fn remarks(t: &TimedSnapshot) -> String {
 }
 
 pub(super) async fn ls(a: LsArgs, out: &Output) -> Result<ExitCode> {
-    let (session, (_, snap)) = open_and_pick(&a.read).await?;
+    let (session, (_, snap)) = open_and_pick(&a.read, &Limits::default()).await?;
     let reader = session.reader().await?;
     let walked = restore::walk_around_damage(&reader, &snap, a.path.as_deref()).await?;
     for e in &walked.entries {
@@ -211,7 +217,7 @@ pub(super) async fn ls(a: LsArgs, out: &Output) -> Result<ExitCode> {
 }
 
 pub(super) async fn restore(a: RestoreArgs, out: &Output) -> Result<ExitCode> {
-    let (session, (id, snap)) = open_and_pick(&a.read).await?;
+    let (session, (id, snap)) = open_and_pick(&a.read, &a.limits.limits()).await?;
     let started = std::time::Instant::now();
     let guard = out.progress_bar(session.progress(), "restored");
     let ownership = if a.same_owner { Ownership::Same } else { Ownership::Safe };
@@ -275,9 +281,13 @@ fn report_damage(summary: &RestoreSummary) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-pub(super) async fn dump(a: DumpArgs) -> Result<ExitCode> {
-    let (session, (id, snap)) = open_and_pick(&a.read).await?;
+pub(super) async fn dump(a: DumpArgs, out: &Output) -> Result<ExitCode> {
+    let (session, (id, snap)) = open_and_pick(&a.read, &a.limits.limits()).await?;
+    // Progress on stderr only while the file goes somewhere other than this terminal.
+    let shown = Output { json: out.json, progress: out.progress && !std::io::stdout().is_terminal() };
+    let guard = shown.progress_bar(session.progress(), "dumped");
     let mut stdout = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout());
     session.dump((id, &snap), &a.path, &mut stdout).await?;
+    drop(guard);
     Ok(ExitCode::SUCCESS)
 }

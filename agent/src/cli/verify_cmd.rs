@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use clap::Args;
 
 use super::output::{human_bytes, rfc3339, Output};
-use super::{session, KeyedRepo};
+use super::{session, KeyedRepo, LimitArgs};
 use crate::engine::verify::VerifyReport;
 use crate::error::{Error, Result};
 
@@ -17,13 +17,15 @@ pub(super) struct VerifyArgs {
     /// least recently checked first (`--read-data=5` daily covers everything in 20 days).
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "100", value_name = "PERCENT")]
     read_data: Option<f64>,
+    #[command(flatten)]
+    limits: LimitArgs,
 }
 
 pub(super) async fn verify(a: VerifyArgs, out: &Output) -> Result<ExitCode> {
     if let Some(p) = a.read_data.filter(|p| !(0.0..=100.0).contains(p)) {
         return Err(Error::Usage(format!("--read-data={p}: give a percentage between 0 and 100")));
     }
-    let session = session(&a.repo).await?;
+    let session = session(&a.repo, &a.limits.limits()).await?;
     let report = session.verify(a.read_data, session.verify_state_file()).await?;
     if out.json {
         say!("{}", serde_json::to_string(&report).expect("report serializes"));

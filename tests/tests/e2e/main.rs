@@ -22,6 +22,7 @@ mod excludes;
 mod forget;
 mod healing;
 mod incremental;
+mod limits;
 mod plants;
 mod prune;
 mod repair;
