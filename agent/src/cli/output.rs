@@ -36,7 +36,8 @@ impl Output {
                         b.set_length(total.max(1));
                         with_bar = true;
                     }
-                    b.set_position(counts.bytes.min(total));
+                    // Nothing to do (empty files only) is a full bar.
+                    b.set_position(if total == 0 { 1 } else { counts.bytes.min(total) });
                 }
                 b.set_message(counts.line(verb, started.elapsed()));
                 b.tick();
