@@ -18,6 +18,12 @@ impl Output {
     /// Shows progress on the terminal until the returned guard is dropped: what is done
     /// and the rate, and once the totals are known, a bar with the percentage and an ETA.
     pub fn progress_bar(&self, progress: &Arc<Progress>, verb: &'static str) -> Option<ProgressGuard> {
+        self.bar(progress, verb, false)
+    }
+
+    /// The progress line, with what has reached the repository when `uploads` (a backup
+    /// reads ahead of its uploads, by a few packs, and more so under a bandwidth limit).
+    fn bar(&self, progress: &Arc<Progress>, verb: &'static str, uploads: bool) -> Option<ProgressGuard> {
         if !self.progress {
             return None;
         }
@@ -28,7 +34,10 @@ impl Output {
         let task = tokio::spawn(async move {
             let mut with_bar = false;
             loop {
-                let counts = Counts::of(&p);
+                let mut counts = Counts::of(&p);
+                if !uploads {
+                    counts.uploaded = 0;
+                }
                 if let Some((_, total)) = counts.totals {
                     if !with_bar {
                         let style = indicatif::ProgressStyle::with_template("{bar:30} {msg}").expect("valid template");
@@ -54,7 +63,7 @@ impl Output {
         progress: &Arc<Progress>,
         files: Option<(Vec<PathBuf>, ExcludeRules)>,
     ) -> Option<ProgressGuard> {
-        let mut guard = self.progress_bar(progress, "backed up")?;
+        let mut guard = self.bar(progress, "backed up", true)?;
         if let Some((paths, rules)) = files {
             let stop = Arc::new(AtomicBool::new(false));
             let (p, s) = (progress.clone(), stop.clone());
@@ -96,6 +105,8 @@ struct Counts {
     totals: Option<(u64, u64)>,
     /// What a pre-scan has counted so far, while it runs.
     counting: (u64, u64),
+    /// Bytes stored in the repository, shown when not zero.
+    uploaded: u64,
 }
 
 impl Counts {
@@ -105,6 +116,7 @@ impl Counts {
             bytes: p.bytes.load(Ordering::Relaxed),
             totals: p.totals(),
             counting: (p.total_files.load(Ordering::Relaxed), p.total_bytes.load(Ordering::Relaxed)),
+            uploaded: p.uploaded.load(Ordering::Relaxed),
         }
     }
 
@@ -113,7 +125,11 @@ impl Counts {
     fn line(&self, verb: &str, elapsed: Duration) -> String {
         let rate = self.bytes as f64 / elapsed.as_secs_f64().max(0.001);
         let speed = format!("{}/s", human_bytes(rate as u64));
-        match self.totals {
+        let stored = match self.uploaded {
+            0 => String::new(),
+            n => format!("; {} stored", human_bytes(n)),
+        };
+        let line = match self.totals {
             Some((files, bytes)) => format!(
                 "{verb} {} of {} ({}), {} of {files} files, {speed}, ETA {}",
                 human_bytes(self.bytes),
@@ -130,7 +146,8 @@ impl Counts {
                 human_bytes(self.counting.1)
             ),
             None => format!("{verb} {} files, {} ({speed})", self.files, human_bytes(self.bytes)),
-        }
+        };
+        line + &stored
     }
 }
 
@@ -221,5 +238,7 @@ mod tests {
         );
         let stalled = Counts { bytes: 0, ..known };
         assert!(stalled.line("restored", ten_s).ends_with("ETA unknown"));
+        let uploading = Counts { uploaded: 16 * mib, ..known };
+        assert!(uploading.line("backed up", ten_s).ends_with("ETA 30s; 16.0 MiB stored"));
     }
 }
