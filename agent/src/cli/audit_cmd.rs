@@ -9,6 +9,7 @@ use super::output::{rfc3339, Output};
 use super::{session, KeyedRepo};
 use crate::engine::audit::{self, AuditLog, ChainReport};
 use crate::error::Result;
+use crate::store::Limits;
 
 #[derive(Args)]
 pub(super) struct AuditArgs {
@@ -26,7 +27,7 @@ enum Action {
 }
 
 pub(super) async fn run(a: AuditArgs, out: &Output) -> Result<ExitCode> {
-    let session = session(&a.repo).await?;
+    let session = session(&a.repo, &Limits::default()).await?;
     let repo = session.repo();
     match a.action {
         Action::List => {

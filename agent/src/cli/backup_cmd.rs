@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::Args;
 
 use super::output::{human_bytes, rfc3339, Output};
-use super::{agent_session, CacheArg, RepoArg};
+use super::{agent_session, CacheArg, LimitArgs, RepoArg};
 use crate::engine::backup::exclude::ExcludeRules;
 use crate::engine::backup::{BackupOutcome, Problem, Source};
 use crate::engine::BackupRequest;
@@ -35,6 +35,8 @@ pub(super) struct BackupArgs {
     host: Option<String>,
     #[command(flatten)]
     cache: CacheArg,
+    #[command(flatten)]
+    limits: LimitArgs,
     /// Read every file even if the files cache says it is unchanged.
     #[arg(long)]
     no_cache: bool,
@@ -72,7 +74,7 @@ impl BackupArgs {
 
 pub(super) async fn backup(a: BackupArgs, out: &Output) -> Result<ExitCode> {
     let excludes = a.excludes()?;
-    let session = agent_session(&a.repo, &a.agent_key, &a.cache).await?;
+    let session = agent_session(&a.repo, &a.agent_key, &a.cache, &a.limits.limits()).await?;
     let source = match a.stdin_from_command {
         Some(command) => Source::Command { command, name: a.name.expect("clap requires --name"), debug_log: None },
         None => Source::Paths(
@@ -91,7 +93,12 @@ pub(super) async fn backup(a: BackupArgs, out: &Output) -> Result<ExitCode> {
         check_packs: true,
         excludes,
     };
-    let guard = out.progress_bar(session.progress(), "backed up");
+    // A command's output has no size to count ahead: its line shows bytes and rate only.
+    let scan = match &request.source {
+        Source::Paths(paths) => Some((paths.clone(), request.excludes.clone())),
+        Source::Command { .. } => None,
+    };
+    let guard = out.backup_progress(session.progress(), scan);
     let outcome = session.backup(request).await?;
     drop(guard);
     // File names go to the operator's own terminal only, never to logs.

@@ -11,6 +11,7 @@ use super::{reading_session, CacheArg, IdentityArg, RepoArg};
 use crate::engine::erase::{EraseReport, PathPattern};
 use crate::engine::prune::PruneOptions;
 use crate::error::Result;
+use crate::store::Limits;
 
 #[derive(Args)]
 pub(super) struct EraseArgs {
@@ -35,7 +36,7 @@ pub(super) struct EraseArgs {
 
 pub(super) async fn erase(a: EraseArgs, out: &Output) -> Result<ExitCode> {
     let patterns = a.paths.iter().map(|p| PathPattern::parse(p)).collect::<Result<Vec<_>>>()?;
-    let session = reading_session(&a.repo, &a.identity, &a.cache).await?;
+    let session = reading_session(&a.repo, &a.identity, &a.cache, &Limits::default()).await?;
     let prune = PruneOptions { grace: a.grace, max_unused_percent: 0.0, dry_run: false };
     let report = session.erase(&patterns, a.dry_run, prune).await?;
     let prune_refused = report.prune.as_ref().map_or(0, |p| p.delete_refused.len());

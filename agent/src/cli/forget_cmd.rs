@@ -12,6 +12,7 @@ use crate::engine::forget::ForgetPlan;
 use crate::engine::prune::{PruneOptions, PruneReport};
 use crate::engine::retention::{Keep, RetentionPolicy};
 use crate::error::{Error, Result};
+use crate::store::Limits;
 
 #[derive(Args)]
 pub(super) struct ForgetArgs {
@@ -78,7 +79,7 @@ pub(super) async fn forget(a: ForgetArgs, out: &Output) -> Result<ExitCode> {
         return Err(Error::Usage("give snapshot IDs or --keep-* rules, not both".into()));
     }
     let policy = given.clone().unwrap_or_else(RetentionPolicy::clinic_default);
-    let session = agent_session(&a.repo, &a.agent_key, &a.cache).await?;
+    let session = agent_session(&a.repo, &a.agent_key, &a.cache, &Limits::default()).await?;
     let now = jiff::Timestamp::now().as_nanosecond() as i64;
     let (plan, deleted) = match a.ids.is_empty() {
         true => session.forget(&policy, &a.filter.filter(&a.paths), now, a.dry_run).await?,

@@ -40,7 +40,7 @@ use crate::engine::{Actor, Session};
 use crate::error::{Error, Result};
 use crate::repo::keys::{load_agent_key, load_identities};
 use crate::repo::Repository;
-use crate::store::Store;
+use crate::store::{Limits, ServerOptions, Store};
 use output::Output;
 
 #[derive(Parser)]
@@ -155,6 +155,28 @@ impl FilterArgs {
     }
 }
 
+/// Bandwidth limits for a command that moves data (agent.toml sets them per target).
+#[derive(Args)]
+struct LimitArgs {
+    /// Pace what this command sends to the repository to this rate, e.g. "2 MiB/s".
+    #[arg(long, value_name = "RATE", value_parser = crate::store::limit::parse_rate)]
+    limit_upload: Option<u64>,
+    /// Pace what this command reads from the repository to this rate, e.g. "8 MiB/s".
+    #[arg(long, value_name = "RATE", value_parser = crate::store::limit::parse_rate)]
+    limit_download: Option<u64>,
+}
+
+impl LimitArgs {
+    fn limits(&self) -> Limits {
+        Limits::new(self.limit_upload, self.limit_download, None)
+    }
+}
+
+/// Opens a repository's store with bandwidth limits (none for commands without the flags).
+fn open_store(url: &str, create: bool, limits: &Limits) -> Result<Store> {
+    Store::open_with(url, create, &ServerOptions::default(), limits)
+}
+
 #[derive(Args)]
 struct CacheArg {
     /// Where this machine remembers repositories: the files cache, the audit trail's
@@ -194,7 +216,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Snapshots(a) => read_cmd::snapshots(a, &out).await,
         Command::Ls(a) => read_cmd::ls(a, &out).await,
         Command::Restore(a) => restore_cmd::restore(a, &out).await,
-        Command::Dump(a) => read_cmd::dump(a).await,
+        Command::Dump(a) => read_cmd::dump(a, &out).await,
         Command::Sync(a) => sync_cmd::sync(a, &out).await,
         Command::Verify(a) => verify_cmd::verify(a, &out).await,
         Command::Forget(a) => forget_cmd::forget(a, &out).await,
@@ -208,8 +230,13 @@ async fn run(cli: Cli) -> Result<ExitCode> {
 }
 
 /// Opens the repository with whichever key was given.
-async fn open_any(repo: &str, agent_key: Option<&PathBuf>, identity: Option<&PathBuf>) -> Result<Repository> {
-    let store = Store::open(repo, false)?;
+async fn open_any(
+    repo: &str,
+    agent_key: Option<&PathBuf>,
+    identity: Option<&PathBuf>,
+    limits: &Limits,
+) -> Result<Repository> {
+    let store = open_store(repo, false, limits)?;
     match (identity, agent_key) {
         (Some(id), _) => {
             let ids = load_identities(id, || keys_cmd::passphrase_for("recovery identity", false))?;
@@ -221,8 +248,8 @@ async fn open_any(repo: &str, agent_key: Option<&PathBuf>, identity: Option<&Pat
 }
 
 /// A session for a person at this terminal, on a repository opened with either key.
-async fn session(a: &KeyedRepo) -> Result<Session> {
-    let opened = open_any(&a.repo.repo, a.keys.agent_key.as_ref(), a.keys.identity.as_ref()).await?;
+async fn session(a: &KeyedRepo, limits: &Limits) -> Result<Session> {
+    let opened = open_any(&a.repo.repo, a.keys.agent_key.as_ref(), a.keys.identity.as_ref(), limits).await?;
     Ok(session_on(opened, &a.cache))
 }
 
@@ -232,13 +259,19 @@ fn session_on(repo: Repository, cache: &CacheArg) -> Session {
 }
 
 /// A session that can read file contents: opened with the recovery identity.
-async fn reading_session(repo: &RepoArg, identity: &IdentityArg, cache: &CacheArg) -> Result<Session> {
-    let opened = open_any(&repo.repo, None, Some(&identity.identity)).await?;
+async fn reading_session(repo: &RepoArg, identity: &IdentityArg, cache: &CacheArg, limits: &Limits) -> Result<Session> {
+    let opened = open_any(&repo.repo, None, Some(&identity.identity), limits).await?;
     Ok(session_on(opened, cache))
 }
 
 /// A session with the agent key.
-async fn agent_session(repo: &RepoArg, agent_key: &std::path::Path, cache: &CacheArg) -> Result<Session> {
-    let opened = Repository::open_with_agent_key(Store::open(&repo.repo, false)?, load_agent_key(agent_key)?).await?;
+async fn agent_session(
+    repo: &RepoArg,
+    agent_key: &std::path::Path,
+    cache: &CacheArg,
+    limits: &Limits,
+) -> Result<Session> {
+    let store = open_store(&repo.repo, false, limits)?;
+    let opened = Repository::open_with_agent_key(store, load_agent_key(agent_key)?).await?;
     Ok(session_on(opened, cache))
 }

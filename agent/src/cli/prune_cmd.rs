@@ -10,6 +10,7 @@ use super::output::{human_bytes, rfc3339, Output};
 use super::{agent_session, CacheArg, RepoArg};
 use crate::engine::prune::{PruneOptions, PruneReport, DEFAULT_MAX_UNUSED_PERCENT, SAFE_GRACE};
 use crate::error::Result;
+use crate::store::Limits;
 
 #[derive(Args)]
 pub(super) struct PruneArgs {
@@ -38,7 +39,7 @@ pub(super) async fn prune(a: PruneArgs, out: &Output) -> Result<ExitCode> {
             SAFE_GRACE.as_secs() / 3600
         );
     }
-    let session = agent_session(&a.repo, &a.agent_key, &a.cache).await?;
+    let session = agent_session(&a.repo, &a.agent_key, &a.cache, &Limits::default()).await?;
     let opts = PruneOptions { grace: a.grace, max_unused_percent: a.max_unused, dry_run: a.dry_run };
     let report = session.prune(&opts).await?;
     if out.json {

@@ -1,6 +1,7 @@
 //! `arka snapshots`, `ls` and `dump`: finding and reading what was backed up (restore is
 //! `restore_cmd`).
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Args;
@@ -8,12 +9,13 @@ use clap::Args;
 use arka_proto::{ObjectId, Snapshot};
 
 use super::output::{human_bytes, local_time, rfc3339, Output};
-use super::{reading_session, session, CacheArg, FilterArgs, IdentityArg, KeyedRepo, RepoArg};
+use super::{reading_session, session, CacheArg, FilterArgs, IdentityArg, KeyedRepo, LimitArgs, RepoArg};
 use crate::engine::restore;
 use crate::engine::Session;
 use crate::error::Result;
 use crate::repo::snapshots;
 use crate::repo::timeline::TimedSnapshot;
+use crate::store::Limits;
 
 #[derive(Args)]
 pub(super) struct SnapshotsArgs {
@@ -66,11 +68,13 @@ pub(super) struct DumpArgs {
     read: ReadArgs,
     /// The file within the snapshot.
     path: String,
+    #[command(flatten)]
+    limits: LimitArgs,
 }
 
 /// Opens the repository with the recovery identity and finds the selected snapshot.
-async fn open_and_pick(a: &ReadArgs) -> Result<(Session, (ObjectId, Snapshot))> {
-    let session = reading_session(&a.repo, &a.identity, &a.cache).await?;
+async fn open_and_pick(a: &ReadArgs, limits: &Limits) -> Result<(Session, (ObjectId, Snapshot))> {
+    let session = reading_session(&a.repo, &a.identity, &a.cache, limits).await?;
     let picked = pick(&session, &a.select.snapshot, a.select.at.as_deref(), &a.select.filter).await?;
     Ok((session, picked))
 }
@@ -111,7 +115,7 @@ pub(super) fn warn_if_flagged(picked: &TimedSnapshot) {
 }
 
 pub(super) async fn snapshots(a: SnapshotsArgs, out: &Output) -> Result<ExitCode> {
-    let session = session(&a.repo).await?;
+    let session = session(&a.repo, &Limits::default()).await?;
     let snaps = a.filter.filter(&a.paths).apply(session.repo().timeline().await?.objects);
     if out.json {
         let list: Vec<_> = snaps.iter().map(snapshot_json).collect();
@@ -182,7 +186,7 @@ fn remarks(t: &TimedSnapshot) -> String {
 }
 
 pub(super) async fn ls(a: LsArgs, out: &Output) -> Result<ExitCode> {
-    let (session, (_, snap)) = open_and_pick(&a.read).await?;
+    let (session, (_, snap)) = open_and_pick(&a.read, &Limits::default()).await?;
     let reader = session.reader().await?;
     let walked = restore::walk_around_damage(&reader, &snap, a.path.as_deref()).await?;
     for e in &walked.entries {
@@ -210,9 +214,13 @@ pub(super) async fn ls(a: LsArgs, out: &Output) -> Result<ExitCode> {
     Ok(if walked.damaged.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(3) })
 }
 
-pub(super) async fn dump(a: DumpArgs) -> Result<ExitCode> {
-    let (session, (id, snap)) = open_and_pick(&a.read).await?;
+pub(super) async fn dump(a: DumpArgs, out: &Output) -> Result<ExitCode> {
+    let (session, (id, snap)) = open_and_pick(&a.read, &a.limits.limits()).await?;
+    // Progress on stderr only while the file goes somewhere other than this terminal.
+    let shown = Output { json: out.json, progress: out.progress && !std::io::stdout().is_terminal() };
+    let guard = shown.progress_bar(session.progress(), "dumped");
     let mut stdout = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout());
     session.dump((id, &snap), &a.path, &mut stdout).await?;
+    drop(guard);
     Ok(ExitCode::SUCCESS)
 }

@@ -12,6 +12,7 @@ use crate::engine::repair::packs::RepairPacksReport;
 use crate::engine::repair::snapshots::RepairSnapshotsReport;
 use crate::engine::repair::{ConfigRepair, ConfigState};
 use crate::error::Result;
+use crate::store::Limits;
 
 #[derive(Args)]
 pub(super) struct RepairArgs {
@@ -83,23 +84,26 @@ struct PacksArgs {
 pub(super) async fn repair(a: RepairArgs, out: &Output) -> Result<ExitCode> {
     match a.what {
         RepairCommand::Config(a) => {
-            let report = session(&a.repo).await?.repair_config(a.dry_run).await?;
+            let report = session(&a.repo, &Limits::default()).await?.repair_config(a.dry_run).await?;
             print_config(&report, out);
             Ok(ExitCode::SUCCESS)
         }
         RepairCommand::Index(a) => {
-            let report = agent_session(&a.repo, &a.agent_key, &a.cache).await?.repair_index(a.dry_run).await?;
+            let report = agent_session(&a.repo, &a.agent_key, &a.cache, &Limits::default())
+                .await?
+                .repair_index(a.dry_run)
+                .await?;
             print(out, &report, |r| print_index(r, a.dry_run));
             Ok(exit_code(report.unreadable_packs.is_empty() && report.delete_refused.is_empty()))
         }
         RepairCommand::Snapshots(a) => {
-            let session = reading_session(&a.repo, &a.identity, &a.cache).await?;
+            let session = reading_session(&a.repo, &a.identity, &a.cache, &Limits::default()).await?;
             let report = session.repair_snapshots(a.dry_run).await?;
             print(out, &report, |r| print_snapshots(r, a.dry_run));
             Ok(ExitCode::SUCCESS)
         }
         RepairCommand::Packs(a) => {
-            let report = session(&a.repo).await?.repair_packs(a.dry_run).await?;
+            let report = session(&a.repo, &Limits::default()).await?.repair_packs(a.dry_run).await?;
             print(out, &report, |r| print_packs(r, a.dry_run));
             Ok(exit_code(report.skipped.is_empty()))
         }

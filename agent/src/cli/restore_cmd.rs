@@ -8,7 +8,7 @@ use clap::Args;
 
 use super::output::{human_bytes, local_time, rfc3339, Output};
 use super::read_cmd::{pick, warn_if_flagged, warn_passed_over};
-use super::{reading_session, CacheArg, FilterArgs, IdentityArg, RepoArg};
+use super::{reading_session, CacheArg, FilterArgs, IdentityArg, LimitArgs, RepoArg};
 use crate::engine::restore::RestoreSummary;
 use crate::engine::source_groups::{self, SourcePick};
 use crate::engine::Session;
@@ -45,6 +45,8 @@ pub(super) struct RestoreArgs {
     /// their read/write/execute bits: what the agent recorded is not trusted.
     #[arg(long)]
     same_owner: bool,
+    #[command(flatten)]
+    limits: LimitArgs,
 }
 
 impl RestoreArgs {
@@ -65,7 +67,7 @@ pub(super) async fn restore(a: RestoreArgs, out: &Output) -> Result<ExitCode> {
                 .into(),
         ));
     }
-    let session = reading_session(&a.repo, &a.identity, &a.cache).await?;
+    let session = reading_session(&a.repo, &a.identity, &a.cache, &a.limits.limits()).await?;
     let code = match &a.snapshot {
         Some(spec) => restore_one(&a, &session, spec, out).await?,
         None => restore_every_source(&a, &session, out).await?,

@@ -7,11 +7,10 @@ use std::process::ExitCode;
 use clap::Args;
 
 use super::output::{human_bytes, Output};
-use super::{agent_session, CacheArg, RepoArg};
+use super::{agent_session, open_store, CacheArg, LimitArgs, RepoArg};
 use crate::engine::progress::Progress;
 use crate::engine::sync::SyncReport;
 use crate::error::Result;
-use crate::store::Store;
 
 #[derive(Args)]
 pub(super) struct SyncArgs {
@@ -26,21 +25,25 @@ pub(super) struct SyncArgs {
     agent_key: Option<PathBuf>,
     #[command(flatten)]
     cache: CacheArg,
+    /// --limit-upload paces the copies sent to --to, --limit-download what is read from --repo.
+    #[command(flatten)]
+    limits: LimitArgs,
 }
 
 pub(super) async fn sync(a: SyncArgs, out: &Output) -> Result<ExitCode> {
-    let to = Store::open(&a.to, true)?;
+    let limits = a.limits.limits();
+    let to = open_store(&a.to, true, &limits)?;
     let started = std::time::Instant::now();
     let (report, from) = match &a.agent_key {
         Some(key) => {
-            let session = agent_session(&a.repo, key, &a.cache).await?;
+            let session = agent_session(&a.repo, key, &a.cache, &limits).await?;
             let guard = out.progress_bar(session.progress(), "copied");
             let report = session.sync(&to).await?;
             drop(guard);
             (report, session.repo().store.display.clone())
         }
         None => {
-            let from = Store::open(&a.repo.repo, false)?;
+            let from = open_store(&a.repo.repo, false, &limits)?;
             let progress = std::sync::Arc::new(Progress::default());
             let guard = out.progress_bar(&progress, "copied");
             let report = crate::engine::sync::sync(&from, &to, &progress).await?;

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use clap::Args;
 
 use super::output::{human_bytes, rfc3339, Output};
-use super::{session, FilterArgs, KeyedRepo};
+use super::{session, FilterArgs, KeyedRepo, LimitArgs};
 use crate::engine::verify::VerifyReport;
 use crate::error::{Error, Result};
 
@@ -25,13 +25,15 @@ pub(super) struct VerifyArgs {
     /// Only snapshots of this backed-up path (repeatable; all must be there).
     #[arg(long = "path", value_name = "PATH")]
     paths: Vec<String>,
+    #[command(flatten)]
+    limits: LimitArgs,
 }
 
 pub(super) async fn verify(a: VerifyArgs, out: &Output) -> Result<ExitCode> {
     if let Some(p) = a.read_data.filter(|p| !(0.0..=100.0).contains(p)) {
         return Err(Error::Usage(format!("--read-data={p}: give a percentage between 0 and 100")));
     }
-    let session = session(&a.repo).await?;
+    let session = session(&a.repo, &a.limits.limits()).await?;
     let filter = a.filter.filter(&a.paths);
     let report = session.verify(a.read_data, session.verify_state_file(), filter).await?;
     if report.selection.is_some() && report.snapshots == 0 {

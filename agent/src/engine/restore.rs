@@ -227,6 +227,7 @@ async fn restore_files(
 ) -> Result<()> {
     summary.files = files.len() as u64;
     summary.bytes = files.iter().map(|(_, n)| n.size).sum();
+    progress.set_totals(summary.files, summary.bytes);
     let budget = tokio::sync::Semaphore::new(BUFFER_BUDGET_MIB as usize);
     let mut results = futures::stream::iter(files)
         .map(|(path, node)| async {
@@ -360,10 +361,11 @@ async fn write_file(
 }
 
 /// Streams one file's content to `out`, verifying every blob.
-pub async fn dump(reader: &BlobReader, node: &Node, out: &mut (impl Write + Send)) -> Result<u64> {
+pub async fn dump(reader: &BlobReader, node: &Node, out: &mut (impl Write + Send), progress: &Progress) -> Result<u64> {
     if node.kind != NodeKind::File {
         return Err(Error::Usage(format!("{:?} is not a file", String::from_utf8_lossy(&node.name))));
     }
+    progress.set_totals(1, node.size);
     let mut blobs = std::pin::pin!(content_ids(reader, node)
         .map(|id| async move { reader.read(&id?).await })
         .buffered(BLOBS_AHEAD));
@@ -371,7 +373,9 @@ pub async fn dump(reader: &BlobReader, node: &Node, out: &mut (impl Write + Send
     while let Some(data) = blobs.try_next().await? {
         tokio::task::block_in_place(|| out.write_all(&data)).map_err(|e| Error::io("standard output", e))?;
         n += data.len() as u64;
+        progress.bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
     }
+    progress.files.fetch_add(1, Ordering::Relaxed);
     out.flush().map_err(|e| Error::io("standard output", e))?;
     Ok(n)
 }

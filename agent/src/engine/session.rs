@@ -171,7 +171,7 @@ impl Session {
         let result = async {
             let reader = self.reader().await?;
             let entry = restore::find(&reader, snapshot, path).await?;
-            let dumped = restore::dump(&reader, &entry.node, out).await;
+            let dumped = restore::dump(&reader, &entry.node, out, &self.progress).await;
             self.record_damage_found(&reader, "restore").await;
             dumped
         }

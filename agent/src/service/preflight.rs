@@ -21,7 +21,7 @@ pub async fn deletion_refused(cfg: &Config) -> Result<Option<String>> {
     if jobs.is_empty() || !matches!(target.location, Location::Server { .. }) {
         return Ok(None);
     }
-    let store = Store::open_with(&target.url, false, &target.server)?;
+    let store = Store::open_with(&target.url, false, &target.server, &target.limits)?;
     if store.may_delete().await? {
         return Ok(None);
     }

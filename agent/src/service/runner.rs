@@ -156,7 +156,7 @@ impl Agent {
         self.primary
             .get_or_try_init(|| async {
                 let target = &self.cfg.targets[0];
-                let store = Store::open_with(&target.url, false, &target.server)?;
+                let store = Store::open_with(&target.url, false, &target.server, &target.limits)?;
                 let repo = Repository::open_with_agent_key(store, key.clone()).await?;
                 if let Some(pinned) = &self.cfg.recipients {
                     crate::service::recipients_pin::check(pinned, &repo.config.recipients)?;
@@ -198,7 +198,7 @@ impl Agent {
             self.primary(key).await?
         } else {
             let target = &self.cfg.targets[index];
-            let store = Store::open_with(&target.url, false, &target.server)?;
+            let store = Store::open_with(&target.url, false, &target.server, &target.limits)?;
             let repo = Repository::open_with_agent_key(store, key.clone()).await?;
             if let Some(pinned) = &self.cfg.recipients {
                 crate::service::recipients_pin::check(pinned, &repo.config.recipients)?;

@@ -6,7 +6,10 @@
 //! - a put that returns `Ok` is durable (the local backend fsyncs file and directory);
 //! - a listing error is an error, never an empty listing.
 
+pub mod limit;
 mod open;
+mod paced;
+mod paced_s3;
 pub mod server;
 
 use std::ops::Range;
@@ -20,6 +23,7 @@ use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload}
 use arka_proto::ObjectId;
 
 use crate::error::{Error, Result};
+pub use limit::Limits;
 use open::open_backend;
 pub use open::{advice, Location};
 pub use server::{ServerOptions, ServerStore};
@@ -55,14 +59,16 @@ impl Store {
     /// otherwise a missing one means the URL is wrong. An arka-server's token and trust come
     /// from the `ARKA_SERVER_*` variables (see [`Store::open_with`]).
     pub fn open(url: &str, create: bool) -> Result<Self> {
-        Self::open_with(url, create, &ServerOptions::default())
+        Self::open_with(url, create, &ServerOptions::default(), &Limits::default())
     }
 
     /// Like [`Store::open`], with an arka-server target's settings from the agent config
-    /// (the `ARKA_SERVER_*` variables still win).
-    pub fn open_with(url: &str, create: bool, server: &ServerOptions) -> Result<Self> {
+    /// (the `ARKA_SERVER_*` variables still win) and the target's bandwidth `limits`, which
+    /// pace what this store sends and receives (shared with every store opened with a
+    /// clone of them).
+    pub fn open_with(url: &str, create: bool, server: &ServerOptions, limits: &Limits) -> Result<Self> {
         let location = Location::parse(url)?;
-        let mut store = Self::new(open_backend(&location, create, server)?, url.to_string());
+        let mut store = Self::new(open_backend(&location, create, server, limits)?, url.to_string());
         if let Location::Local(root) = location {
             store.local_root = Some(root);
         }

@@ -9,6 +9,9 @@ use object_store::local::LocalFileSystem;
 use object_store::prefix::PrefixStore;
 use object_store::{BackoffConfig, ClientOptions, ObjectStore, RetryConfig};
 
+use super::limit::Limits;
+use super::paced::PacedLocal;
+use super::paced_s3::PacedConnector;
 use super::server::{ServerOptions, ServerStore};
 use crate::error::{Error, Result};
 
@@ -131,10 +134,17 @@ fn retry_config() -> RetryConfig {
 }
 
 /// Opens the backend. `create` makes a missing local directory (for `init`); `server`
-/// applies to an arka-server location only.
-pub fn open_backend(location: &Location, create: bool, server: &ServerOptions) -> Result<Arc<dyn ObjectStore>> {
+/// applies to an arka-server location only; `limits` paces every kind.
+pub fn open_backend(
+    location: &Location,
+    create: bool,
+    server: &ServerOptions,
+    limits: &Limits,
+) -> Result<Arc<dyn ObjectStore>> {
     match location {
-        Location::Server { base, repo } => Ok(Arc::new(ServerStore::new(base, repo, server)?)),
+        Location::Server { base, repo } => {
+            Ok(Arc::new(ServerStore::new(base, repo, server)?.with_limits(limits.clone())))
+        }
         Location::Local(path) => {
             if create {
                 std::fs::create_dir_all(path).map_err(|e| Error::io(path, e))?;
@@ -145,7 +155,10 @@ pub fn open_backend(location: &Location, create: bool, server: &ServerOptions) -
                 .map_err(|e| Error::store("open", path.display().to_string(), e))?
                 .with_fsync(true)
                 .with_automatic_cleanup(true);
-            Ok(Arc::new(fs))
+            if limits.is_none() {
+                return Ok(Arc::new(fs));
+            }
+            Ok(Arc::new(PacedLocal::new(fs, limits.upload.clone(), limits.download.clone())))
         }
         Location::S3 { bucket, prefix } => {
             install_tls_provider();
@@ -158,6 +171,9 @@ pub fn open_backend(location: &Location, create: bool, server: &ServerOptions) -
                         .with_timeout(Duration::from_secs(120))
                         .with_allow_http(allow_http()),
                 );
+            if !limits.is_none() {
+                builder = builder.with_http_connector(PacedConnector::new(limits.clone()));
+            }
             if std::env::var_os("AWS_REGION").is_none() && std::env::var_os("AWS_DEFAULT_REGION").is_none() {
                 builder = builder.with_region("us-east-1");
             }

@@ -27,6 +27,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
 use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
+use http_body_util::Full;
 use object_store::path::Path;
 use object_store::{
     Attributes, CopyOptions, GetOptions, GetRange, GetResult, GetResultPayload, ListResult, MultipartUpload,
@@ -38,12 +39,20 @@ use reqwest::{StatusCode, Url};
 use arka_proto::server::{list_path, object_path, status_path, ApiError, ListPage, Refusal, STORED_AT_HEADER};
 use arka_proto::AgentStatus;
 
+use super::limit::{Limits, Pacer};
+use super::paced::PacedBody;
 use crate::error::{Error, Result};
 use crate::platform::retry::{error_chain as chain, retryable_status as retryable, Retry};
 pub use options::{check_ca_pem, parse_pin, PinMismatch, PinnedCert, ServerOptions, Token, Trust};
 pub use options::{CA_ENV, PIN_ENV, TOKEN_ENV, TOKEN_FILE_ENV};
 
 const STORE: &str = "arka-server";
+
+/// How long a read may take: a whole pack on a slow link.
+const GET_TIMEOUT: Duration = Duration::from_secs(900);
+
+/// The largest object a paced read is budgeted time for: the largest pack the format allows.
+const MAX_PACED_OBJECT: u64 = 64 << 20;
 /// The largest object a whole read accepts (packs are at most 128 MiB).
 pub const OBJECT_MAX: u64 = 256 << 20;
 /// The largest error body read (the message is cut much shorter).
@@ -74,6 +83,8 @@ struct Inner {
     auth: HeaderValue,
     /// `arka+https://host:port/repo`, for messages.
     shown: String,
+    /// The target's bandwidth limits: bodies go and come in paced slices.
+    limits: Limits,
 }
 
 impl std::fmt::Debug for ServerStore {
@@ -160,8 +171,17 @@ impl ServerStore {
         let base = Url::parse(base).map_err(|e| Error::Usage(format!("{shown}: {e}")))?;
         let resolved = options.resolve(&shown)?;
         let client = options::http_client(&resolved.trust)?;
-        let inner = Inner { client, base, repo: repo.to_string(), auth: resolved.token.header(), shown };
+        let auth = resolved.token.header();
+        let inner = Inner { client, base, repo: repo.to_string(), auth, shown, limits: Limits::default() };
         Ok(Self { inner: Arc::new(inner) })
+    }
+
+    /// This store with bandwidth limits (before it is shared).
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.limits = limits;
+        }
+        self
     }
 
     fn url(&self, path: &str) -> Url {
@@ -224,10 +244,19 @@ impl ServerStore {
     async fn put(&self, location: &Path, bytes: Bytes) -> object_store::Result<PutResult> {
         let url = self.object_url(location)?;
         let key = location.as_ref();
-        // Bounded, but room for a large pack on a slow uplink (256 KiB/s).
-        let timeout = Duration::from_secs(60) + Duration::from_secs(bytes.len() as u64 / (256 << 10));
+        // Bounded, but room for a large pack on a slow uplink (256 KiB/s), or at the limit.
+        let base = Duration::from_secs(60);
+        let mut timeout = base + Duration::from_secs(bytes.len() as u64 / (256 << 10));
+        let upload = self.inner.limits.upload.clone();
+        if let Some(up) = &upload {
+            timeout = timeout.max(up.budget(base, bytes.len() as u64));
+        }
         self.retrying(|n| {
-            let request = self.request(reqwest::Method::PUT, url.clone()).body(bytes.clone()).timeout(timeout);
+            let body = match &upload {
+                Some(up) => reqwest::Body::wrap(PacedBody::new(Full::new(bytes.clone()), up.clone())),
+                None => reqwest::Body::from(bytes.clone()),
+            };
+            let request = self.request(reqwest::Method::PUT, url.clone()).body(body).timeout(timeout);
             async move {
                 let response = match request.send().await {
                     Ok(r) => r,
@@ -272,9 +301,11 @@ impl ServerStore {
             Some(GetRange::Suffix(n)) => Some(format!("bytes=-{n}")),
         };
         let method = if options.head { reqwest::Method::HEAD } else { reqwest::Method::GET };
+        let download = self.inner.limits.download.as_ref();
+        let timeout = download.map_or(GET_TIMEOUT, |d| d.budget(GET_TIMEOUT, MAX_PACED_OBJECT).max(GET_TIMEOUT));
         let (meta, range, body) = self
             .retrying(|_| {
-                let mut request = self.request(method.clone(), url.clone()).timeout(Duration::from_secs(900));
+                let mut request = self.request(method.clone(), url.clone()).timeout(timeout);
                 if let Some(r) = &range {
                     request = request.header(RANGE, r.as_str());
                 }
@@ -291,7 +322,7 @@ impl ServerStore {
                     if options.head {
                         return Step::Done((meta, range, Bytes::new()));
                     }
-                    match read_body(response, range.end - range.start).await {
+                    match read_body(response, range.end - range.start, download).await {
                         Ok(body) => Step::Done((meta, range, body)),
                         Err(e) => e.step(key),
                     }
@@ -346,7 +377,8 @@ impl ServerStore {
                         Ok(r) => r,
                         Err(step) => return step,
                     };
-                    match read_body(response, listing::LIST_BODY_MAX as u64).await {
+                    match read_body(response, listing::LIST_BODY_MAX as u64, self.inner.limits.download.as_ref()).await
+                    {
                         Ok(body) => Step::Done(body),
                         Err(e) => e.step(what),
                     }
@@ -416,7 +448,7 @@ fn protocol(key: &str, what: String) -> object_store::Error {
 /// server's message and advice.
 async fn answer_error(response: reqwest::Response, key: &str, op: &str) -> object_store::Error {
     let status = response.status();
-    let body = read_body(response, ERROR_BODY_MAX as u64).await.unwrap_or_default();
+    let body = read_body(response, ERROR_BODY_MAX as u64, None).await.unwrap_or_default();
     let api: Option<ApiError> = serde_json::from_slice(&body).ok();
     let refusal = api.as_ref().and_then(|a| a.refusal);
     let message = api.map(|a| sanitize(&a.message)).unwrap_or_else(|| sanitize(&String::from_utf8_lossy(&body)));
@@ -475,7 +507,9 @@ impl BodyError {
 
 /// Reads a body of at most `max` bytes; an announced length is believed only up to `max`,
 /// and the bytes must match it.
-async fn read_body(mut response: reqwest::Response, max: u64) -> Result<Bytes, BodyError> {
+/// With a `pacer`, each piece is paid for as it arrives, so the connection's flow control
+/// holds the sender to the limit.
+async fn read_body(mut response: reqwest::Response, max: u64, pacer: Option<&Arc<Pacer>>) -> Result<Bytes, BodyError> {
     let announced = response.content_length();
     if announced.is_some_and(|n| n > max) {
         return Err(BodyError::Protocol(format!("{} bytes announced, at most {max} expected", announced.unwrap_or(0))));
@@ -488,6 +522,9 @@ async fn read_body(mut response: reqwest::Response, max: u64) -> Result<Bytes, B
                     return Err(BodyError::Protocol(format!("more than {max} bytes sent")));
                 }
                 buf.extend_from_slice(&chunk);
+                if let Some(p) = pacer {
+                    p.take(chunk.len()).await;
+                }
             }
             Ok(None) => break,
             Err(e) => return Err(BodyError::Transport(transport_error(e))),
@@ -716,6 +753,7 @@ mod tests {
             repo: "clinic".into(),
             auth: token.header(),
             shown: "arka+https://nas:8443/clinic".into(),
+            limits: Limits::default(),
         };
         let store = ServerStore { inner: Arc::new(inner) };
         let shown = format!("{store:?} {store}");

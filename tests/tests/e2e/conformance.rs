@@ -3,6 +3,9 @@
 //! exact ranged reads (never a silent short read), listings of IDs, sizes and store times
 //! that ignore foreign names, empty listings, deletes, a large object and concurrent writers.
 //!
+//! Each target runs it paced too (bandwidth limits on, fast): the paced bodies, the S3
+//! connector and the local decorator must keep every contract.
+//!
 //! arka-server runs it too (`server_client`). The local directory runs in-process. Garage runs in a child process of this test binary
 //! (`conformance_child`) because `Store::open` takes the endpoint and keys from the `AWS_*`
 //! variables, and setting variables in a multi-threaded test process is not sound.
@@ -12,12 +15,18 @@ use std::process::Command;
 
 use bytes::Bytes;
 
-use arka_agent::store::{ObjectKind, Store, CONFIG_KEY};
+use arka_agent::store::{Limits, ObjectKind, ServerOptions, Store, CONFIG_KEY};
 use arka_proto::ObjectId;
 use arka_tests::garage::Garage;
 use arka_tests::pseudo_random;
 
 const MIB: usize = 1 << 20;
+
+/// Limits that pace every transfer (in slices, through the token bucket) yet are fast
+/// enough that the suite takes no longer.
+pub(crate) fn fast_limits() -> Limits {
+    Limits::new(Some(256 << 20), Some(256 << 20), None)
+}
 
 /// What a backend does with a create-only put of an existing key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -267,24 +276,38 @@ fn local_directory_store_conforms() {
 }
 
 #[test]
+fn a_paced_local_directory_store_conforms() {
+    let dir = tempfile::tempdir().unwrap();
+    let open = |name: &str| {
+        let url = dir.path().join(name);
+        Store::open_with(url.to_str().unwrap(), true, &ServerOptions::default(), &fast_limits()).expect("open")
+    };
+    runtime().block_on(conformance(&open("repo"), &open("fresh"), CreateOnly::Enforced, ForeignNames::Stored));
+}
+
+#[test]
 fn garage_store_conforms() {
     let garage = Garage::single();
-    let out = Command::new(std::env::current_exe().expect("this test binary"))
-        .args(["conformance::conformance_child", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
-        .envs(garage.env())
-        .env("ARKA_CONFORMANCE_REPO", garage.url("conformance"))
-        .env("ARKA_CONFORMANCE_FRESH", garage.url("fresh"))
-        .env("ARKA_CONFORMANCE_CREATE_ONLY", CreateOnly::Overwrites.name())
-        .output()
-        .expect("run the conformance child");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success() && stdout.contains("conformance_child ... ok"),
-        "the conformance suite failed against Garage ({}):\n--- stdout:\n{stdout}\n--- stderr:\n{stderr}",
-        out.status
-    );
-    eprint!("{stderr}");
+    // object_store's own connection, then the paced one (bandwidth limits).
+    for (paced, suffix) in [(false, ""), (true, "-paced")] {
+        let out = Command::new(std::env::current_exe().expect("this test binary"))
+            .args(["conformance::conformance_child", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
+            .envs(garage.env())
+            .env("ARKA_CONFORMANCE_REPO", garage.url(&format!("conformance{suffix}")))
+            .env("ARKA_CONFORMANCE_FRESH", garage.url(&format!("fresh{suffix}")))
+            .env("ARKA_CONFORMANCE_CREATE_ONLY", CreateOnly::Overwrites.name())
+            .env("ARKA_CONFORMANCE_PACED", if paced { "1" } else { "0" })
+            .output()
+            .expect("run the conformance child");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success() && stdout.contains("conformance_child ... ok"),
+            "the conformance suite failed against Garage (paced: {paced}; {}):\n--- stdout:\n{stdout}\n--- stderr:\n{stderr}",
+            out.status
+        );
+        eprint!("{stderr}");
+    }
 }
 
 /// The suite against `$ARKA_CONFORMANCE_REPO`, with the target's `AWS_*` variables in this
@@ -297,7 +320,10 @@ fn conformance_child() {
         eprintln!("conformance_child: ARKA_CONFORMANCE_REPO/FRESH are not set; nothing to do");
         return;
     };
-    let store = Store::open(&repo, true).expect("open the store under test");
-    let fresh = Store::open(&fresh, true).expect("open the fresh store");
+    let paced = std::env::var("ARKA_CONFORMANCE_PACED").is_ok_and(|v| v == "1");
+    let limits = if paced { fast_limits() } else { Limits::default() };
+    let open = |url: &str| Store::open_with(url, true, &ServerOptions::default(), &limits);
+    let store = open(&repo).expect("open the store under test");
+    let fresh = open(&fresh).expect("open the fresh store");
     runtime().block_on(conformance(&store, &fresh, CreateOnly::from_env(), ForeignNames::Stored));
 }

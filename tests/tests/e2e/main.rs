@@ -25,6 +25,7 @@ mod failover;
 mod forget;
 mod healing;
 mod incremental;
+mod limits;
 mod plants;
 mod prune;
 mod repair;

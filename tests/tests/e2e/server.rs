@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use arka_agent::store::{ServerOptions, Store};
+use arka_agent::store::{Limits, ServerOptions, Store};
 use arka_proto::ObjectId;
 use arka_tests::garage::Garage;
 use arka_tests::server::{bearer, pack, raw_request, try_raw_request, ServerProcess, TokenSpec};
@@ -646,8 +646,10 @@ fn fronting_garage_keeps_writes_create_only() {
     // The agent's store conformance suite through the server, create-only enforced even
     // though the bucket underneath would overwrite.
     let options = ServerOptions { token_file: Some(server.secret_file("chain-admin").into()), ..Default::default() };
-    let store = Store::open_with(&server.repo_url("conformance"), true, &options).expect("open the server store");
-    let fresh = Store::open_with(&server.repo_url("fresh"), true, &options).expect("open the fresh store");
+    let none = Limits::default();
+    let store =
+        Store::open_with(&server.repo_url("conformance"), true, &options, &none).expect("open the server store");
+    let fresh = Store::open_with(&server.repo_url("fresh"), true, &options, &none).expect("open the fresh store");
     runtime().block_on(conformance(&store, &fresh, CreateOnly::Enforced, ForeignNames::Refused));
 }
 

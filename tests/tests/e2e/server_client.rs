@@ -18,7 +18,7 @@ use arka_tests::server::{ServerProcess, TokenSpec};
 use arka_tests::{assert_same_tree, os_args, pseudo_random, run, write_file, Fixture, Run};
 
 use crate::agent::{status, wait_for};
-use crate::conformance::{conformance, runtime, CreateOnly, ForeignNames};
+use crate::conformance::{conformance, fast_limits, runtime, CreateOnly, ForeignNames};
 use crate::s3::small_tree;
 
 /// `ARKA_SERVER_TOKEN_FILE` for a token of `server`.
@@ -57,8 +57,11 @@ fn server_store_conforms() {
     let server = ServerProcess::start(dir.path(), &[TokenSpec::new("nas", "maintain", &["conformance", "fresh"])]);
     // Settings passed in, not through the environment (not sound to set in a test process).
     let options = ServerOptions { token_file: Some(server.secret_file("nas").into()), ..Default::default() };
-    let store = Store::open_with(&server.repo_url("conformance"), true, &options).expect("open the server store");
-    let fresh = Store::open_with(&server.repo_url("fresh"), true, &options).expect("open the fresh store");
+    // Paced (bandwidth limits on): request bodies stream in slices with their length, and
+    // answers are paid for as they arrive. server.rs runs the suite unpaced.
+    let limits = fast_limits();
+    let store = Store::open_with(&server.repo_url("conformance"), true, &options, &limits).expect("open the store");
+    let fresh = Store::open_with(&server.repo_url("fresh"), true, &options, &limits).expect("open the fresh store");
     runtime().block_on(conformance(&store, &fresh, CreateOnly::Enforced, ForeignNames::Refused));
 }
 

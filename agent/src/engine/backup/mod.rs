@@ -14,6 +14,7 @@ pub mod exclude;
 mod files_cache;
 mod healing;
 mod queued;
+pub mod scan;
 pub mod scrub;
 mod stamp;
 mod walk;

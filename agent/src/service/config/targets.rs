@@ -1,11 +1,13 @@
-//! `[[target]]`: where backups go, and an arka-server target's token file, pin and CA.
+//! `[[target]]`: where backups go, an arka-server target's token file, pin and CA, and
+//! the bandwidth limits that pace what the agent sends to and reads from it.
 
 use serde::Deserialize;
 use toml::Spanned;
 
 use super::{nonempty, Validator};
+use crate::store::limit::{parse_rate, FullSpeedHours};
 use crate::store::server::{check_ca_pem, parse_pin, Token};
-use crate::store::{Location, ServerOptions};
+use crate::store::{Limits, Location, ServerOptions};
 
 #[derive(Clone, Debug)]
 pub struct Target {
@@ -15,6 +17,9 @@ pub struct Target {
     pub location: Location,
     /// An arka-server target's token file, pin and CA (empty for other targets).
     pub server: ServerOptions,
+    /// `limit_upload`, `limit_download` and `full_speed_hours`; clones share the buckets,
+    /// so every store opened for this target keeps to them together.
+    pub limits: Limits,
 }
 
 #[derive(Deserialize)]
@@ -25,6 +30,9 @@ pub(super) struct RawTarget {
     token_file: Option<Spanned<String>>,
     cert_sha256: Option<Spanned<String>>,
     ca_file: Option<Spanned<String>>,
+    limit_upload: Option<Spanned<String>>,
+    limit_download: Option<Spanned<String>>,
+    full_speed_hours: Option<Spanned<String>>,
 }
 
 impl Validator<'_> {
@@ -38,18 +46,46 @@ impl Validator<'_> {
                 None => Some(t.get_ref().url.get_ref().clone()),
             };
             let server = self.server_options(t.get_ref(), location.as_ref());
-            match (location, name, server) {
-                (Some(location), Some(name), Some(server)) => {
+            let limits = self.limits(t.get_ref());
+            match (location, name, server, limits) {
+                (Some(location), Some(name), Some(server), Some(limits)) => {
                     if out.iter().any(|o: &Target| o.name == name) {
                         self.fail(t.span(), format!("a second target named {name:?}: give each target its own name"));
                         ok = false;
                     }
-                    out.push(Target { name, url: t.get_ref().url.get_ref().clone(), location, server });
+                    let url = t.get_ref().url.get_ref().clone();
+                    out.push(Target { name, url, location, server, limits });
                 }
                 _ => ok = false,
             }
         }
         ok.then_some(out)
+    }
+
+    /// `limit_upload` and `limit_download` (rates such as "2 MiB/s"), and `full_speed_hours`
+    /// ("20:00-06:00", local time), which lifts them and so means nothing without one.
+    fn limits(&mut self, t: &RawTarget) -> Option<Limits> {
+        let mut rate = |v: &Option<Spanned<String>>, key: &str| match v {
+            Some(v) => self.check(v, |r| parse_rate(r).map_err(|e| format!("{key}: {e}"))).map(Some),
+            None => Some(None),
+        };
+        let (upload, download) = (rate(&t.limit_upload, "limit_upload"), rate(&t.limit_download, "limit_download"));
+        let hours = match &t.full_speed_hours {
+            None => Some(None),
+            Some(h) if t.limit_upload.is_none() && t.limit_download.is_none() => {
+                self.fail(
+                    h.span(),
+                    "full_speed_hours lifts limit_upload and limit_download, and this target has neither: \
+                     add a limit (e.g. limit_upload = \"2 MiB/s\") or remove full_speed_hours"
+                        .into(),
+                );
+                None
+            }
+            Some(h) => {
+                self.check(h, |h| FullSpeedHours::parse(h).map_err(|e| format!("full_speed_hours: {e}"))).map(Some)
+            }
+        };
+        Some(Limits::new(upload?, download?, hours?))
     }
 
     /// `token_file`, `cert_sha256` and `ca_file`: only for an arka-server URL; the token

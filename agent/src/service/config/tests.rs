@@ -381,6 +381,45 @@ fn server_targets_take_a_token_file_a_pin_and_a_ca() {
     }
 }
 
+/// #16 point 7: per-target bandwidth limits, lifted in the full-speed hours; every
+/// nonsense value refused at its line with the fix.
+#[test]
+fn targets_take_bandwidth_limits_and_full_speed_hours() {
+    let etc = Etc::new();
+    let target = |keys: &str| MINIMAL.replace("url = \"/mnt/nas/arka\"", &format!("url = \"/mnt/nas/arka\"\n{keys}"));
+    let c = etc
+        .load(&target("limit_upload = \"2 MiB/s\"\nlimit_download = \"8 MiB/s\"\nfull_speed_hours = \"20:00-06:00\""))
+        .unwrap();
+    let limits = &c.targets[0].limits;
+    assert_eq!(limits.upload.as_ref().map(|p| p.rate()), Some(2 << 20));
+    assert_eq!(limits.download.as_ref().map(|p| p.rate()), Some(8 << 20));
+    let hours = limits.upload.as_ref().and_then(|p| p.full_speed_hours()).map(|h| h.to_string());
+    assert_eq!(hours.as_deref(), Some("20:00-06:00"));
+    assert!(c.targets[1].limits.is_none(), "no keys, no limits");
+    let c = etc.load(&target("limit_download = \"1 MB/s\"")).unwrap();
+    assert!(c.targets[0].limits.upload.is_none() && c.targets[0].limits.download.is_some());
+
+    let cases: Vec<(String, usize, &str)> = vec![
+        (target("limit_upload = \"0\""), 5, "limit_upload: \"0\": a limit is a rate: write it per second"),
+        (target("limit_upload = \"0 MiB/s\""), 5, "would stop all traffic"),
+        (target("limit_upload = \"2 MiB\""), 5, "write it per second, e.g. \"2 MiB/s\""),
+        (target("limit_download = \"fast\""), 5, "limit_download: "),
+        (target("limit_download = \"1 kB/s\""), 5, "at least \"16 KiB/s\""),
+        (target("full_speed_hours = \"20:00-06:00\""), 5, "this target has neither: add a limit"),
+        (target("limit_upload = \"1 MiB/s\"\nfull_speed_hours = \"20-6\""), 6, "write local hours as \"HH:MM-HH:MM\""),
+        (target("limit_upload = \"1 MiB/s\"\nfull_speed_hours = \"09:00-09:00\""), 6, "start and end are the same"),
+        (target("limit_uplod = \"1 MiB/s\""), 5, "unknown key \"limit_uplod\"; did you mean \"limit_upload\"?"),
+    ];
+    for (text, line, want) in &cases {
+        let e = etc.error(text);
+        let prefix = format!("{}:{line}: ", etc.path("config.toml").display());
+        assert!(
+            e.lines().any(|l| l.starts_with(&prefix) && l.contains(want)),
+            "want {prefix}…{want}\ngot {e}\nin\n{text}"
+        );
+    }
+}
+
 #[cfg(unix)]
 #[test]
 fn a_token_file_readable_by_others_is_refused() {

@@ -99,7 +99,7 @@ impl Replicate {
     async fn copy(&self) -> Result<()> {
         let session = self.agent.session(&self.key).await?;
         let url = &self.target.url;
-        let to = Store::open_with(url, true, &self.target.server)?;
+        let to = Store::open_with(url, true, &self.target.server, &self.target.limits)?;
         // Before copying, tell the board how far behind the target is.
         let (snapshots, bytes) = crate::engine::sync::backlog(&session.repo().store, &to).await?;
         self.agent.board.update(|st| {
