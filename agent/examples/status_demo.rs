@@ -103,18 +103,7 @@ fn sample(now: i64, healthy: bool) -> AgentStatus {
         },
     );
     documents.started(now - 2 * MIN);
-    history(&mut imaging, now, |d| (if d == 9 { (0, 3) } else { (24, 0) }, (800 + (d * 37 % 11) * 120) * MIB));
-    history(&mut db, now, |d| (if d == 0 && !healthy { (19, 0) } else { (24, 0) }, (55 + d % 7 * 3) * MIB));
-    history(&mut documents, now, |d| ((1, 0), if d % 7 < 2 { 0 } else { (150 + d * 13 % 90) * MIB }));
-    if !healthy {
-        db.days.last_mut().expect("history").late = true;
-    }
-    imaging.copied_to("nas", now - 12 * MIN - 4 * MIN);
-    imaging.copied_to("offsite", now - 3 * H);
-    db.copied_to("nas", now - db_ago - 90 * S);
-    db.copied_to("offsite", now - db_ago - 90 * S);
-    documents.copied_to("nas", now - 20 * H - 41 * S);
-    documents.copied_to("offsite", now - 20 * H - 41 * S);
+    past_days(&mut imaging, &mut db, &mut documents, now, db_ago, healthy);
     st.sources = vec![imaging, db, documents];
 
     let mut nas = TargetStatus::new("nas", "/mnt/nas/arka", TargetRole::Primary);
@@ -150,4 +139,27 @@ fn history(s: &mut SourceStatus, now: i64, day: impl Fn(u64) -> ((u32, u32), u64
         let record = s.day_mut(&date.to_string());
         (record.ok, record.failed, record.added_bytes, record.size_bytes) = (ok, failed, added, Some(size));
     }
+}
+
+/// The sources' last 30 days and where each is protected.
+fn past_days(
+    imaging: &mut SourceStatus,
+    db: &mut SourceStatus,
+    documents: &mut SourceStatus,
+    now: i64,
+    db_ago: i64,
+    healthy: bool,
+) {
+    history(imaging, now, |d| (if d == 9 { (0, 3) } else { (24, 0) }, (800 + (d * 37 % 11) * 120) * MIB));
+    history(db, now, |d| (if d == 0 && !healthy { (19, 0) } else { (24, 0) }, (55 + d % 7 * 3) * MIB));
+    history(documents, now, |d| ((1, 0), if d % 7 < 2 { 0 } else { (150 + d * 13 % 90) * MIB }));
+    if !healthy {
+        db.days.last_mut().expect("history").late = true;
+    }
+    imaging.copied_to("nas", now - 12 * MIN - 4 * MIN);
+    imaging.copied_to("offsite", now - 3 * H);
+    db.copied_to("nas", now - db_ago - 90 * S);
+    db.copied_to("offsite", now - db_ago - 90 * S);
+    documents.copied_to("nas", now - 20 * H - 41 * S);
+    documents.copied_to("offsite", now - 20 * H - 41 * S);
 }

@@ -14,7 +14,7 @@ const GAP: usize = 2;
 const PLOT_HEIGHT: usize = 36;
 
 /// The last [`HISTORY_DAYS`] dates up to `today`, oldest first, with the record of each.
-fn window<'a>(s: &'a SourceStatus, today: Date) -> Vec<(Date, Option<&'a DayRecord>)> {
+fn window(s: &SourceStatus, today: Date) -> Vec<(Date, Option<&DayRecord>)> {
     (0..HISTORY_DAYS as i64)
         .rev()
         .filter_map(|back| today.checked_sub(jiff::Span::new().days(back)).ok())
