@@ -14,6 +14,10 @@ pub enum Error {
     Store { op: &'static str, key: String, source: Box<object_store::Error>, advice: Option<&'static str> },
     #[error("{0} is not an arka repository (it has no config object); check --repo, or run `arka init`")]
     NotARepository(String),
+    /// A repository that was open is no longer there: a NAS share that is not mounted shows
+    /// an empty folder at its mount point.
+    #[error("{0}: the repository is gone (its config object is missing), as when the NAS share is not mounted; mount it or check the target's url")]
+    RepositoryGone(String),
     #[error("{0} already holds an arka repository; refusing to overwrite it")]
     AlreadyARepository(String),
     #[error("object {key} is damaged: {reason}")]
@@ -124,6 +128,8 @@ impl Error {
             Self::Format(_) | Self::Corrupt { .. } | Self::MissingBlob { .. } => ErrorKind::Damaged,
             Self::Store { source, .. } => store_kind(source),
             Self::NotARepository(_) => ErrorKind::NoRepository,
+            // Like an unreachable store: the service fails over and retries.
+            Self::RepositoryGone(_) => ErrorKind::Unreachable,
             Self::Io { .. } | Self::CommandFailed { .. } => ErrorKind::SourceUnreadable,
             Self::Config(_) => ErrorKind::Config,
             Self::Busy(_) => ErrorKind::Busy,

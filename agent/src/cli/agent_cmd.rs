@@ -96,8 +96,8 @@ async fn run_now(a: RunNowArgs) -> Result<ExitCode> {
     }
     let response = request.send().await.map_err(|e| {
         Error::Usage(format!(
-            "the agent does not answer at {url} ({}): is it running? (systemctl status arka, or the arka service on \
-             Windows)",
+            "the agent does not answer at {url} ({}): is it running? (`systemctl status arka-agent`; on Windows, \
+             `sc query arka-agent`)",
             crate::service::supervisor::scrub(&Error::Usage(e.to_string()))
         ))
     })?;

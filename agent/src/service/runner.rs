@@ -195,7 +195,13 @@ impl Agent {
     /// pin check.
     async fn session_on(&self, key: &arka_proto::AgentKey, index: usize) -> Result<Session> {
         let repo = if index == 0 {
-            self.primary(key).await?
+            let repo = self.primary(key).await?;
+            // Opened once, used for weeks: make sure it is still there, or a backup would
+            // write into the empty folder of a NAS share that is no longer mounted.
+            if repo.store.get_opt(crate::store::CONFIG_KEY).await?.is_none() {
+                return Err(Error::RepositoryGone(repo.store.display.clone()));
+            }
+            repo
         } else {
             let target = &self.cfg.targets[index];
             let store = Store::open_with(&target.url, false, &target.server, &target.limits)?;

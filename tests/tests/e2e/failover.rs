@@ -102,3 +102,59 @@ fn a_dead_nas_sends_backups_offsite_and_they_come_back_when_it_returns() {
     run_now(&fx, &cfg, "imagnig").expect_code(2).expect_stderr("the sources are: imaging");
     assert!(agent.terminate(30).success());
 }
+
+/// A NAS share that is not mounted shows its mount point as an empty folder: the agent
+/// must not back up into it (onto the clinic server's own disk), but offsite, and bring the
+/// backup to the NAS once the share is back.
+#[test]
+fn an_unmounted_nas_share_is_not_written_to_and_the_backup_goes_offsite() {
+    let fx = Fixture::new();
+    let imaging = fx.path("imaging");
+    write_file(&imaging.join("study_1/slice_001.dcm"), &pseudo_random(3, 200_000));
+    let nas = std::path::PathBuf::from(&fx.repo);
+    let port = free_port();
+    let config = format!(
+        "agent_key = {key:?}\nstate_dir = {state:?}\n\
+         [[target]]\nname = \"nas\"\nurl = {nas:?}\n\
+         [[target]]\nname = \"offsite\"\nurl = {offsite:?}\n\
+         [[source]]\nname = \"imaging\"\nkind = \"files\"\npaths = [{imaging:?}]\nschedule = \"every 1d\"\n\
+         [status]\nbind = \"127.0.0.1:{port}\"\n",
+        key = fx.agent_key,
+        state = fx.path("state"),
+        offsite = fx.path("offsite"),
+    );
+    let cfg = fx.path("agent.toml");
+    std::fs::write(&cfg, config).unwrap();
+    let agent = AgentProcess::start(&fx, &cfg);
+    let st = wait_for(60, "the first backup on both targets", || {
+        let st = status(port)?;
+        (newest_on(&st, "imaging", "nas").is_some() && newest_on(&st, "imaging", "offsite").is_some()).then_some(st)
+    });
+    let first = newest_on(&st, "imaging", "nas").unwrap();
+
+    // Unmounted: the share's folder is empty.
+    let away = fx.path("nas-share");
+    std::fs::rename(&nas, &away).unwrap();
+    std::fs::create_dir(&nas).unwrap();
+    write_file(&imaging.join("study_2/slice_001.dcm"), &pseudo_random(4, 200_000));
+    run_now(&fx, &cfg, "imaging").ok();
+    let st = wait_for(60, "a backup that went offsite", || {
+        let st = status(port)?;
+        (newest_on(&st, "imaging", "offsite")? > first).then_some(st)
+    });
+    assert!(arka_tests::walk_files(&nas).is_empty(), "nothing is written into the empty mount point");
+    let nas_card = target(&st, "nas");
+    assert_eq!(nas_card["reachable"], false, "{nas_card}");
+    assert!(nas_card["last_error"].as_str().unwrap().contains("not mounted"), "{nas_card}");
+
+    // Mounted again: the next backup goes there and the offsite one comes back.
+    std::fs::remove_dir(&nas).unwrap();
+    std::fs::rename(&away, &nas).unwrap();
+    run_now(&fx, &cfg, "imaging").ok();
+    wait_for(60, "the NAS to catch up", || {
+        let st = status(port)?;
+        target(&st, "nas")["catch_up"].as_array()?.is_empty().then_some(())
+    });
+    assert_eq!(fx.snapshots().len(), 3);
+    assert!(agent.terminate(30).success());
+}
