@@ -156,5 +156,17 @@ fn an_unmounted_nas_share_is_not_written_to_and_the_backup_goes_offsite() {
         target(&st, "nas")["catch_up"].as_array()?.is_empty().then_some(())
     });
     assert_eq!(fx.snapshots().len(), 3);
+
+    // The offsite share is unmounted in turn: it was copied to before, so an empty folder
+    // is not a new target to fill with a full copy.
+    let offsite = fx.path("offsite");
+    std::fs::rename(&offsite, fx.path("offsite-share")).unwrap();
+    std::fs::create_dir(&offsite).unwrap();
+    run_now(&fx, &cfg, "imaging").ok();
+    let st = wait_for(60, "the offsite card to say it is gone", || {
+        let st = status(port)?;
+        target(&st, "offsite")["last_error"].as_str()?.contains("not mounted").then_some(st)
+    });
+    assert!(arka_tests::walk_files(&offsite).is_empty(), "no copy lands in the empty mount point: {st}");
     assert!(agent.terminate(30).success());
 }

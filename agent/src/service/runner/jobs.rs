@@ -100,6 +100,13 @@ impl Replicate {
         let session = self.agent.session(&self.key).await?;
         let url = &self.target.url;
         let to = Store::open_with(url, true, &self.target.server, &self.target.limits)?;
+        // A target copied to before that has no config now is not a new, empty target but
+        // one that is gone (an unmounted share): a full copy would land on the local disk.
+        let copied_before =
+            self.agent.board.snapshot().targets.get(self.index).is_some_and(|t| t.last_sync_ns.is_some());
+        if copied_before && to.get_opt(crate::store::CONFIG_KEY).await?.is_none() {
+            return Err(Error::RepositoryGone(to.display.clone()));
+        }
         // Before copying, tell the board how far behind the target is.
         let (snapshots, bytes) = crate::engine::sync::backlog(&session.repo().store, &to).await?;
         self.agent.board.update(|st| {
