@@ -276,10 +276,11 @@ fn initial_status(cfg: &Config, now_ns: i64) -> AgentStatus {
 async fn source_loop(agent: Arc<Agent>, key: arka_proto::AgentKey, index: usize) {
     let source = agent.cfg.sources[index].clone();
     let mut watcher = match &source.kind {
-        SourceKind::Files { paths, watch: Some(quiet), .. } => {
+        SourceKind::Files { paths, watch: Some(quiet), excludes, .. } => {
             let settings = WatchSettings {
                 quiet_period: *quiet,
                 ignore: vec![agent.cfg.state_dir.clone()],
+                excludes: excludes.clone(),
                 ..WatchSettings::default()
             };
             let (name, paths) = (source.name.clone(), paths.clone());

@@ -11,6 +11,8 @@ use ::notify::event::{AccessKind, AccessMode, EventKind, MetadataKind, ModifyKin
 use ::notify::{ErrorKind, RecommendedWatcher, RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 
+use crate::engine::backup::exclude::{ExcludeRules, Excluder};
+
 /// When a burst of changes counts as settled.
 ///
 /// Contract: after the first change it fires once, at the earlier of `quiet_period` after
@@ -73,6 +75,8 @@ pub struct WatchSettings {
     /// prefix with the paths the OS reports, which start with the watched paths as given:
     /// write both the same way (both absolute, same spelling).
     pub ignore: Vec<PathBuf>,
+    /// The source's excludes: a change in what the backup leaves out does not count.
+    pub excludes: ExcludeRules,
 }
 
 impl Default for WatchSettings {
@@ -81,6 +85,7 @@ impl Default for WatchSettings {
             quiet_period: Duration::from_secs(120),
             max_wait: Duration::from_secs(30 * 60),
             ignore: Vec::new(),
+            excludes: ExcludeRules::default(),
         }
     }
 }
@@ -143,10 +148,12 @@ impl SourceWatcher {
     pub fn new(source_name: &str, paths: &[PathBuf], settings: WatchSettings) -> Result<Self, WatchError> {
         let (tx, reports) = mpsc::unbounded_channel();
         let ignore = settings.ignore.clone();
+        // Checked when the config was loaded; a rule that fails here only wakes more often.
+        let left_out = Excluder::new(&settings.excludes, paths).unwrap_or_default();
         let handler = move |result: ::notify::Result<::notify::Event>| {
             let now = Instant::now();
             let report = match result {
-                Ok(event) if counts(&event, &ignore) => Report::Changed(now),
+                Ok(event) if counts(&event, &ignore) && !all_left_out(&event, &left_out) => Report::Changed(now),
                 Ok(_) => return,
                 Err(e) if matches!(e.kind, ErrorKind::MaxFilesWatch) => Report::TooManyWatches(now),
                 Err(e) => Report::Error(now, describe(&e.kind)),
@@ -240,6 +247,12 @@ fn counts(event: &::notify::Event, ignore: &[PathBuf]) -> bool {
     };
     // An event without paths (e.g. the queue overflowed and a rescan is needed) counts.
     relevant && (event.paths.is_empty() || event.paths.iter().any(|p| !is_ignored(p, ignore)))
+}
+
+/// Whether every path of the event is in what the backup leaves out (then it changes
+/// nothing the next backup would store).
+fn all_left_out(event: &::notify::Event, left_out: &Excluder) -> bool {
+    !event.paths.is_empty() && event.paths.iter().all(|p| left_out.leaves_out_change(p))
 }
 
 fn is_ignored(path: &Path, ignore: &[PathBuf]) -> bool {
@@ -342,6 +355,30 @@ mod tests {
         assert!(counts(&::notify::Event::new(EventKind::Other), &ignore), "a rescan counts");
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn changes_in_what_the_backup_leaves_out_do_not_wake_it() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("cache")).unwrap();
+        let excludes = ExcludeRules {
+            patterns: vec!["*.tmp".into(), "cache/".into()],
+            if_present: vec![],
+            larger_than: Some(64 << 10),
+        };
+        let settings = WatchSettings { quiet_period: Duration::from_millis(200), excludes, ..WatchSettings::default() };
+        let mut watcher = SourceWatcher::new("imaging", &[dir.path().to_path_buf()], settings).unwrap();
+        std::fs::write(dir.path().join("viewer.tmp"), b"scratch").unwrap();
+        std::fs::write(dir.path().join("cache").join("thumb.jpg"), b"thumbnail").unwrap();
+        // Written elsewhere and moved in whole: its creation event must not see it empty.
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("export.iso"), vec![0u8; 128 << 10]).unwrap();
+        std::fs::rename(outside.path().join("export.iso"), dir.path().join("export.iso")).unwrap();
+        let woken = tokio::time::timeout(Duration::from_millis(1200), watcher.next()).await;
+        assert!(woken.is_err(), "woken by a change the backup leaves out: {woken:?}");
+        std::fs::write(dir.path().join("a.dcm"), b"a new study").unwrap();
+        let signal = tokio::time::timeout(Duration::from_secs(20), watcher.next()).await.expect("a signal");
+        assert_eq!(signal, WatchSignal::Settled);
+    }
+
     fn write_burst(dir: &Path, prefix: &str, files: usize, gap: Duration) {
         for i in 0..files {
             if i > 0 {
@@ -359,7 +396,7 @@ mod tests {
         let settings = WatchSettings {
             quiet_period: Duration::from_millis(300),
             max_wait: Duration::from_secs(60),
-            ignore: vec![],
+            ..WatchSettings::default()
         };
         let mut watcher = SourceWatcher::new("imaging", &[dir.path().to_path_buf()], settings).unwrap();
 

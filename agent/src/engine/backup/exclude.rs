@@ -79,6 +79,21 @@ impl Excluder {
         meta.is_file() && self.larger_than.is_some_and(|limit| meta.len() > limit)
     }
 
+    /// Whether a change at `path` (which may be gone by now) is in what the patterns or the
+    /// size limit leave out, so a watcher need not wake for it. A marker file
+    /// (`exclude_if_present`) is not looked for here: that would take a look into every
+    /// parent folder at every change.
+    pub fn leaves_out_change(&self, path: &Path) -> bool {
+        let meta = std::fs::symlink_metadata(path).ok();
+        if let (Some(m), Some(p)) = (&self.patterns, self.in_snapshot(path)) {
+            let is_dir = meta.as_ref().is_some_and(Metadata::is_dir);
+            if m.matched_path_or_any_parents(&p, is_dir).is_ignore() {
+                return true;
+            }
+        }
+        meta.is_some_and(|m| m.is_file() && self.larger_than.is_some_and(|limit| m.len() > limit))
+    }
+
     /// `path` as the snapshot shows it: the top-level name of its backed-up path, then the
     /// rest. `None` for a backed-up path itself (it is never excluded by a pattern).
     fn in_snapshot(&self, path: &Path) -> Option<PathBuf> {
