@@ -28,6 +28,8 @@ mod erase_cmd;
 mod forget_cmd;
 mod keys_cmd;
 mod output;
+mod paper_cmd;
+mod paper_sheet;
 mod prune_cmd;
 mod read_cmd;
 mod repair_cmd;
