@@ -106,7 +106,9 @@ mod tests {
         let text = prompt_lines(&mut typed.as_bytes(), &mut prompts).unwrap();
         let prompts = String::from_utf8(prompts).unwrap();
         assert!(
-            prompts.contains("line 2, group 3 does not match its checksum: check it against the paper. Type line 2 again."),
+            prompts.contains(
+                "line 2, group 3 does not match its checksum: check it against the paper. Type line 2 again."
+            ),
             "{prompts}"
         );
         // Asked after line 1, again after the blank line, and again after the typo.

@@ -37,7 +37,11 @@ pub fn load_identities(path: &Path, passphrase: impl FnOnce() -> Result<String>)
 }
 
 /// Parses what `load_identities` read; `name` says where it came from, for messages.
-fn identities_from(bytes: &[u8], name: &str, passphrase: impl FnOnce() -> Result<String>) -> Result<RecoveryIdentities> {
+fn identities_from(
+    bytes: &[u8],
+    name: &str,
+    passphrase: impl FnOnce() -> Result<String>,
+) -> Result<RecoveryIdentities> {
     let plain = if is_age_file(bytes) {
         let pass = passphrase()?;
         zeroize::Zeroizing::new(open_with_passphrase(bytes, &pass).map_err(|e| Error::Key(format!("{name}: {e}")))?)
