@@ -192,6 +192,9 @@ pub fn looks_like_paper(text: &str) -> bool {
 /// Checks one typed line (1-based `line`): its characters, length and checksum, and for
 /// line 1 the format. For reading line by line at a prompt, so a typo is asked again at once.
 pub fn check_line(line: usize, typed: &str) -> Result<(), PaperError> {
+    if !(1..=LINES).contains(&line) {
+        return Err(PaperError::LineCount { found: line });
+    }
     let symbols = Zeroizing::new(line_symbols(line, typed)?);
     if line == 1 && symbols[0] != FORMAT {
         return Err(PaperError::Format { found: symbols[0] });
@@ -212,7 +215,8 @@ pub fn decode(text: &str) -> Result<Zeroizing<[u8; 32]>, PaperError> {
     let typed: Vec<&str> = text.lines().filter(|l| !is_blank(l)).collect();
     let mut symbols = Zeroizing::new(Vec::with_capacity(LINES * DATA_PER_LINE));
     let mut errors = Vec::new();
-    for (i, line) in typed.iter().enumerate() {
+    // Lines past the last are not checked: the count says enough about them.
+    for (i, line) in typed.iter().enumerate().take(LINES) {
         match line_symbols(i + 1, line) {
             Ok(mut s) => {
                 symbols.extend_from_slice(&s[..DATA_PER_LINE]);
@@ -234,7 +238,7 @@ pub fn decode(text: &str) -> Result<Zeroizing<[u8; 32]>, PaperError> {
 }
 
 /// A typed line's symbols, checksum included, once its characters, length and checksum
-/// are right.
+/// are right. `line` is 1 to [`LINES`] (the line code takes numbers below 32).
 fn line_symbols(line: usize, typed: &str) -> Result<Vec<u8>, PaperError> {
     let mut symbols = Vec::with_capacity(LINE_LEN);
     for c in typed.chars().filter(|c| !c.is_whitespace() && *c != '-') {

@@ -48,10 +48,8 @@ pub fn prompt_lines(input: &mut impl BufRead, prompt: &mut impl Write) -> Result
     };
     say(
         prompt,
-        &format!(
-            "Type the paper key, one printed line at a time with its last three characters (spaces, dashes and \
-             case do not matter), or paste the AGE-SECRET-KEY-1… line.\n",
-        ),
+        "Type the paper key, one printed line at a time with its last three characters (spaces, dashes and case \
+         do not matter), or paste the AGE-SECRET-KEY-1… line.\n",
     );
     let mut text = Zeroizing::new(String::new());
     let mut number = 1;

@@ -20,7 +20,9 @@ pub fn load_agent_key(path: &Path) -> Result<AgentKey> {
     AgentKey::parse(&text).map_err(|e| Error::Key(format!("{}: {e}", path.display())))
 }
 
-/// `--identity -`: the recovery identity comes from standard input.
+/// `--identity -`: the recovery identity comes from standard input. No command reads
+/// standard input for anything else (passphrase prompts read the terminal itself); one that
+/// comes to must refuse `--identity -`.
 pub const STDIN: &str = "-";
 
 /// Loads recovery identities from a file, or from standard input if `path` is `-` (typed

@@ -103,10 +103,11 @@ pub(super) fn check_symbols(data: &[u8], line: u8) -> [u8; CHECK_LEN] {
         for cell in m[col].iter_mut() {
             *cell = mul(*cell, inv);
         }
-        for r in (0..CHECK_LEN).filter(|&r| r != col) {
-            let f = m[r][col];
-            for c in 0..=CHECK_LEN {
-                m[r][c] ^= mul(f, m[col][c]);
+        let pivot_row = m[col];
+        for (_, row) in m.iter_mut().enumerate().filter(|(r, _)| *r != col) {
+            let f = row[col];
+            for (cell, p) in row.iter_mut().zip(pivot_row) {
+                *cell ^= mul(f, p);
             }
         }
     }
@@ -126,7 +127,8 @@ pub(super) enum Fault {
     Unlocated,
 }
 
-/// `None` if `symbols` is an intact line `line`, else what the syndromes point at.
+/// `None` if `symbols` is an intact line `line` (below 32, a field element), else what
+/// the syndromes point at.
 pub(super) fn fault(symbols: &[u8], line: u8) -> Option<Fault> {
     let [s0, s1, s2] = syndromes(symbols, line);
     if [s0, s1, s2] == [0; 3] {

@@ -151,6 +151,13 @@ fn missing_joined_and_foreign_characters_are_named() {
     assert_eq!(decode(&two), Err(PaperError::LineCount { found: 2 }));
     assert_eq!(decode(&text.replace('\n', " ")), Err(PaperError::LineCount { found: 1 }));
 
+    let mut four = text.clone();
+    four.push_str(text.lines().next().unwrap());
+    assert_eq!(decode(&four), Err(PaperError::LineCount { found: 4 }));
+    let many = text.repeat(20);
+    assert_eq!(decode(&many), Err(PaperError::LineCount { found: 60 }));
+    assert_eq!(check_line(40, &lines[0].iter().collect::<String>()), Err(PaperError::LineCount { found: 40 }));
+
     let mut short = lines.clone();
     short[1].remove(7);
     assert_eq!(decode(&text_of_lines(&short)), Err(PaperError::Length { line: 2, found: LINE_LEN - 1 }));

@@ -43,7 +43,7 @@ impl PaperWorld {
     }
 
     /// `arka ARGS… --repo R --identity -` with `typed` on standard input.
-    fn with_typed(&self, args: &[OsString], typed: &str) -> Run {
+    fn with_typed(&self, args: Vec<OsString>, typed: &str) -> Run {
         let mut cmd = self.fx.command();
         cmd.args(args).arg("--repo").arg(&self.repo).args(["--identity", "-"]);
         run_with_stdin(cmd, typed.as_bytes())
@@ -86,7 +86,7 @@ fn a_paper_key_typed_back_on_stdin_restores_byte_identical() {
     let target = w.fx.path("restored");
     let typed = typed_by_hand(&w.lines);
     assert_ne!(typed.trim(), w.lines.join("\n"), "the typed form differs from the printed one");
-    let restored = w.with_typed(&os_args!["restore", "latest", "--target", target], &typed).ok();
+    let restored = w.with_typed(os_args!["restore", "latest", "--target", target], &typed).ok();
     assert!(!restored.stderr.contains(&w.lines[0][..4]), "restore repeated the key:\n{}", restored.stderr);
     assert_same_tree(&src, &target.join("clinic"));
 
@@ -114,7 +114,7 @@ fn a_typo_in_one_group_fails_as_a_wrong_key_naming_it_and_nothing_of_the_key() {
 
     let target = w.fx.path("restored");
     let failed = w
-        .with_typed(&os_args!["restore", "latest", "--target", target], &lines.join("\n"))
+        .with_typed(os_args!["restore", "latest", "--target", target], &lines.join("\n"))
         .expect_code(12)
         .expect_stderr("line 2, group 3 does not match its checksum: check it against the paper");
     assert!(failed.stdout.is_empty(), "stdout: {}", failed.stdout_text());
