@@ -183,10 +183,21 @@ fn text_of(symbols: &[u8]) -> String {
     symbols.iter().map(|&s| ALPHABET[s as usize] as char).collect()
 }
 
-/// Whether `text` looks like a paper key rather than an age identity file: it has no
-/// `AGE-…` line.
+/// Whether `text` looks like a paper key typed back rather than another key file: every
+/// line to read is letters and digits (spaces and dashes aside), no longer than two paper
+/// lines, and none starts as an age identity (`AGE-`) or recipient (`age1`) does. An agent
+/// key's long hex line, a recipients list or an age identity file are therefore left to
+/// their own parsers and messages; a paper key with a typo is still read as one.
 pub fn looks_like_paper(text: &str) -> bool {
-    !text.lines().any(|l| l.trim_start().get(..4).is_some_and(|p| p.eq_ignore_ascii_case("AGE-")))
+    let mut lines = text.lines().filter(|l| !is_blank(l)).peekable();
+    lines.peek().is_some()
+        && lines.all(|line| {
+            let t = line.trim_start();
+            let starts = |p: &str| t.get(..p.len()).is_some_and(|s| s.eq_ignore_ascii_case(p));
+            let mut kept = t.chars().filter(|c| !c.is_whitespace() && *c != '-');
+            let len = kept.clone().count();
+            !starts("AGE-") && !starts("age1") && len <= 2 * LINE_LEN && kept.all(|c| c.is_ascii_alphanumeric())
+        })
 }
 
 /// Checks one typed line (1-based `line`): its characters, length and checksum, and for

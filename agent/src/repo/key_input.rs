@@ -63,7 +63,8 @@ pub fn prompt_lines(input: &mut impl BufRead, prompt: &mut impl Write) -> Result
         if paper::is_blank(&line) {
             continue;
         }
-        if number == 1 && !paper::looks_like_paper(&line) {
+        // An age identity line is taken whole; anything else is a paper line, re-asked if wrong.
+        if number == 1 && line.trim_start().get(..4).is_some_and(|p| p.eq_ignore_ascii_case("AGE-")) {
             return Ok(line);
         }
         match paper::check_line(number, &line) {

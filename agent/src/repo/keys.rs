@@ -51,17 +51,11 @@ fn identities_from(
         zeroize::Zeroizing::new(bytes.to_vec())
     };
     let text = std::str::from_utf8(&plain).map_err(|_| Error::Key(format!("{name} is not an age identity file")))?;
-    if is_paper_key(text) {
+    if paper::looks_like_paper(text) {
         let secret = paper::decode(text).map_err(|e| Error::Key(format!("{name}: {e}")))?;
         return RecoveryIdentities::from_secret(&secret).map_err(|e| Error::Key(format!("{name}: {e}")));
     }
     RecoveryIdentities::parse(text).map_err(|e| Error::Key(format!("{name}: {e}")))
-}
-
-/// A paper key has no `AGE-…` line, and is not an agent key (whose own parser explains
-/// that it is the wrong kind of key).
-fn is_paper_key(text: &str) -> bool {
-    paper::looks_like_paper(text) && !text.contains(arka_proto::keys::AGENT_KEY_PREFIX)
 }
 
 /// Writes a secret file readable by its owner only.
@@ -118,6 +112,15 @@ mod tests {
             for group in line.split_whitespace() {
                 assert!(!msg.contains(group), "{msg} repeats {group}");
             }
+        }
+    }
+
+    #[test]
+    fn other_files_keep_the_age_parsers_message() {
+        let recipients = RecoveryIdentities::generate().recipients().join("\n");
+        for (given, want) in [(recipients.as_str(), "not an age identity line"), ("", "no AGE-SECRET-KEY-1")] {
+            let e = identities_from(given.as_bytes(), "f", no_passphrase).err().unwrap();
+            assert!(e.to_string().contains(want), "{given:?}: {e}");
         }
     }
 

@@ -198,6 +198,12 @@ fn an_age_identity_is_not_taken_for_a_paper_key() {
     assert!(!looks_like_paper("# comment\nAGE-SECRET-KEY-1QQQ\n"));
     assert!(!looks_like_paper("age-secret-key-1qqq"));
     assert!(looks_like_paper("1ABC DEFG\n"));
+    assert!(looks_like_paper("1abc-defg-u123\n# note\n\nzzzz\n"), "typos and foreign letters are still paper");
+    let recipient = "age1dhd070xk907j928x8rmhhjgxp2setsex0hmspm8aslul77c3rgwqlfy44p";
+    assert!(!looks_like_paper(recipient), "a recipient is not a key");
+    assert!(!looks_like_paper(&format!("ARKA-AGENT-KEY-1-{}", "ab".repeat(96))), "an agent key is not paper");
+    assert!(!looks_like_paper("<html>"), "nor is another file");
+    assert!(!looks_like_paper("# only a comment\n\n"), "nor is nothing");
 }
 
 proptest! {
