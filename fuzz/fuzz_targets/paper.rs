@@ -8,6 +8,7 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);
+    let _ = paper::looks_like_paper(&text);
     match paper::decode(&text) {
         Ok(secret) => {
             let again = paper::decode(&PaperKey::encode(&secret).to_text()).expect("a printed key reads back");
