@@ -270,5 +270,10 @@ fn main() {
     s.put("keys", "recipients.txt", format!("{}\n", ids.recipients().join("\n")).as_bytes());
     s.put("keys", "object-id.txt", ObjectId::of(b"arka").to_hex().as_bytes());
 
+    // paper: a paper key as printed, and as typed back by hand.
+    let paper = arka_proto::paper::PaperKey::encode(&[0x42; 32]).to_text();
+    s.put("paper", "printed.txt", paper.as_bytes());
+    s.put("paper", "typed.txt", paper.to_lowercase().replace(' ', "-").replace('0', "o").as_bytes());
+
     println!("seeds: {} file(s) written under {}", s.written, s.root.display());
 }

@@ -113,6 +113,36 @@ impl RecoveryIdentities {
         self.0.iter().map(|id| id.to_public().to_string()).collect()
     }
 
+    /// The identity whose 32-byte X25519 secret is `secret` (as read back from paper).
+    /// age has no constructor from bytes, so the secret goes through its own Bech32 text.
+    pub fn from_secret(secret: &[u8; 32]) -> Result<Self> {
+        use age::secrecy::ExposeSecret;
+        let hrp = bech32::Hrp::parse("AGE-SECRET-KEY-").expect("a valid human-readable part");
+        let text = age::secrecy::SecretString::from(
+            bech32::encode_upper::<bech32::Bech32>(hrp, secret).expect("32 bytes fit in a Bech32 string"),
+        );
+        let id = age::x25519::Identity::from_str(text.expose_secret())
+            .map_err(|e| Error::InvalidKey(format!("the secret does not make an age identity: {e}")))?;
+        Ok(Self(vec![id]))
+    }
+
+    /// The 32-byte X25519 secret of each identity (for the paper form). age exposes it only
+    /// as Bech32 text, which this decodes.
+    pub fn secrets(&self) -> Vec<zeroize::Zeroizing<[u8; 32]>> {
+        use age::secrecy::ExposeSecret;
+        self.0
+            .iter()
+            .map(|id| {
+                let text = id.to_string();
+                let (_, mut bytes) = bech32::decode(text.expose_secret()).expect("age writes valid Bech32");
+                let mut secret = zeroize::Zeroizing::new([0u8; 32]);
+                secret.copy_from_slice(&bytes);
+                bytes.zeroize();
+                secret
+            })
+            .collect()
+    }
+
     /// Opens an age file sealed to one of the recipients.
     pub fn open(&self, ciphertext: &[u8]) -> Result<Vec<u8>> {
         let decryptor = age::Decryptor::new_buffered(ciphertext).map_err(|e| Error::Age(e.to_string()))?;
@@ -282,6 +312,19 @@ pub fn open_cbor<T: serde::de::DeserializeOwned>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_identity_rebuilt_from_its_secret_is_the_same_identity() {
+        let id = RecoveryIdentities::generate();
+        let secrets = id.secrets();
+        assert_eq!(secrets.len(), 1);
+        let again = RecoveryIdentities::from_secret(&secrets[0]).unwrap();
+        assert_eq!(again.recipients(), id.recipients());
+        assert_eq!(again.to_file_text(), id.to_file_text());
+        // It opens what was sealed to the original.
+        let sealed = Recipients::parse(&id.recipients()).unwrap().seal(b"x-ray");
+        assert_eq!(again.open(&sealed).unwrap(), b"x-ray");
+    }
 
     #[test]
     fn a_secret_key_given_as_a_recipient_is_refused_without_being_printed() {

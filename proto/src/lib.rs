@@ -13,7 +13,8 @@
 //! 3. `id`: 32-byte IDs and [`BlobKind`] (a blob's ID key and seal depend on its kind).
 //! 4. `keys`: the agent key and what it derives (blob IDs, MACs, the gear table).
 //! 5. `crypto`: envelopes: age to the recipients, blobs under a pack's data key,
-//!    metadata and sealed CBOR objects under the metadata key.
+//!    metadata and sealed CBOR objects under the metadata key. Beside it, `paper`: a
+//!    recovery identity's secret as lines to print and type back (uses nothing else here).
 //! 6. Stored objects: `pack`, then `index` and `config` (which use pack limits); `tree`,
 //!    `snapshot`, `plan`, `damage`, `audit`.
 //! 7. Names and messages around the objects: `layout` (storage keys), then `server` (the
@@ -31,6 +32,7 @@ pub mod index;
 pub mod keys;
 pub mod layout;
 pub mod pack;
+pub mod paper;
 pub mod plan;
 pub mod server;
 pub mod snapshot;

@@ -213,6 +213,27 @@ pub fn run(mut cmd: Command) -> Run {
     }
 }
 
+/// Runs a prepared command with `input` on its standard input (`--identity -`).
+pub fn run_with_stdin(mut cmd: Command, input: &[u8]) -> Run {
+    let what = describe(&cmd);
+    cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot run `{what}`: {e}"));
+    let mut stdin = child.stdin.take().expect("piped stdin");
+    let input = input.to_vec();
+    // From a thread: a command that stops reading early must not block the test.
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(&input);
+    });
+    let out = child.wait_with_output().unwrap_or_else(|e| panic!("waiting for `{what}`: {e}"));
+    writer.join().expect("stdin writer");
+    Run {
+        what,
+        code: out.status.code().unwrap_or(-1),
+        stdout: out.stdout,
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
 fn describe(cmd: &Command) -> String {
     let mut parts = vec![cmd.get_program().to_string_lossy().into_owned()];
     parts.extend(cmd.get_args().map(|a| a.to_string_lossy().into_owned()));

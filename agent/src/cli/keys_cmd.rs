@@ -1,5 +1,5 @@
-//! `arka keygen` and `arka init`: the owner's recovery identity, and a repository with its
-//! agent key.
+//! `arka keygen` and `arka init`: the owner's recovery identity (as a file, or on paper:
+//! `paper_cmd`), and a repository with its agent key.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -8,6 +8,7 @@ use std::sync::Arc;
 use clap::Args;
 
 use super::output::Output;
+use super::paper_cmd;
 use super::RepoArg;
 use crate::engine::{Actor, Session};
 use crate::error::{Error, Result};
@@ -23,6 +24,17 @@ pub(super) struct KeygenArgs {
     /// Protect the identity file with a passphrase (ARKA_PASSPHRASE or a prompt).
     #[arg(long)]
     passphrase: bool,
+    /// Print the identity as a paper key: lines with checksums to type back with
+    /// `--identity -`, and a QR code. With -o the file is written too.
+    #[arg(long)]
+    paper: bool,
+    /// Write a printable paper-key sheet to FILE: one HTML page (no scripts, nothing
+    /// fetched) with the lines, the QR code and the public recipient, mode 600.
+    #[arg(long, value_name = "FILE")]
+    paper_html: Option<PathBuf>,
+    /// The repository ID to print on the sheet (default: a blank to write it on).
+    #[arg(long, value_name = "ID", requires = "paper_html", value_parser = super::paper_cmd::repo_id_arg)]
+    repo_id: Option<String>,
 }
 
 #[derive(Args)]
@@ -41,24 +53,44 @@ pub(super) struct InitArgs {
 }
 
 pub(super) fn keygen(a: KeygenArgs, out: &Output) -> Result<ExitCode> {
+    if a.passphrase && a.output.is_none() {
+        return Err(Error::Usage("--passphrase needs -o FILE: the result is binary".into()));
+    }
+    paper_cmd::refuse_existing(&[a.output.as_deref(), a.paper_html.as_deref()])?;
     let id = arka_proto::RecoveryIdentities::generate();
     let recipient = id.recipients().remove(0);
-    let mut text = id.to_file_text().into_bytes();
-    if a.passphrase {
-        let pass = passphrase_for("new recovery identity", true)?;
-        text = arka_proto::crypto::seal_with_passphrase(&text, &pass);
+    if let Some(path) = &a.output {
+        let mut text = zeroize::Zeroizing::new(id.to_file_text().into_bytes());
+        if a.passphrase {
+            let pass = passphrase_for("new recovery identity", true)?;
+            text = zeroize::Zeroizing::new(arka_proto::crypto::seal_with_passphrase(&text, &pass));
+        }
+        write_secret_file(path, &text)?;
     }
-    match &a.output {
-        Some(path) => write_secret_file(path, &text)?,
-        None if a.passphrase => return Err(Error::Usage("--passphrase needs -o FILE: the result is binary".into())),
-        None => say!("{}", String::from_utf8_lossy(&text).trim_end()),
+    let paper = (a.paper || a.paper_html.is_some()).then(|| paper_cmd::Paper::of(&id));
+    if let (Some(paper), Some(path)) = (&paper, &a.paper_html) {
+        paper.write_sheet(path, a.repo_id.as_deref())?;
+    }
+    // The secret goes to stdout only if asked for there: as paper, or with nowhere else to go.
+    let secret_on_stdout = a.paper || (a.output.is_none() && a.paper_html.is_none());
+    match &paper {
+        _ if out.json => {}
+        Some(paper) if a.paper => say!("{}", paper.text().trim_end()),
+        _ if secret_on_stdout => say!("{}", id.to_file_text().trim_end()),
+        _ => {}
     }
     if out.json {
-        say!("{}", serde_json::json!({ "recipient": recipient }));
-    } else if a.output.is_some() {
-        say!("{recipient}");
-    } else {
+        let mut json = serde_json::json!({ "recipient": recipient });
+        if let (Some(paper), true) = (&paper, a.paper) {
+            json["paper"] = serde_json::json!(paper.lines());
+        } else if secret_on_stdout {
+            json["identity"] = serde_json::json!(id.to_file_text());
+        }
+        say!("{json}");
+    } else if secret_on_stdout {
         eprintln!("public recipient: {recipient}");
+    } else {
+        say!("{recipient}");
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -28,6 +28,8 @@ mod erase_cmd;
 mod forget_cmd;
 mod keys_cmd;
 mod output;
+mod paper_cmd;
+mod paper_sheet;
 mod prune_cmd;
 mod read_cmd;
 mod repair_cmd;
@@ -107,6 +109,7 @@ struct RepoArg {
 struct AnyKeyArgs {
     #[arg(long, env = "ARKA_AGENT_KEY", required_unless_present = "identity")]
     agent_key: Option<PathBuf>,
+    /// Recovery identity file, or `-` to read it (or type a paper key) on standard input.
     #[arg(long, env = "ARKA_IDENTITY")]
     identity: Option<PathBuf>,
 }
@@ -124,7 +127,9 @@ struct KeyedRepo {
 
 #[derive(Args)]
 struct IdentityArg {
-    /// Recovery identity file (AGE-SECRET-KEY-1…, possibly passphrase-protected).
+    /// Recovery identity file (AGE-SECRET-KEY-1…, possibly passphrase-protected, or a paper
+    /// key typed into a file), or `-` to read it on standard input: piped in, or typed from
+    /// the paper key line by line at the terminal.
     #[arg(long, env = "ARKA_IDENTITY")]
     identity: PathBuf,
 }

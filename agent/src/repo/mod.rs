@@ -6,6 +6,7 @@ pub mod config;
 pub mod content;
 pub mod damage;
 pub mod index;
+mod key_input;
 pub mod keys;
 pub mod local_state;
 pub mod packer;

@@ -26,6 +26,7 @@ mod forget;
 mod healing;
 mod incremental;
 mod limits;
+mod paper_key;
 mod plants;
 mod prune;
 mod repair;
