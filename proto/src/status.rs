@@ -176,6 +176,9 @@ pub struct MaintenanceStatus {
     pub flagged_snapshots: Vec<String>,
     /// Snapshots a backup made that the last verify found gone without a forget.
     pub vanished_snapshots: u64,
+    /// Why forget and prune do not run at all (the primary's token may not delete), as long
+    /// as that holds: kept apart from `last_error`, which the next job's outcome replaces.
+    pub deletion_refused: Option<String>,
     /// The newest restore or dump of the audit trail (a restore drill, or a real restore),
     /// as the last verify found it.
     pub last_restore_ns: Option<i64>,
@@ -267,6 +270,9 @@ impl AgentStatus {
         }
         for s in &self.sources {
             out.extend(s.incomplete());
+        }
+        if let Some(e) = &self.maintenance.deletion_refused {
+            out.push(format!("maintenance: {e}"));
         }
         if let Some(e) = &self.maintenance.last_error {
             out.push(format!("maintenance: {e}"));

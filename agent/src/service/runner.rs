@@ -595,10 +595,14 @@ async fn maintenance_loop(agent: Arc<Agent>, key: arka_proto::AgentKey) {
 /// deleting jobs are then not run.
 async fn deletion_allowed(agent: &Agent) -> Option<bool> {
     match super::preflight::deletion_refused(&agent.cfg).await {
-        Ok(None) => Some(true),
+        Ok(None) => {
+            agent.board.update(|st| st.maintenance.deletion_refused = None);
+            Some(true)
+        }
         Ok(Some(why)) => {
             tracing::error!("{why}; forget and prune will not run");
-            agent.board.update(|st| st.maintenance.last_error = Some(format!("{why}; forget and prune do not run")));
+            let note = format!("{why}; forget and prune do not run");
+            agent.board.update(|st| st.maintenance.deletion_refused = Some(note));
             Some(false)
         }
         Err(e) => {

@@ -319,6 +319,9 @@ fn maintenance_card(h: &mut String, st: &AgentStatus, clock: &Clock) {
     if let Some(t) = m.next_forget_ns.into_iter().chain(m.next_prune_ns).min() {
         row(h, "Next clean-up", &clock.relative(t));
     }
+    if let Some(e) = &m.deletion_refused {
+        row(h, "Not running", &format!("<span class=\"err\">{}</span>", esc(e)));
+    }
     if let Some(e) = &m.last_error {
         row(h, "Last error", &format!("<span class=\"err\">{}</span>", esc(e)));
     }
