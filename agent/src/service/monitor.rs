@@ -46,13 +46,16 @@ pub fn carry_over(fresh: &mut AgentStatus, saved: AgentStatus) {
             s.state = SourceState::Ok; // reassessed against the clock when read
         }
     }
+    let configured: Vec<String> = fresh.targets.iter().map(|t| t.name.clone()).collect();
     for old in saved.targets {
         let Some(t) = fresh.target_mut(&old.name) else { continue };
         t.reachable = old.reachable;
         t.last_sync_ns = old.last_sync_ns;
         t.last_error = old.last_error;
         t.stored_bytes = old.stored_bytes;
-        t.catch_up = old.catch_up;
+        // A stand-in target no longer configured cannot be copied back from, and a pending
+        // catch-up holds prune back: drop it.
+        t.catch_up = old.catch_up.into_iter().filter(|c| configured.contains(&c.from)).collect();
         (t.backlog_snapshots, t.backlog_bytes) = (old.backlog_snapshots, old.backlog_bytes);
     }
     let m = &mut fresh.maintenance;
@@ -126,6 +129,8 @@ mod tests {
         before.sources.push(SourceStatus::new("gone", SourceKind::Files, "every 1h", 3600));
         before.targets[0].reachable = false;
         before.targets[0].last_sync_ns = Some(700);
+        let pending = |from: &str| arka_proto::status::CatchUp { from: from.into(), since_ns: 750 };
+        before.targets[0].catch_up = vec![pending("nas"), pending("old-usb-disk")];
 
         let dir = tempfile::tempdir().unwrap();
         crate::repo::local_state::save(&path(dir.path()), &before).unwrap();
@@ -143,6 +148,7 @@ mod tests {
         assert!(after.sources.iter().all(|s| s.name != "gone"), "a source no longer configured is dropped");
         assert!(!after.targets[0].reachable);
         assert_eq!(after.targets[0].last_sync_ns, Some(700));
+        assert_eq!(after.targets[0].catch_up, vec![pending("nas")], "a target no longer configured is not waited for");
     }
 
     #[test]
