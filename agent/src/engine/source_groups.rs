@@ -150,25 +150,14 @@ fn with_hash(base: &str, key: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use arka_proto::{BlobId, ObjectId, Snapshot, SnapshotStats};
+    use arka_proto::ObjectId;
 
     fn timed(id: u8, time: i64, host: &str, kind: &str, source: &[&str], name: Option<&str>) -> TimedSnapshot {
-        let s = Snapshot {
-            time_ns: time,
-            written_ns: time,
-            hostname: host.into(),
-            source_kind: kind.into(),
-            source: source.iter().map(|s| s.to_string()).collect(),
-            tags: vec![],
-            tree: BlobId::default(),
-            refs: BlobId::default(),
-            partial: false,
-            stats: SnapshotStats::default(),
-            program: String::new(),
-            repaired_from: None,
-            lost_files: 0,
-            source_name: name.map(str::to_string),
-        };
+        let mut s = crate::repo::snapshots::test_snapshot(time);
+        s.hostname = host.into();
+        s.source_kind = kind.into();
+        s.source = source.iter().map(|s| s.to_string()).collect();
+        s.source_name = name.map(str::to_string);
         TimedSnapshot::new(ObjectId([id; 32]), s, time)
     }
 

@@ -112,30 +112,34 @@ pub fn parse_time(s: &str) -> Result<i64> {
     Ok(zoned.timestamp().as_nanosecond() as i64)
 }
 
+/// A snapshot of files on host `h` taken at `time`, with nothing in it: what the selection
+/// tests here and in `engine::source_groups` vary.
+#[cfg(test)]
+pub(crate) fn test_snapshot(time: i64) -> Snapshot {
+    Snapshot {
+        time_ns: time,
+        written_ns: time,
+        hostname: "h".into(),
+        source_kind: "files".into(),
+        source: vec![],
+        tags: vec![],
+        tree: arka_proto::BlobId::default(),
+        refs: arka_proto::BlobId::default(),
+        partial: false,
+        stats: arka_proto::SnapshotStats::default(),
+        program: String::new(),
+        repaired_from: None,
+        lost_files: 0,
+        source_name: None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use super::test_snapshot as snap;
     use super::*;
     use crate::repo::timeline::Suspicion;
-    use arka_proto::{BlobId, ObjectId, Snapshot, SnapshotStats};
-
-    fn snap(time: i64) -> Snapshot {
-        Snapshot {
-            time_ns: time,
-            written_ns: time,
-            hostname: "h".into(),
-            source_kind: "files".into(),
-            source: vec![],
-            tags: vec![],
-            tree: BlobId::default(),
-            refs: BlobId::default(),
-            partial: false,
-            stats: SnapshotStats::default(),
-            program: String::new(),
-            repaired_from: None,
-            lost_files: 0,
-            source_name: None,
-        }
-    }
+    use arka_proto::ObjectId;
 
     fn timed(id: u8, time: i64) -> TimedSnapshot {
         TimedSnapshot::new(ObjectId([id; 32]), snap(time), time)
