@@ -257,6 +257,9 @@ fn main() {
         pack_size: 16 << 20,
         recipients: ids.recipients(),
         sealed_agent_key: vec![0xa5; 64],
+        generation: 0,
+        reader: None,
+        keyring: None,
     };
     let bytes = cfg.encode(&agent_key);
     assert_eq!(RepoConfig::decode(&bytes, &agent_key).unwrap(), cfg);

@@ -115,6 +115,23 @@ pub fn from_cbor<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &'static st
     ciborium::from_reader(bytes).map_err(|e| Error::Malformed { what, reason: e.to_string() })
 }
 
+/// The same for `[u8; N]`: a byte string of exactly N bytes; any other length is refused.
+pub mod bytes_array {
+    use serde::{de, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer, const N: usize>(v: &[u8; N], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(v)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>, const N: usize>(d: D) -> Result<[u8; N], D::Error> {
+        let mut bytes = super::bytes::deserialize(d)?;
+        let out = <[u8; N]>::try_from(bytes.as_slice())
+            .map_err(|_| de::Error::invalid_length(bytes.len(), &"a fixed length"));
+        zeroize::Zeroize::zeroize(&mut bytes);
+        out
+    }
+}
+
 /// Serde helpers that encode `Vec<u8>` as a CBOR byte string rather than an array of ints.
 pub mod bytes {
     use serde::{de, Deserializer, Serializer};

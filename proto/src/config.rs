@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::codec::{self, Reader};
 use crate::error::{Error, Result};
-use crate::id::RepoId;
+use crate::id::{ObjectId, RepoId};
 use crate::keys::AgentKey;
 
 pub const MAGIC: &[u8; 4] = b"ARKC";
@@ -66,6 +66,32 @@ pub struct RepoConfig {
     /// The agent key (96 raw bytes) as an age file sealed to `recipients`.
     #[serde(with = "codec::bytes")]
     pub sealed_agent_key: Vec<u8>,
+    /// Bumped by every change `arka key` makes; of several authentic configs, readers use
+    /// the highest. 0 for a repository whose keys were never changed.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub generation: u32,
+    /// The current reader key's recipient (age1…): writers seal each pack's data key to it
+    /// alone, and the keyring holds its secret for the recipients. Absent in repositories
+    /// made before keyrings, whose packs are sealed to `recipients` directly.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reader: Option<String>,
+    /// The keyring object (`keys/<id>`) written with this config.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keyring: Option<ObjectId>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+impl RepoConfig {
+    /// The recipients a writer seals pack data keys to: the reader key where there is one.
+    pub fn sealing_recipients(&self) -> Result<crate::crypto::Recipients> {
+        match &self.reader {
+            Some(reader) => crate::crypto::Recipients::parse(std::slice::from_ref(reader)),
+            None => crate::crypto::Recipients::parse(&self.recipients),
+        }
+    }
 }
 
 impl RepoConfig {
@@ -133,6 +159,9 @@ mod tests {
             pack_size: 16 << 20,
             recipients: vec!["age1x".into()],
             sealed_agent_key: vec![1, 2, 3],
+            generation: 0,
+            reader: None,
+            keyring: None,
         }
     }
 

@@ -143,6 +143,11 @@ impl RecoveryIdentities {
             .collect()
     }
 
+    /// Adds `other`'s identities (a keyring's reader keys) to those tried by [`Self::open`].
+    pub fn extend(&mut self, other: RecoveryIdentities) {
+        self.0.extend(other.0);
+    }
+
     /// Opens an age file sealed to one of the recipients.
     pub fn open(&self, ciphertext: &[u8]) -> Result<Vec<u8>> {
         let decryptor = age::Decryptor::new_buffered(ciphertext).map_err(|e| Error::Age(e.to_string()))?;

@@ -47,6 +47,12 @@ impl AgentKey {
         &self.meta_key
     }
 
+    /// Names the key without revealing it: 8 hex of a hash derived from the metadata key,
+    /// which is what `arka key rotate-agent` changes.
+    pub fn id(&self) -> String {
+        to_hex(&self.derived("arka 2026 agent key id", &self.meta_key)[..4])
+    }
+
     fn derived(&self, context: &str, root: &[u8; 32]) -> [u8; 32] {
         blake3::derive_key(context, root)
     }

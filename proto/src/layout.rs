@@ -21,11 +21,22 @@ pub enum ObjectKind {
     /// A second copy of the config, byte for byte, so that losing `config` loses nothing
     /// (FORMAT.md §5.1). Named by its hash like every other kind; never rewritten.
     ConfigCopy,
+    /// Keyrings: the reader keys and recipients, sealed to the recipients (FORMAT.md §3.6).
+    /// Written by `arka key` with a recovery identity; deleted only by `arka key rewrap`.
+    Keyring,
 }
 
 impl ObjectKind {
-    pub const ALL: [ObjectKind; 7] =
-        [Self::Pack, Self::Index, Self::Snapshot, Self::Audit, Self::PrunePlan, Self::Damage, Self::ConfigCopy];
+    pub const ALL: [ObjectKind; 8] = [
+        Self::Pack,
+        Self::Index,
+        Self::Snapshot,
+        Self::Audit,
+        Self::PrunePlan,
+        Self::Damage,
+        Self::ConfigCopy,
+        Self::Keyring,
+    ];
 
     /// The top-level folder of the kind.
     pub fn dir(self) -> &'static str {
@@ -37,6 +48,7 @@ impl ObjectKind {
             Self::PrunePlan => "prune",
             Self::Damage => "damage",
             Self::ConfigCopy => "configs",
+            Self::Keyring => "keys",
         }
     }
 

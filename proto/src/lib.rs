@@ -14,7 +14,8 @@
 //! 4. `keys`: the agent key and what it derives (blob IDs, MACs, the gear table).
 //! 5. `crypto`: envelopes: age to the recipients, blobs under a pack's data key,
 //!    metadata and sealed CBOR objects under the metadata key. Beside it, `paper`: a
-//!    recovery identity's secret as lines to print and type back (uses nothing else here).
+//!    recovery identity's secret as lines to print and type back (uses nothing else here);
+//!    `keyring`: the reader keys and recipients sealed to the recipients.
 //! 6. Stored objects: `pack`, then `index` and `config` (which use pack limits); `tree`,
 //!    `snapshot`, `plan`, `damage`, `audit`.
 //! 7. Names and messages around the objects: `layout` (storage keys), then `server` (the
@@ -29,6 +30,7 @@ pub mod error;
 pub mod html;
 pub mod id;
 pub mod index;
+pub mod keyring;
 pub mod keys;
 pub mod layout;
 pub mod pack;
@@ -47,6 +49,7 @@ pub use damage::DamageReport;
 pub use error::Error;
 pub use id::{BlobId, BlobKind, ObjectId, RepoId};
 pub use index::{IndexSegment, PackIndex};
+pub use keyring::Keyring;
 pub use keys::AgentKey;
 pub use pack::{Compression, PackBlobEntry};
 pub use plan::PrunePlan;

@@ -26,6 +26,7 @@ mod audit_cmd;
 mod backup_cmd;
 mod erase_cmd;
 mod forget_cmd;
+mod key_cmd;
 mod keys_cmd;
 mod output;
 mod paper_cmd;
@@ -87,6 +88,8 @@ enum Command {
     Prune(prune_cmd::PruneArgs),
     /// Remove paths from every snapshot and delete their data (recovery identity).
     Erase(erase_cmd::EraseArgs),
+    /// Who can read the repository: `key list`, `key add`, `key remove` (recovery identity).
+    Key(key_cmd::KeyArgs),
     /// Repair a damaged repository: `repair config`, `repair index`, `repair snapshots`, `repair packs`.
     Repair(repair_cmd::RepairArgs),
     /// The agent service: `agent run --config FILE` (scheduled backups, status page).
@@ -228,6 +231,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Prune(a) => prune_cmd::prune(a, &out).await,
         Command::Erase(a) => erase_cmd::erase(a, &out).await,
         Command::Repair(a) => repair_cmd::repair(a, &out).await,
+        Command::Key(a) => key_cmd::run(a, &out).await,
         Command::Agent(a) => agent_cmd::agent(a).await,
         Command::Audit(a) => audit_cmd::run(a, &out).await,
         Command::Service(a) => service_cmd::service(a).await,

@@ -8,6 +8,7 @@ pub mod chunker;
 pub mod erase;
 pub mod forget;
 pub mod history;
+pub mod keys;
 pub mod progress;
 pub mod prune;
 pub mod reach;

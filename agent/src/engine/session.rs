@@ -89,6 +89,11 @@ impl Session {
         entry.by(self.actor.clone()).cache_dir(&self.cache_dir).record(&self.repo).await;
     }
 
+    /// Records a change `arka key` made; `detail` names recipients and key IDs, never a secret.
+    pub async fn key_changed(&self, detail: String) {
+        self.record(Entry::new(Operation::Key).detail(detail)).await;
+    }
+
     /// Records the creation of the repository and its agent key.
     pub async fn initialised(&self) {
         self.record(records::initialised(&self.repo)).await;

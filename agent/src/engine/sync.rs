@@ -25,6 +25,7 @@ use crate::engine::progress::Progress;
 use crate::error::{Error, ErrorKind, Result};
 use crate::repo::check_object_id;
 use crate::store::{ObjectKind, Store, CONFIG_KEY};
+use arka_proto::RepoConfig;
 
 const COPIES_IN_FLIGHT: usize = 4;
 
@@ -36,6 +37,7 @@ pub struct SyncReport {
     pub audit_copied: u64,
     /// Copies of the config (`configs/`).
     pub config_copies_copied: u64,
+    pub keyrings_copied: u64,
     pub bytes_copied: u64,
     /// Objects the destination already had.
     pub already_present: u64,
@@ -51,12 +53,13 @@ pub async fn sync(from: &Store, to: &Store, progress: &Progress) -> Result<SyncR
 /// clock): what a target took while the primary could not be reached, copied back without
 /// bringing back what the primary has pruned since.
 pub async fn sync_since(from: &Store, to: &Store, progress: &Progress, since_ns: Option<i64>) -> Result<SyncReport> {
-    sync_config(from, to).await?;
+    let config = sync_config(from, to).await?;
     let listed = |kind| async move {
         let all = from.list_detailed(kind).await?;
         let recent = all.into_iter().filter(|o| since_ns.is_none_or(|t| o.stored_at_ns >= t));
         Ok::<_, Error>(recent.map(|o| (o.id, o.size)).collect::<Vec<_>>())
     };
+    let keyrings = listed(ObjectKind::Keyring).await?;
     let config_copies = listed(ObjectKind::ConfigCopy).await?;
     let audit = listed(ObjectKind::Audit).await?;
     let snapshots = listed(ObjectKind::Snapshot).await?;
@@ -64,6 +67,7 @@ pub async fn sync_since(from: &Store, to: &Store, progress: &Progress, since_ns:
     let packs = listed(ObjectKind::Pack).await?;
     let mut report = SyncReport::default();
     let kinds = [
+        (ObjectKind::Keyring, keyrings),
         (ObjectKind::ConfigCopy, config_copies),
         (ObjectKind::Pack, packs),
         (ObjectKind::Index, index),
@@ -96,10 +100,14 @@ pub async fn sync_since(from: &Store, to: &Store, progress: &Progress, since_ns:
             ObjectKind::Snapshot => report.snapshots_copied = n,
             ObjectKind::Audit => report.audit_copied = n,
             ObjectKind::ConfigCopy => report.config_copies_copied = n,
+            ObjectKind::Keyring => report.keyrings_copied = n,
             // Not in the list above: prune plans and damage reports belong to the copy of
             // the repository they were made for.
             ObjectKind::PrunePlan | ObjectKind::Damage => {}
         }
+    }
+    if let ConfigSync::Newer(config) = config {
+        replace_older_config(to, config).await;
     }
     Ok(report)
 }
@@ -116,18 +124,49 @@ pub async fn backlog(from: &Store, to: &Store) -> Result<(u64, u64)> {
 }
 
 /// The destination must be empty or a copy of the same repository.
-async fn sync_config(from: &Store, to: &Store) -> Result<()> {
+enum ConfigSync {
+    Same,
+    /// The source's config is of a later generation (`arka key` changed it): written over
+    /// the target's once its keyrings and config copies are there.
+    Newer(bytes::Bytes),
+}
+
+async fn sync_config(from: &Store, to: &Store) -> Result<ConfigSync> {
     let config = from.get_opt(CONFIG_KEY).await?.ok_or_else(|| Error::NotARepository(from.display.clone()))?;
-    match to.get_opt(CONFIG_KEY).await? {
+    let existing = match to.get_opt(CONFIG_KEY).await? {
         None => {
             to.put_new(CONFIG_KEY, config).await?;
-            Ok(())
+            return Ok(ConfigSync::Same);
         }
-        Some(existing) if existing == config => Ok(()),
-        Some(_) => Err(Error::Usage(format!(
+        Some(existing) if existing == config => return Ok(ConfigSync::Same),
+        Some(existing) => existing,
+    };
+    let parse = |b: &[u8]| RepoConfig::decode_unauthenticated(b).ok().map(|(c, _, _)| (c.repo_id, c.generation));
+    match (parse(&config), parse(&existing)) {
+        (Some((ours, newer)), Some((theirs, older))) if ours == theirs && newer > older => {
+            Ok(ConfigSync::Newer(config))
+        }
+        (Some((ours, _)), Some((theirs, _))) if ours == theirs => Ok(ConfigSync::Same),
+        _ => Err(Error::Usage(format!(
             "{} holds a different repository; sync only copies a repository to an empty target or to its own copy",
             to.display
         ))),
+    }
+}
+
+/// Replaces the target's older `config`. Readers of the target already use the newer copy
+/// (its generation is higher), so a token that may not delete leaves only a warning.
+async fn replace_older_config(to: &Store, config: bytes::Bytes) {
+    let replaced = async {
+        to.delete(CONFIG_KEY).await?;
+        to.put_new(CONFIG_KEY, config).await
+    };
+    if let Err(e) = replaced.await {
+        tracing::warn!(
+            "{}: its config is older than the source's (keys were changed) and could not be replaced ({e}); \
+             readers use the newer copy; run `arka repair config` there with a token that may delete",
+            to.display
+        );
     }
 }
 

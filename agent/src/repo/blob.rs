@@ -12,7 +12,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::repo::damage::DamageSet;
 use crate::repo::index::{Index, Location};
 use crate::repo::Repository;
-use crate::store::ObjectKind;
+use crate::store::{ObjectKind, Store};
 
 /// Blobs larger than this are probed before compressing in full.
 const PROBE_THRESHOLD: usize = 256 << 10;
@@ -325,26 +325,33 @@ impl BlobReader {
         if let Some(k) = self.data_keys.lock().expect("no panics while locked").get(pack_id) {
             return Ok(k.clone());
         }
-        let identities = self.repo.identities()?;
         let key = ObjectKind::Pack.key(pack_id);
         let corrupt = |e: arka_proto::Error| Error::Corrupt { key: key.clone(), reason: e.to_string() };
-        let mut head = self.repo.store.get_range(&key, 0..pack_len.min(4096)).await?;
-        let need = (pack::HEADER_PREFIX_LEN + pack::header_len(&head).map_err(corrupt)?) as u64;
-        if need > head.len() as u64 {
-            head = self.repo.store.get_range(&key, 0..need.min(pack_len)).await?;
-        }
-        let keys = pack::decode_header(&head)
-            .map_err(corrupt)?
-            .into_iter()
-            .map(|sealed| {
-                let raw = zeroize::Zeroizing::new(identities.open(sealed).map_err(corrupt)?);
-                DataKey::from_bytes(&raw).map_err(corrupt)
+        let keys = sealed_data_keys(&self.repo.store, pack_id, pack_len)
+            .await?
+            .iter()
+            .map(|sealed| match self.repo.open_data_key(sealed) {
+                Err(Error::Format(e)) => Err(corrupt(e)),
+                other => other,
             })
             .collect::<Result<Vec<_>>>()?;
         let keys = Arc::new(keys);
         self.data_keys.lock().expect("no panics while locked").insert(*pack_id, keys.clone());
         Ok(keys)
     }
+}
+
+/// The sealed data keys in a pack's header: a ranged read of its first 4 KiB, and of the
+/// rest of the header when it is longer.
+pub async fn sealed_data_keys(store: &Store, pack_id: &ObjectId, pack_len: u64) -> Result<Vec<Vec<u8>>> {
+    let key = ObjectKind::Pack.key(pack_id);
+    let corrupt = |e: arka_proto::Error| Error::Corrupt { key: key.clone(), reason: e.to_string() };
+    let mut head = store.get_range(&key, 0..pack_len.min(4096)).await?;
+    let need = (pack::HEADER_PREFIX_LEN + pack::header_len(&head).map_err(corrupt)?) as u64;
+    if need > head.len() as u64 {
+        head = store.get_range(&key, 0..need.min(pack_len)).await?;
+    }
+    Ok(pack::decode_header(&head).map_err(corrupt)?.into_iter().map(<[u8]>::to_vec).collect())
 }
 
 #[cfg(test)]

@@ -9,8 +9,10 @@
 //! the real `config` if its MAC checks under the copy's key, else the one key among the
 //! copies, else the key under which the repository's own snapshots and index open; when
 //! still ambiguous, opening is refused with the candidates named. Copies that authenticate
-//! under the same key but differ can only come from a holder of that key: the oldest
-//! stored (the store's clock, not the writer's) is used, and the others named in a warning.
+//! under the same key but differ come from `arka key` (each change bumps the config's
+//! generation: the newest is used) or from a holder of that key: of one generation, the
+//! oldest stored (the store's clock, not the writer's) is used, and the others named in a
+//! warning.
 
 use bytes::Bytes;
 
@@ -77,8 +79,11 @@ pub async fn open_with_key(store: &Store, key: AgentKey) -> Result<OpenedConfig>
         // No copy opens either: the key is wrong, or there is nothing to open.
         return Err(first);
     }
-    let (copy, bytes, config) = found.remove(0);
-    warn_ignored(&copy, found.iter().map(|(other, _, _)| other.as_str()));
+    // The newest generation (`arka key` bumps it); of equals, the oldest stored.
+    let newest = found.iter().map(|(_, _, c)| c.generation).max().expect("not empty");
+    let at = found.iter().position(|(_, _, c)| c.generation == newest).expect("the max is there");
+    let (copy, bytes, config) = found.remove(at);
+    warn_ignored(&copy, found.iter().filter(|(_, _, c)| c.generation == newest).map(|(other, _, _)| other.as_str()));
     Ok(OpenedConfig::from_copy(config, bytes, key, copy, why(&first)))
 }
 
@@ -164,8 +169,14 @@ async fn choose(store: &Store, main: Option<&[u8]>, mut candidates: Vec<Candidat
         }
     }
     if candidates.iter().all(|c| c.same_key(&candidates[0])) {
-        warn_ignored(&candidates[0].copy, candidates[1..].iter().map(|c| c.copy.as_str()));
-        return Ok(candidates.remove(0));
+        // The newest generation (`arka key` bumps it); of equals, the oldest stored.
+        let newest = candidates.iter().map(|c| c.config.generation).max().expect("not empty");
+        let chosen = candidates.remove(candidates.iter().position(|c| c.config.generation == newest).expect("max"));
+        warn_ignored(
+            &chosen.copy,
+            candidates.iter().filter(|c| c.config.generation == newest).map(|c| c.copy.as_str()),
+        );
+        return Ok(chosen);
     }
     // The copies disagree: keep those under which the repository's own objects open.
     let mut supported = Vec::new();

@@ -7,6 +7,7 @@ pub mod content;
 pub mod damage;
 pub mod index;
 mod key_input;
+pub mod keyring;
 pub mod keys;
 pub mod local_state;
 pub mod packer;

@@ -6,15 +6,18 @@ use bytes::Bytes;
 use futures::StreamExt;
 
 use arka_proto::{
-    AgentKey, ChunkerParams, IndexSegment, ObjectId, PrunePlan, Recipients, RecoveryIdentities, RepoConfig, Snapshot,
+    AgentKey, ChunkerParams, DataKey, IndexSegment, ObjectId, PrunePlan, Recipients, RecoveryIdentities, RepoConfig,
+    Snapshot,
 };
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::repo::config::{self, ConfigOrigin, OpenedConfig};
 use crate::repo::damage::DamageSet;
 use crate::repo::index::Index;
+use crate::repo::keyring::{self, PackKeys};
 use crate::repo::timeline::{self, TimedSnapshot};
 use crate::store::{Listed, ObjectKind, Store, CONFIG_KEY};
+use arka_proto::keyring::{Holder, Keyring, ReaderKey};
 
 /// Default pack size: large enough to keep object counts and S3 PUT costs low, small
 /// enough that a handful in flight keeps memory modest.
@@ -27,9 +30,13 @@ pub struct Repository {
     pub store: Store,
     pub config: RepoConfig,
     pub key: AgentKey,
+    /// What new packs' data keys are sealed to: the config's reader key, or its recipients
+    /// in a repository without one.
     pub recipients: Recipients,
     /// Present only when opened with a recovery identity (restore, dump, ls).
     pub identities: Option<RecoveryIdentities>,
+    /// What opens pack data keys: the identities and every keyring they open.
+    pack_keys: Option<PackKeys>,
     config_bytes: Bytes,
     config_origin: ConfigOrigin,
     /// Set once the config's copy is known to exist (see `ensure_config_copy`).
@@ -44,15 +51,36 @@ impl Repository {
         }
         let recips = Recipients::parse(recipients)?;
         let key = AgentKey::generate();
+        // The first keyring: pack data keys are sealed to its reader key (FORMAT.md §3.6).
+        let now = jiff::Timestamp::now().as_second();
+        let ring = Keyring {
+            repo_id: key.repo_id(),
+            generation: 1,
+            created: now,
+            holders: recips
+                .to_strings()
+                .into_iter()
+                .map(|recipient| Holder { recipient, label: String::new(), added: now })
+                .collect(),
+            removed: Vec::new(),
+            readers: vec![ReaderKey::generate(1, now)],
+            escrow: Vec::new(),
+        };
+        let sealed_ring = ring.seal()?;
+        let keyring = ObjectId::of(&sealed_ring);
+        store.put_new(&ObjectKind::Keyring.key(&keyring), sealed_ring.into()).await?;
         let config = RepoConfig {
             repo_id: key.repo_id(),
-            created: jiff::Timestamp::now().as_second(),
+            created: now,
             chunker_files: ChunkerParams::FILES,
             chunker_stream: ChunkerParams::STREAM,
             zstd_level: DEFAULT_ZSTD_LEVEL,
             pack_size: pack_size.unwrap_or(DEFAULT_PACK_SIZE),
             recipients: recips.to_strings(),
             sealed_agent_key: recips.seal(&key.to_raw()),
+            generation: 1,
+            reader: ring.current_reader().map(ReaderKey::recipient),
+            keyring: Some(keyring),
         };
         let bytes = Bytes::from(config.encode(&key));
         // Validate what we are about to write with the same decoder readers use.
@@ -78,7 +106,11 @@ impl Repository {
     /// from a copy, chosen as `repo::config` documents).
     pub async fn open_with_identity(store: Store, identities: RecoveryIdentities) -> Result<Self> {
         let opened = config::open_with_identity(&store, &identities).await?;
-        Self::from_parts(store, opened, Some(identities))
+        let rings = keyring::open_all(&store, &identities, opened.config.repo_id).await?;
+        let pack_keys = keyring::pack_keys(&identities, &rings);
+        let mut repo = Self::from_parts(store, opened, Some(identities))?;
+        repo.pack_keys = Some(pack_keys);
+        Ok(repo)
     }
 
     pub(crate) fn from_parts(
@@ -86,7 +118,7 @@ impl Repository {
         opened: OpenedConfig,
         identities: Option<RecoveryIdentities>,
     ) -> Result<Self> {
-        let recipients = Recipients::parse(&opened.config.recipients)?;
+        let recipients = opened.config.sealing_recipients()?;
         // Opened from a copy: the copy exists.
         let copy_known = AtomicBool::new(opened.origin != ConfigOrigin::Config);
         Ok(Self {
@@ -94,6 +126,7 @@ impl Repository {
             config: opened.config,
             key: opened.key,
             recipients,
+            pack_keys: identities.as_ref().map(PackKeys::of),
             identities,
             config_bytes: opened.bytes,
             config_origin: opened.origin,
@@ -126,6 +159,15 @@ impl Repository {
             !present && self.store.put_new(&ObjectKind::ConfigCopy.key(&id), self.config_bytes.clone()).await?;
         self.copy_known.store(true, Ordering::Relaxed);
         Ok(written)
+    }
+
+    /// Opens one sealed data key of a pack header with the identities and the keyrings.
+    pub fn open_data_key(&self, sealed: &[u8]) -> Result<DataKey> {
+        let keys = self
+            .pack_keys
+            .as_ref()
+            .ok_or_else(|| Error::Usage("this operation needs a recovery identity (--identity)".into()))?;
+        Ok(keys.open(sealed)?)
     }
 
     pub fn identities(&self) -> Result<&RecoveryIdentities> {

@@ -120,6 +120,23 @@ pub async fn repair(repo: &Repository, dry_run: bool) -> Result<ConfigRepair> {
     Ok(report)
 }
 
+/// Replaces `config` with `new`, whose copy is already stored (`arka key`): objects are
+/// never overwritten, so the old one is deleted first, which needs a token that may delete.
+pub(crate) async fn replace_config(repo: &Repository, new: &bytes::Bytes) -> Result<()> {
+    if repo.store.get_opt(CONFIG_KEY).await?.is_some() {
+        repo.store.delete(CONFIG_KEY).await.map_err(|e| match e.kind() {
+            ErrorKind::Key => Error::Key(format!(
+                "changing keys replaces {CONFIG_KEY}, and this token may not delete: run `arka key` with \
+                 credentials that may (a maintain or admin token on arka-server); the new config's copy {} \
+                 is stored, so readers already use it",
+                copy_key(new)
+            )),
+            _ => e,
+        })?;
+    }
+    write_config(repo, new).await
+}
+
 /// Writes `config` and reads it back: a store that kept other bytes is reported.
 async fn write_config(repo: &Repository, good: &bytes::Bytes) -> Result<()> {
     repo.store.put_new(CONFIG_KEY, good.clone()).await?;

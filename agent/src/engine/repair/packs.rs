@@ -173,11 +173,10 @@ impl<'a> Salvage<'a> {
 
     /// The pack's data keys, when a recovery identity can open them (`None` entries otherwise).
     fn data_keys(&self, sealed_keys: &[Vec<u8>]) -> Vec<Option<DataKey>> {
-        let Some(ids) = &self.repo.identities else { return Vec::new() };
-        sealed_keys
-            .iter()
-            .map(|k| ids.open(k).ok().and_then(|raw| DataKey::from_bytes(&zeroize::Zeroizing::new(raw)).ok()))
-            .collect()
+        if self.repo.identities.is_none() {
+            return Vec::new();
+        }
+        sealed_keys.iter().map(|k| self.repo.open_data_key(k).ok()).collect()
     }
 
     /// Whether a blob's sealed bytes are intact as far as this run can check (see the
