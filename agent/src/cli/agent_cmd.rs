@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use clap::{Args, Subcommand};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::service::config;
 use crate::service::schedule::SystemClock;
 
@@ -58,6 +58,26 @@ pub(super) async fn agent(a: AgentArgs) -> Result<ExitCode> {
                  again before its first forget or prune): {}",
                 crate::service::supervisor::scrub(&e)
             ),
+        }
+        let mut refused = 0;
+        for (target, checked) in crate::service::preflight::keys_checked(&cfg).await {
+            match checked {
+                Ok(None) => {}
+                Ok(Some(warning)) => eprintln!("arka: warning: target {target:?}: {warning}"),
+                // Refusals and wrong keys fail the check; a target that cannot be opened
+                // now (down, not initialised yet) is only reported.
+                Err(e) if !matches!(e.kind(), ErrorKind::Failed | ErrorKind::Key) => eprintln!(
+                    "arka: warning: target {target:?}: its keys could not be checked: {}",
+                    crate::service::supervisor::scrub(&e)
+                ),
+                Err(e) => {
+                    refused += 1;
+                    eprintln!("arka: target {target:?}: {}", crate::service::supervisor::scrub(&e));
+                }
+            }
+        }
+        if refused > 0 {
+            return Err(Error::Config(format!("{}: {refused} targets refused (above)", path.display())));
         }
         say!(
             "{}: {} sources, {} targets, status page on http://{}/",

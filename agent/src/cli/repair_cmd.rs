@@ -227,7 +227,7 @@ fn print_config(report: &ConfigRepair, out: &Output) {
     }
     say!("copy {}: {}", report.copy, if report.copy_present { "present" } else { "missing" });
     for other in &report.other_copies {
-        say!("ignored {other}: not the copy of this repository's config (junk, or planted); left in place");
+        say!("ignored {other}: not the copy of this config (an older key generation, junk, or planted); left in place");
     }
     let what = report.describe();
     say!("{}", what.strip_prefix("config: ").unwrap_or(&what));

@@ -45,16 +45,25 @@ pub struct OpenedConfig {
 
 impl OpenedConfig {
     fn from_copy(config: RepoConfig, bytes: Bytes, key: AgentKey, copy: String, why: String) -> Self {
-        tracing::warn!("{why}; opened the repository from its copy {copy}; run `arka repair config` to write it back");
+        // A removed holder opens an older copy: nothing to repair (`Repository` says more).
+        if !why.contains(NOT_SEALED_TO_IDENTITY) {
+            tracing::warn!(
+                "{why}; opened the repository from its copy {copy}; run `arka repair config` to write it back"
+            );
+        }
         Self { config, bytes, key, origin: ConfigOrigin::Copy { key: copy, why } }
     }
 }
+
+const NOT_SEALED_TO_IDENTITY: &str = "agent key is not sealed to this identity";
 
 /// Why `config` could not be used, for the warning: "config is missing" or "config is
 /// damaged (…)".
 fn why(first: &Error) -> String {
     match first {
         Error::NotARepository(_) => format!("{CONFIG_KEY} is missing"),
+        Error::Refused(why) => why.clone(),
+        Error::Format(arka_proto::Error::NoMatchingIdentity) => format!("{CONFIG_KEY}'s {NOT_SEALED_TO_IDENTITY}"),
         e => format!("{CONFIG_KEY} is damaged ({e})"),
     }
 }
@@ -62,19 +71,29 @@ fn why(first: &Error) -> String {
 /// Opens the config with the agent key: `config` if it authenticates, else a copy that does.
 pub async fn open_with_key(store: &Store, key: AgentKey) -> Result<OpenedConfig> {
     let main = store.get_opt(CONFIG_KEY).await?;
-    let first = match &main {
-        Some(bytes) => match decode_with_key(store, bytes, &key) {
-            Ok(config) => return Ok(OpenedConfig { config, bytes: bytes.clone(), key, origin: ConfigOrigin::Config }),
-            Err(e) => e,
-        },
-        None => Error::NotARepository(store.display.clone()),
-    };
+    let main_config = main.as_ref().map(|bytes| decode_with_key(store, bytes, &key));
     let mut found = Vec::new();
     for (copy, bytes) in copies(store).await? {
         if let Ok(config) = RepoConfig::decode(&bytes, &key) {
             found.push((copy, bytes, config));
         }
     }
+    let first = match (main, main_config) {
+        (Some(bytes), Some(Ok(config))) => {
+            // A copy of a later generation under the same key: an `arka key` change was
+            // interrupted before `config` was replaced, or `config` was put back to an older
+            // one. The newer keys win, so no backup is sealed to a removed holder's reader.
+            if !found.iter().any(|(_, _, c)| c.generation > config.generation) {
+                return Ok(OpenedConfig { config, bytes, key, origin: ConfigOrigin::Config });
+            }
+            Error::Refused(format!(
+                "{CONFIG_KEY} is of an older key generation ({}) than its copies",
+                config.generation
+            ))
+        }
+        (Some(_), Some(Err(e))) => e,
+        _ => Error::NotARepository(store.display.clone()),
+    };
     if found.is_empty() {
         // No copy opens either: the key is wrong, or there is nothing to open.
         return Err(first);

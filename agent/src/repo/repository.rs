@@ -37,6 +37,9 @@ pub struct Repository {
     pub identities: Option<RecoveryIdentities>,
     /// What opens pack data keys: the identities and every keyring they open.
     pack_keys: Option<PackKeys>,
+    /// The key generation at which the identity stopped being a holder, when it opened only
+    /// an older copy of the config: it reads what was written before, nothing after.
+    removed_at: Option<u32>,
     config_bytes: Bytes,
     config_origin: ConfigOrigin,
     /// Set once the config's copy is known to exist (see `ensure_config_copy`).
@@ -108,8 +111,10 @@ impl Repository {
         let opened = config::open_with_identity(&store, &identities).await?;
         let rings = keyring::open_all(&store, &identities, opened.config.repo_id).await?;
         let pack_keys = keyring::pack_keys(&identities, &rings);
+        let removed_at = removed_at(&store, &opened).await?;
         let mut repo = Self::from_parts(store, opened, Some(identities))?;
         repo.pack_keys = Some(pack_keys);
+        repo.removed_at = removed_at;
         Ok(repo)
     }
 
@@ -127,6 +132,7 @@ impl Repository {
             key: opened.key,
             recipients,
             pack_keys: identities.as_ref().map(PackKeys::of),
+            removed_at: None,
             identities,
             config_bytes: opened.bytes,
             config_origin: opened.origin,
@@ -167,7 +173,14 @@ impl Repository {
             .pack_keys
             .as_ref()
             .ok_or_else(|| Error::Usage("this operation needs a recovery identity (--identity)".into()))?;
-        Ok(keys.open(sealed)?)
+        match keys.open(sealed) {
+            Err(arka_proto::Error::NoMatchingIdentity) if self.removed_at.is_some() => Err(Error::Key(format!(
+                "this identity was removed from the repository's holders (key generation {}): it cannot read \
+                 what was written since; use a current holder's identity (`arka key list`)",
+                self.removed_at.unwrap_or_default()
+            ))),
+            other => Ok(other?),
+        }
     }
 
     pub fn identities(&self) -> Result<&RecoveryIdentities> {
@@ -291,6 +304,25 @@ impl Repository {
         self.store.put_new(&kind.key(&id), bytes.into()).await?;
         Ok(id)
     }
+}
+
+/// When `config` is of a later generation than the copy the identity opened, and its
+/// sealed agent key does not open with the identity: the generation it was removed at.
+async fn removed_at(store: &Store, opened: &OpenedConfig) -> Result<Option<u32>> {
+    if opened.origin == ConfigOrigin::Config {
+        return Ok(None);
+    }
+    let Some(bytes) = store.get_opt(CONFIG_KEY).await? else { return Ok(None) };
+    let Ok((main, _, _)) = RepoConfig::decode_unauthenticated(&bytes) else { return Ok(None) };
+    let removed = main.repo_id == opened.config.repo_id && main.generation > opened.config.generation;
+    if removed {
+        tracing::warn!(
+            "this identity is no longer one of the repository's holders (removed by key generation {}): it reads \
+             only what was written before",
+            main.generation
+        );
+    }
+    Ok(removed.then_some(main.generation))
 }
 
 /// Storage must return the bytes whose hash names the object; anything else is corruption

@@ -5,7 +5,9 @@
 //! refuse or ignore ([`Store::may_delete`]).
 
 use crate::error::Result;
+use crate::repo::Repository;
 use crate::service::config::Config;
+use crate::service::recipients_pin;
 use crate::store::{Location, Store};
 
 /// Why the scheduled forget/prune cannot work on the primary target, if the storage says
@@ -26,6 +28,27 @@ pub async fn deletion_refused(cfg: &Config) -> Result<Option<String>> {
         return Ok(None);
     }
     Ok(Some(refused_message(&jobs.join(" and "), &target.name)))
+}
+
+/// Each target's keys against the pin in agent.toml and what the agent accepted last
+/// (`recipients_pin`), without remembering anything: what `arka agent check` reports after
+/// an `arka key` change. `Ok(Some(warning))` passes with something to do.
+pub async fn keys_checked(cfg: &Config) -> Vec<(String, Result<Option<String>>)> {
+    let mut out = Vec::new();
+    let key = match crate::repo::keys::load_agent_key(&cfg.agent_key) {
+        Ok(key) => key,
+        Err(e) => return vec![("agent_key".into(), Err(e))],
+    };
+    let before = crate::repo::local_state::load(&recipients_pin::state_path(&cfg.state_dir));
+    for target in &cfg.targets {
+        let checked = async {
+            let store = Store::open_with(&target.url, false, &target.server, &target.limits)?;
+            let repo = Repository::open_with_agent_key(store, key.clone()).await?;
+            Ok(recipients_pin::check(cfg.recipients.as_deref(), &repo.config, &before)?.1)
+        };
+        out.push((target.name.clone(), checked.await));
+    }
+    out
 }
 
 fn refused_message(jobs: &str, target: &str) -> String {

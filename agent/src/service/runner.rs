@@ -61,7 +61,7 @@ struct Agent {
     copies: Supervisor,
     /// Signals replication that the primary has new snapshots.
     replicate: watch::Sender<u64>,
-    primary: tokio::sync::OnceCell<Arc<Repository>>,
+    primary: tokio::sync::Mutex<Option<Arc<Repository>>>,
     /// Counts finished runs (backups and maintenance), so status pushes follow each one.
     runs: watch::Sender<u64>,
     /// When a backup last listed the packs to find missing ones (`None`: not since start).
@@ -100,7 +100,7 @@ pub async fn run(cfg: Config, clock: Arc<dyn Clock>, stop: CancellationToken) ->
         copies: Supervisor::new(stop.clone(), Vec::new(), Duration::ZERO),
         stop: stop.clone(),
         replicate,
-        primary: tokio::sync::OnceCell::new(),
+        primary: tokio::sync::Mutex::new(None),
         runs: watch::Sender::new(0),
         last_pack_check: Mutex::new(None),
         clock,
@@ -152,19 +152,36 @@ pub async fn run(cfg: Config, clock: Arc<dyn Clock>, stop: CancellationToken) ->
 }
 
 impl Agent {
+    /// The primary target's repository, opened once and opened again whenever its `config`
+    /// changed (`arka key` replaced it): a backup must never be sealed to a reader key the
+    /// repository has moved on from. A missing `config` is an unmounted NAS share, say:
+    /// nothing is written into the empty folder.
     async fn primary(&self, key: &arka_proto::AgentKey) -> Result<Arc<Repository>> {
-        self.primary
-            .get_or_try_init(|| async {
-                let target = &self.cfg.targets[0];
-                let store = Store::open_with(&target.url, false, &target.server, &target.limits)?;
-                let repo = Repository::open_with_agent_key(store, key.clone()).await?;
-                if let Some(pinned) = &self.cfg.recipients {
-                    crate::service::recipients_pin::check(pinned, &repo.config.recipients)?;
-                }
-                Ok(Arc::new(repo))
-            })
-            .await
-            .cloned()
+        let mut primary = self.primary.lock().await;
+        if let Some(repo) = primary.as_ref() {
+            match repo.store.get_opt(crate::store::CONFIG_KEY).await? {
+                None => return Err(Error::RepositoryGone(repo.store.display.clone())),
+                Some(bytes) if bytes == *repo.config_bytes() => return Ok(repo.clone()),
+                Some(_) => tracing::info!("the primary target's config changed; opening it again"),
+            }
+        }
+        let repo = Arc::new(self.open_target(key, 0).await?);
+        *primary = Some(repo.clone());
+        Ok(repo)
+    }
+
+    /// Opens the `index`th target with the agent key and checks its keys against the pin.
+    async fn open_target(&self, key: &arka_proto::AgentKey, index: usize) -> Result<Repository> {
+        let target = &self.cfg.targets[index];
+        let store = Store::open_with(&target.url, false, &target.server, &target.limits)?;
+        let repo = Repository::open_with_agent_key(store, key.clone()).await?;
+        let pinned = self.cfg.recipients.as_deref();
+        if let Some(warning) =
+            crate::service::recipients_pin::check_and_remember(pinned, &repo.config, &self.cfg.state_dir)?
+        {
+            tracing::warn!("target {:?}: {warning}", target.name);
+        }
+        Ok(repo)
     }
 
     fn now_ns(&self) -> i64 {
@@ -194,23 +211,7 @@ impl Agent {
     /// (rare, and a target that was down must be looked at anew), with the same recipient
     /// pin check.
     async fn session_on(&self, key: &arka_proto::AgentKey, index: usize) -> Result<Session> {
-        let repo = if index == 0 {
-            let repo = self.primary(key).await?;
-            // Opened once, used for weeks: make sure it is still there, or a backup would
-            // write into the empty folder of a NAS share that is no longer mounted.
-            if repo.store.get_opt(crate::store::CONFIG_KEY).await?.is_none() {
-                return Err(Error::RepositoryGone(repo.store.display.clone()));
-            }
-            repo
-        } else {
-            let target = &self.cfg.targets[index];
-            let store = Store::open_with(&target.url, false, &target.server, &target.limits)?;
-            let repo = Repository::open_with_agent_key(store, key.clone()).await?;
-            if let Some(pinned) = &self.cfg.recipients {
-                crate::service::recipients_pin::check(pinned, &repo.config.recipients)?;
-            }
-            Arc::new(repo)
-        };
+        let repo = if index == 0 { self.primary(key).await? } else { Arc::new(self.open_target(key, index).await?) };
         Ok(Session::new(repo, Actor::service(&self.cfg.hostname), self.cfg.state_dir.join("cache")))
     }
 

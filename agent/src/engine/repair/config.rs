@@ -75,7 +75,11 @@ pub async fn repair(repo: &Repository, dry_run: bool) -> Result<ConfigRepair> {
         None => ConfigState::Missing,
         Some(bytes) if bytes == good => ConfigState::Intact,
         Some(bytes) => match RepoConfig::decode(&bytes, &repo.key) {
-            Ok(_) => ConfigState::Intact,
+            Ok(c) if c.generation >= repo.config.generation => ConfigState::Intact,
+            Ok(c) => ConfigState::Damaged(format!(
+                "it is of key generation {}, its copy of {}: an `arka key` change did not finish",
+                c.generation, repo.config.generation
+            )),
             Err(e) => ConfigState::Damaged(e.to_string()),
         },
     };
