@@ -157,21 +157,28 @@ impl Candidate {
 /// from a copy chosen as the module documentation says.
 pub async fn open_with_identity(store: &Store, identities: &RecoveryIdentities) -> Result<OpenedConfig> {
     let main = store.get_opt(CONFIG_KEY).await?;
-    let first = match &main {
-        Some(bytes) => match unseal(bytes, identities) {
-            Ok((config, key)) => {
-                return Ok(OpenedConfig { config, bytes: bytes.clone(), key, origin: ConfigOrigin::Config })
-            }
-            Err(e) => e,
-        },
-        None => Error::NotARepository(store.display.clone()),
-    };
     let mut candidates = Vec::new();
     for (copy, bytes) in copies(store).await? {
         if let Ok((config, key)) = unseal(&bytes, identities) {
             candidates.push(Candidate { copy, bytes, config, key });
         }
     }
+    let first = match &main {
+        Some(bytes) => match unseal(bytes, identities) {
+            // As with the agent key: a copy of a later generation under the same key wins.
+            Ok((config, key))
+                if !candidates.iter().any(|c| c.config.generation > config.generation && c.key.id() == key.id()) =>
+            {
+                return Ok(OpenedConfig { config, bytes: bytes.clone(), key, origin: ConfigOrigin::Config })
+            }
+            Ok((config, _)) => Error::Refused(format!(
+                "{CONFIG_KEY} is of an older key generation ({}) than its copies",
+                config.generation
+            )),
+            Err(e) => e,
+        },
+        None => Error::NotARepository(store.display.clone()),
+    };
     if candidates.is_empty() {
         // A wrong identity opens no copy either (copies carry the same recipients).
         return Err(first);

@@ -11,7 +11,7 @@ use arka_proto::keyring::Keyring;
 use arka_proto::{ObjectId, Recipients, RepoConfig};
 
 use crate::engine::repair::config::replace_config;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::repo::config::copy_key;
 use crate::repo::Repository;
 use crate::store::ObjectKind;
@@ -27,6 +27,15 @@ pub struct Committed {
 /// its holders become the recipients, its newest reader key the one writers seal to, and
 /// the agent key is sealed anew to the holders.
 pub async fn commit(repo: &Repository, mut ring: Keyring) -> Result<Committed> {
+    // Ask first: a change that could not replace `config` would leave half of it behind.
+    if !repo.store.may_delete().await? {
+        return Err(Error::Key(
+            "changing keys replaces the repository's config, and this token may not delete: run `arka key` \
+             with a maintain or admin token (on the NAS), not the clinic server's append token; nothing was \
+             changed"
+                .into(),
+        ));
+    }
     ring.generation = repo.config.generation + 1;
     ring.created = jiff::Timestamp::now().as_second();
     let keyring = repo.put_object(ObjectKind::Keyring, ring.seal()?).await?;
