@@ -20,10 +20,22 @@ pub(super) struct AgentArgs {
 enum AgentCommand {
     /// Run the scheduled backups, replication, maintenance and the status page until stopped.
     Run(ConfigArg),
-    /// Check the configuration file and exit.
-    Check(ConfigArg),
+    /// Check the configuration file, and each target's keys against the recipients it
+    /// pins, and exit.
+    Check(CheckArgs),
     /// Ask the running agent to back up a source (or every source) now.
     RunNow(RunNowArgs),
+}
+
+#[derive(Args)]
+struct CheckArgs {
+    #[command(flatten)]
+    config: ConfigArg,
+    /// Accept the repository's new reader key after `arka key remove` when the recipients
+    /// are still as pinned (a holder added, then removed again): the agent refuses such a
+    /// change until a person confirms it here.
+    #[arg(long)]
+    accept_key_change: bool,
 }
 
 #[derive(Args)]
@@ -42,9 +54,9 @@ struct ConfigArg {
 }
 
 pub(super) async fn agent(a: AgentArgs) -> Result<ExitCode> {
-    let (run, arg) = match a.command {
-        AgentCommand::Run(c) => (true, c),
-        AgentCommand::Check(c) => (false, c),
+    let (run, arg, accept) = match a.command {
+        AgentCommand::Run(c) => (true, c, false),
+        AgentCommand::Check(c) => (false, c.config, c.accept_key_change),
         AgentCommand::RunNow(r) => return run_now(r).await,
     };
     let path = arg.config.unwrap_or_else(config::default_config_path);
@@ -60,7 +72,7 @@ pub(super) async fn agent(a: AgentArgs) -> Result<ExitCode> {
             ),
         }
         let mut refused = 0;
-        for (target, checked) in crate::service::preflight::keys_checked(&cfg).await {
+        for (target, checked) in crate::service::preflight::keys_checked(&cfg, accept).await {
             match checked {
                 Ok(None) => {}
                 Ok(Some(warning)) => eprintln!("arka: warning: target {target:?}: {warning}"),

@@ -31,9 +31,10 @@ pub async fn deletion_refused(cfg: &Config) -> Result<Option<String>> {
 }
 
 /// Each target's keys against the pin in agent.toml and what the agent accepted last
-/// (`recipients_pin`), without remembering anything: what `arka agent check` reports after
-/// an `arka key` change. `Ok(Some(warning))` passes with something to do.
-pub async fn keys_checked(cfg: &Config) -> Vec<(String, Result<Option<String>>)> {
+/// (`recipients_pin`): what `arka agent check` reports after an `arka key` change.
+/// `Ok(Some(warning))` passes with something to do. Remembers nothing unless `accept` (a
+/// person confirmed a reader-key change: `--accept-key-change`).
+pub async fn keys_checked(cfg: &Config, accept: bool) -> Vec<(String, Result<Option<String>>)> {
     let mut out = Vec::new();
     let key = match crate::repo::keys::load_agent_key(&cfg.agent_key) {
         Ok(key) => key,
@@ -44,7 +45,11 @@ pub async fn keys_checked(cfg: &Config) -> Vec<(String, Result<Option<String>>)>
         let checked = async {
             let store = Store::open_with(&target.url, false, &target.server, &target.limits)?;
             let repo = Repository::open_with_agent_key(store, key.clone()).await?;
-            Ok(recipients_pin::check(cfg.recipients.as_deref(), &repo.config, &before)?.1)
+            let pinned = cfg.recipients.as_deref();
+            if accept {
+                return recipients_pin::check_and_remember(pinned, &repo.config, &cfg.state_dir, true);
+            }
+            Ok(recipients_pin::check(pinned, &repo.config, &before, false)?.1)
         };
         out.push((target.name.clone(), checked.await));
     }

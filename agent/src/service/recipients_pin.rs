@@ -45,7 +45,16 @@ pub type Warning = Option<String>;
 
 /// Checks `config` against the pin and what was accepted before; on success returns what to
 /// remember and a warning, if the recipients grew beyond the pin.
-pub fn check(pinned: Option<&[String]>, config: &RepoConfig, before: &Accepted) -> Result<(Accepted, Warning)> {
+///
+/// `accept_new_reader`: a person confirmed a reader-key change the pin cannot show (a holder
+/// added and removed again leaves the recipients as pinned): `arka agent check
+/// --accept-key-change`. A rollback or a change within one generation is refused anyway.
+pub fn check(
+    pinned: Option<&[String]>,
+    config: &RepoConfig,
+    before: &Accepted,
+    accept_new_reader: bool,
+) -> Result<(Accepted, Warning)> {
     let pinned: Option<BTreeSet<&str>> = pinned.map(|p| p.iter().map(|r| r.trim()).collect());
     let actual: BTreeSet<&str> = config.recipients.iter().map(|r| r.trim()).collect();
     let known = before.repo_id == Some(config.repo_id);
@@ -75,7 +84,7 @@ pub fn check(pinned: Option<&[String]>, config: &RepoConfig, before: &Accepted) 
                 actual.difference(pin).copied().collect::<Vec<_>>().join(", "),
                 instruction(config)
             ));
-        } else if reader_changed && before.pinned == pin_sorted {
+        } else if reader_changed && before.pinned == pin_sorted && !accept_new_reader {
             return Err(forged_reader("the recipients pinned in agent.toml did not change"));
         }
     }
@@ -113,17 +122,22 @@ fn mismatch(pin: &BTreeSet<&str>, actual: &BTreeSet<&str>, config: &RepoConfig) 
 fn forged_reader(why: &str) -> Error {
     Error::Refused(format!(
         "the repository's reader key (what new backups are sealed to) changed, but {why}: only `arka key remove` \
-         changes it, together with the recipients. Someone holding the agent key may have replaced the \
-         repository's config; nothing is written until this is resolved. Check with `arka key list` and a \
-         holder's identity"
+         changes it. Someone holding the agent key may have replaced the repository's config; nothing is \
+         written until this is resolved. Check with `arka key list` and a holder's identity; if a holder was \
+         removed on purpose, run `arka agent check --accept-key-change` on this machine"
     ))
 }
 
 /// The check against the state kept in `state_dir`, which is updated when it passes.
-pub fn check_and_remember(pinned: Option<&[String]>, config: &RepoConfig, state_dir: &Path) -> Result<Warning> {
+pub fn check_and_remember(
+    pinned: Option<&[String]>,
+    config: &RepoConfig,
+    state_dir: &Path,
+    accept_new_reader: bool,
+) -> Result<Warning> {
     let path = state_path(state_dir);
     let before: Accepted = crate::repo::local_state::load(&path);
-    let (now, warning) = check(pinned, config, &before)?;
+    let (now, warning) = check(pinned, config, &before, accept_new_reader)?;
     // A newer generation on one target does not make the others "rolled back" until they
     // are synced: remember the newest seen.
     if now != before && now.generation >= before.generation {

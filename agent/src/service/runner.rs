@@ -177,7 +177,7 @@ impl Agent {
         let repo = Repository::open_with_agent_key(store, key.clone()).await?;
         let pinned = self.cfg.recipients.as_deref();
         if let Some(warning) =
-            crate::service::recipients_pin::check_and_remember(pinned, &repo.config, &self.cfg.state_dir)?
+            crate::service::recipients_pin::check_and_remember(pinned, &repo.config, &self.cfg.state_dir, false)?
         {
             tracing::warn!("target {:?}: {warning}", target.name);
         }

@@ -149,3 +149,63 @@ fn holders_are_added_and_removed_on_arka_server_with_a_maintain_token() {
         .expect_stderr("maintain or admin token");
     holders_change(&fx, Some(&server.secret_file("nas")));
 }
+
+/// A running agent follows key changes without a restart: it opens the repository again
+/// when `config` changes, seals the next backup to the new reader key, and refuses a new
+/// reader key the pin cannot vouch for until a person confirms it with `arka agent check
+/// --accept-key-change`.
+#[test]
+fn a_running_agent_follows_a_key_change_and_waits_for_a_person_on_a_new_reader_key() {
+    use arka_tests::agent::{free_port, AgentProcess};
+    use crate::agent::{status, wait_for};
+
+    let fx = Fixture::new();
+    let src = fx.path("src");
+    arka_tests::write_file(&src.join("a.txt"), b"first");
+    let port = free_port();
+    let cfg = fx.path("agent.toml");
+    let text = format!(
+        "recipients = [{:?}]\nagent_key = {:?}\nstate_dir = {:?}\n[[target]]\nurl = {:?}\n\
+         [[source]]\nname = \"files\"\nkind = \"files\"\npaths = [{:?}]\nschedule = \"every 1d\"\n\
+         [status]\nbind = \"127.0.0.1:{port}\"\n",
+        fx.recipient,
+        fx.agent_key,
+        fx.path("state"),
+        fx.repo,
+        src,
+    );
+    std::fs::write(&cfg, text).unwrap();
+    let agent = AgentProcess::start(&fx, &cfg);
+    let files = |st: &Value| st["sources"].as_array().unwrap().iter().find(|s| s["name"] == "files").unwrap().clone();
+    wait_for(60, "the first backup", || (fx.snapshots().len() == 1).then_some(()));
+    let run_now = || fx.arka(os_args!["agent", "run-now", "files", "--config", cfg]).ok();
+
+    // A holder is added: only a warning, and the next backup is readable by them.
+    let contractor = fx.path("contractor.key");
+    let contractor_recipient = fx.keygen(&contractor, false);
+    keyed(&fx, &fx.identity, None, os_args!["key", "add", "--recipient", contractor_recipient, "--label", "c"]).ok();
+    arka_tests::write_file(&src.join("b.txt"), b"second");
+    run_now();
+    wait_for(60, "the second backup", || (fx.snapshots().len() == 2).then_some(()));
+    let second = last_snapshot(&fx);
+    keyed(&fx, &contractor, None, os_args!["restore", second, "--target", fx.path("r2")]).ok();
+
+    // Removed again: the recipients are as pinned, but the reader key is new. The agent
+    // writes nothing until a person confirms.
+    keyed(&fx, &fx.identity, None, os_args!["key", "remove", "c"]).ok();
+    run_now();
+    let refused = wait_for(60, "the refusal", || {
+        let st = files(&status(port)?);
+        st["last_error"].as_str().filter(|e| e.contains("--accept-key-change")).map(str::to_string)
+    });
+    assert!(refused.contains("reader key"), "{refused}");
+    assert_eq!(fx.snapshots().len(), 2);
+    let confirmed = fx.arka(os_args!["agent", "check", "--accept-key-change", "--config", cfg]).ok();
+    assert!(confirmed.stderr.is_empty() || !confirmed.stderr.contains("refused"), "{}", confirmed.stderr);
+    run_now();
+    wait_for(120, "the backup after the confirmation", || (fx.snapshots().len() == 3).then_some(()));
+    let third = last_snapshot(&fx);
+    keyed(&fx, &contractor, None, os_args!["restore", third, "--target", fx.path("r3")]).expect_code(12);
+    keyed(&fx, &fx.identity, None, os_args!["restore", third, "--target", fx.path("r3o")]).ok();
+    assert!(agent.terminate(30).success());
+}

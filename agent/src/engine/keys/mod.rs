@@ -129,6 +129,8 @@ pub async fn add(repo: &Repository, recipient: &str, label: &str, progress: &Pro
     if ring.holders.iter().any(|h| h.recipient == recipient) {
         return Err(Error::Usage(format!("{} already holds this repository", holder_id(&recipient))));
     }
+    // A removed holder added back holds everything again.
+    ring.removed.retain(|r| r.holder.recipient != recipient);
     ring.holders.push(Holder { recipient, label: label.to_string(), added: jiff::Timestamp::now().as_second() });
     commit(repo, ring).await
 }
