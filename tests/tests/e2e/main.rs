@@ -25,6 +25,7 @@ mod failover;
 mod forget;
 mod healing;
 mod incremental;
+mod key_rewrap;
 mod limits;
 mod paper_key;
 mod plants;

@@ -1,4 +1,4 @@
-//! `arka key rewrap`: re-encrypt what a removed holder could still read (FORMAT.md §3.6.1).
+//! `arka key rewrap`: re-encrypt what a removed holder could still read (FORMAT.md §11.7).
 //!
 //! After `arka key remove`, packs written before the removal keep their data keys sealed
 //! to older reader keys (or, in a repository made before keyrings, to the recipients
