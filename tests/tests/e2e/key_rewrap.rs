@@ -88,8 +88,10 @@ fn rewrap_leaves_a_removed_holder_nothing_on_garage_s3() {
 #[test]
 fn rewrap_on_arka_server_needs_a_token_that_may_delete() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let tokens =
-        [TokenSpec::new("clinic-agent", "append", &["clinic"]), TokenSpec::new("nas-maintain", "maintain", &["clinic"])];
+    let tokens = [
+        TokenSpec::new("clinic-agent", "append", &["clinic"]),
+        TokenSpec::new("nas-maintain", "maintain", &["clinic"]),
+    ];
     let server = ServerProcess::start(dir.path(), &tokens);
     let env = vec![("ARKA_SERVER_TOKEN".to_string(), server.secret("nas-maintain"))];
     let fx = Fixture::at(&server.repo_url("clinic"), env);

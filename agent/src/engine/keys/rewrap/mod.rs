@@ -179,7 +179,8 @@ async fn ready(
     report.first_keyring = true;
     let identities = RecoveryIdentities::parse(&repo.identities()?.to_file_text())?;
     let reopened = Arc::new(Repository::open_with_identity(repo.store.clone(), identities).await?);
-    let rings = crate::repo::keyring::open_all(&reopened.store, reopened.identities()?, reopened.config.repo_id).await?;
+    let rings =
+        crate::repo::keyring::open_all(&reopened.store, reopened.identities()?, reopened.config.repo_id).await?;
     let reader = crate::repo::keyring::current(&rings, reopened.config.keyring.as_ref())?
         .and_then(|r| r.ring.current_reader().cloned());
     Ok((reopened, reader))

@@ -73,7 +73,11 @@ pub(super) struct Resealed {
 
 /// Re-encrypts `sources` (pack ID and length). Stops at the next pack when cancelled,
 /// after storing and indexing what is done, so a cancelled run still counts.
-pub(super) async fn reseal(repo: &Arc<Repository>, sources: Vec<(ObjectId, u64)>, progress: &Progress) -> Result<Resealed> {
+pub(super) async fn reseal(
+    repo: &Arc<Repository>,
+    sources: Vec<(ObjectId, u64)>,
+    progress: &Progress,
+) -> Result<Resealed> {
     let mut w = Writer::new(repo);
     let opened = futures::stream::iter(sources).map(|(id, len)| open_source(repo.clone(), id, len)).buffered(IN_FLIGHT);
     futures::pin_mut!(opened);

@@ -64,9 +64,8 @@ async fn retire_keys(repo: &Repository) -> Result<arka_proto::ObjectId> {
     let current = keyring::current(&rings, repo.config.keyring.as_ref())?
         .ok_or_else(|| Error::Internal("rewrap retires keys only in a repository with a keyring".into()))?;
     let mut ring = current.ring.clone();
-    let clean = ring.readers.len() == 1
-        && ring.escrow.is_empty()
-        && ring.removed.iter().all(|r| r.readable_through_epoch == 0);
+    let clean =
+        ring.readers.len() == 1 && ring.escrow.is_empty() && ring.removed.iter().all(|r| r.readable_through_epoch == 0);
     if clean {
         return Ok(current.id);
     }

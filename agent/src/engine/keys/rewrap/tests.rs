@@ -182,9 +182,8 @@ async fn a_repository_made_before_keyrings_keeps_no_escrow_after_rewrap() {
     let report = rewrap(f.open(&contractor).await, &now_grace(), &Progress::default()).await.unwrap();
     assert!(report.complete() && report.packs_found >= 2, "{report:?}");
     let repo = f.open(&contractor).await;
-    let rings = crate::repo::keyring::open_all(&repo.store, repo.identities().unwrap(), repo.config.repo_id)
-        .await
-        .unwrap();
+    let rings =
+        crate::repo::keyring::open_all(&repo.store, repo.identities().unwrap(), repo.config.repo_id).await.unwrap();
     let ring = &rings.last().unwrap().ring;
     assert!(ring.escrow.is_empty() && ring.readers.len() == 1, "{ring:?}");
     // Every data key opens with the current reader key alone.
