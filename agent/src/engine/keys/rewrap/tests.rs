@@ -205,6 +205,14 @@ async fn a_rewrap_stopped_after_the_new_packs_loses_nothing_and_a_later_one_fini
     add(&*f.open(&f.owner).await, &b.recipients()[0], "b", &Progress::default()).await.unwrap();
     remove(&*f.open(&b).await, &f.owner.recipients()[0], &Progress::default()).await.unwrap();
 
+    // Cancelled before the first pack: nothing is condemned, everything still reads.
+    let cancelled = Progress::default();
+    cancelled.cancel.cancel();
+    let e = rewrap(f.open(&b).await, &now_grace(), &cancelled).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Cancelled);
+    assert!(f.store().list(ObjectKind::PrunePlan).await.unwrap().is_empty());
+    assert_eq!(f.restore_all(&b).await, 1);
+
     // What a run killed after storing and indexing the new packs leaves: no plan yet.
     let repo = f.open(&b).await;
     let reader = super::super::starting_ring(&repo, &Progress::default()).await.unwrap().current_reader().cloned();
@@ -214,12 +222,19 @@ async fn a_rewrap_stopped_after_the_new_packs_loses_nothing_and_a_later_one_fini
     assert_eq!(f.restore_all(&b).await, 1, "old and new copies both read");
 
     // A run with a grace period condemns the old packs, which then wait for prune.
-    let opts = RewrapOptions { grace: Duration::from_secs(3600), dry_run: false };
+    let opts = RewrapOptions { grace: Duration::from_secs(1), dry_run: false };
     let waiting = rewrap(f.open(&b).await, &opts, &Progress::default()).await.unwrap();
     assert!(waiting.packs_waiting > 0 && !waiting.old_keys_retired && !waiting.partly_done(), "{waiting:?}");
     assert!(waiting.delete_after_ns.is_some());
     assert_eq!(f.restore_all(&b).await, 1, "readers use the new copies");
     assert!(f.opens(&f.owner).await.0 > 0, "the old packs are still stored, and the keys kept");
+
+    // Once the grace period is over, the next run sweeps the plan and retires the keys.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let done = rewrap(f.open(&b).await, &now_grace(), &Progress::default()).await.unwrap();
+    assert!(done.complete() && done.packs_found == 0 && done.packs_deleted > 0, "{done:?}");
+    assert_eq!(f.opens(&f.owner).await.0, 0);
+    assert_eq!(f.restore_all(&b).await, 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
