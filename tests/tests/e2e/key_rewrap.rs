@@ -63,6 +63,9 @@ fn rewrap_leaves_a_removed_holder_nothing_on_a_local_repository() {
     assert!(dry["packs_found"].as_u64().unwrap() >= 1 && dry["packs_written"] == 0, "{dry}");
     fx.restore(&snapshot, &fx.path("before"), &[]).ok();
     rewrap_and_check(&fx, &b_key, &snapshot);
+    // The removed holder's failed restore is not taken for damage: nothing to re-upload.
+    let reports = std::fs::read_dir(fx.repo.join("damage")).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(reports, 0, "a restore with a removed identity recorded damage");
 }
 
 #[test]
