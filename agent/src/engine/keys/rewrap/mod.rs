@@ -153,7 +153,7 @@ async fn ready(
     progress: &Progress,
     report: &mut RewrapReport,
 ) -> Result<(Arc<Repository>, Option<ReaderKey>)> {
-    let ring = super::starting_ring(&repo, progress).await?;
+    // Asked first: a repository made before keyrings reads every pack header to start.
     if !opts.dry_run && !repo.store.may_delete().await? {
         return Err(Error::Key(
             "rewrap deletes the old packs and keyrings, and this token may not delete: run `arka key rewrap` with \
@@ -161,6 +161,7 @@ async fn ready(
                 .into(),
         ));
     }
+    let ring = super::starting_ring(&repo, progress).await?;
     if repo.config.keyring.is_some() {
         let reader = ring.current_reader().cloned();
         if reader.as_ref().map(ReaderKey::recipient) != repo.config.reader {
