@@ -29,6 +29,9 @@ enum KeyCommand {
     /// from now on is sealed to a new reader key the removed holder never sees; what was
     /// written before stays readable by them until `arka key rewrap`.
     Remove(RemoveArgs),
+    /// Re-encrypt every pack a removed holder could still read under the current reader
+    /// key, have the old packs deleted, then drop the older reader keys.
+    Rewrap(super::key_rewrap_cmd::RewrapArgs),
 }
 
 #[derive(Args)]
@@ -71,6 +74,7 @@ struct RemoveArgs {
 
 pub(super) async fn run(a: KeyArgs, out: &Output) -> Result<ExitCode> {
     match a.what {
+        KeyCommand::Rewrap(a) => return super::key_rewrap_cmd::run(a, out).await,
         KeyCommand::List(a) => {
             let session = a.session().await?;
             print_listing(&keys::list(session.repo()).await?, out);

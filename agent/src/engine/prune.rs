@@ -114,6 +114,14 @@ pub async fn prune(repo: &Arc<Repository>, opts: &PruneOptions) -> Result<PruneR
     Ok(report)
 }
 
+/// Sweeps the plans whose grace period has passed, and nothing else: `arka key rewrap
+/// --grace 0` deletes the packs it has just re-encrypted this way.
+pub(crate) async fn sweep_due(repo: &Arc<Repository>) -> Result<PruneReport> {
+    let mut report = PruneReport::default();
+    sweep_due_plans(repo, &PruneOptions::default(), &mut report).await?;
+    Ok(report)
+}
+
 /// What every phase needs: the snapshots, the index built with the plans' condemned packs,
 /// the raw segments, and every blob a snapshot reaches.
 struct State {
@@ -356,7 +364,8 @@ async fn mark(repo: &Arc<Repository>, opts: &PruneOptions, report: &mut PruneRep
         return Ok(());
     }
     let new_packs = repack(repo, to_repack).await?;
-    write_plan(repo, &state, condemned, new_packs, grace_ns).await
+    write_plan(repo, &state.segments, condemned, new_packs, grace_ns).await?;
+    Ok(())
 }
 
 enum Verdict {
@@ -404,24 +413,24 @@ fn judge_pack(
 }
 
 /// Writes the index without the condemned packs (and with the repacked ones), then the
-/// plan that deletes the condemned packs after the grace period.
-async fn write_plan(
+/// plan that deletes the condemned packs after the grace period. `arka key rewrap` writes
+/// its plans here too. Returns when the plan's packs may be deleted (Unix ns).
+pub(crate) async fn write_plan(
     repo: &Repository,
-    state: &State,
+    segments: &[(ObjectId, IndexSegment)],
     condemned: HashSet<ObjectId>,
     new_packs: Vec<PackIndex>,
     grace_ns: i64,
-) -> Result<()> {
+) -> Result<i64> {
     // Segments naming a condemned pack are rewritten without it; packs condemned by older
     // plans stay in (their plan's sweep may spare them and must find their entries).
-    let obsolete: Vec<ObjectId> = state
-        .segments
+    let obsolete: Vec<ObjectId> = segments
         .iter()
         .filter(|(_, s)| s.packs.iter().any(|p| condemned.contains(&p.pack_id)))
         .map(|(id, _)| *id)
         .collect();
     let mut survivors: HashMap<ObjectId, PackIndex> = HashMap::new();
-    for (_, seg) in state.segments.iter().filter(|(id, _)| obsolete.contains(id)) {
+    for (_, seg) in segments.iter().filter(|(id, _)| obsolete.contains(id)) {
         for p in seg.packs.iter().filter(|p| !condemned.contains(&p.pack_id)) {
             survivors.entry(p.pack_id).or_insert_with(|| p.clone());
         }
@@ -437,7 +446,7 @@ async fn write_plan(
     packs.sort();
     let plan = PrunePlan { created_ns, delete_after_ns: created_ns.saturating_add(grace_ns), packs, index: obsolete };
     repo.put_object(ObjectKind::PrunePlan, plan.encode(repo.key.meta_key())).await?;
-    Ok(())
+    Ok(plan.delete_after_ns)
 }
 
 /// Copies live blobs, still sealed, into new packs that carry the sealed data keys that

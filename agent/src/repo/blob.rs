@@ -290,6 +290,10 @@ impl BlobReader {
                     self.note_damage(self.index.pack_of(&loc).0, *id);
                     first_error.get_or_insert(e);
                 }
+                // Another copy may be sealed to a key this identity has.
+                Err(e) if e.kind() == ErrorKind::Key => {
+                    first_error.get_or_insert(e);
+                }
                 read => return read,
             }
         }
@@ -331,6 +335,12 @@ impl BlobReader {
             .await?
             .iter()
             .map(|sealed| match self.repo.open_data_key(sealed) {
+                // Sealed to no key this identity has: a removed holder's, or a stranger's.
+                // Not damage: recording it would make backups store intact data again.
+                Err(Error::Format(arka_proto::Error::NoMatchingIdentity)) => Err(Error::Key(format!(
+                    "the data keys of {key} do not open with this identity: it is not one of the repository's \
+                     current holders (a removed holder reads nothing after `arka key rewrap`)"
+                ))),
                 Err(Error::Format(e)) => Err(corrupt(e)),
                 other => other,
             })

@@ -32,6 +32,19 @@ const SKIPPED: &[(&str, &str)] = &[
     ("arka init --repo s3://", "needs S3 credentials and a bucket; s3.rs runs init and backups against Garage"),
     ("arka sync --repo /mnt/nas/arka --to s3://", "needs S3 credentials and a bucket; s3.rs runs sync to Garage"),
     (
+        "arka key remove --repo REPO",
+        "would take a holder away from the docs' repository, whose recipients later examples pin; key_rewrap.rs \
+         plays key add, remove and rewrap end to end",
+    ),
+    (
+        "arka key rewrap --repo REPO",
+        "follows the `key remove` skipped above; key_rewrap.rs runs rewrap with and without a grace period",
+    ),
+    (
+        "after the grace period (1 day)",
+        "the runbook's prune waits a day after the rewrap; prune.rs and key_rewrap.rs run prune and the sweep",
+    ),
+    (
         "arka forget --repo arka+https://localhost:8443/",
         "needs an arka-server with TLS on localhost:8443 and a maintain token; server_client.rs runs forget --prune \
          with append and maintain tokens",

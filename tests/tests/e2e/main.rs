@@ -26,6 +26,7 @@ mod forget;
 mod healing;
 mod incremental;
 mod key_holders;
+mod key_rewrap;
 mod limits;
 mod paper_key;
 mod plants;

@@ -4,6 +4,7 @@
 
 pub mod commit;
 pub mod migrate;
+pub mod rewrap;
 
 use serde::Serialize;
 
@@ -105,7 +106,7 @@ pub async fn list(repo: &Repository) -> Result<KeyListing> {
 
 /// The keyring changes start from: the current one, or, in a repository made before
 /// keyrings, the first one (which escrows every pack's data key).
-async fn starting_ring(repo: &Repository, progress: &Progress) -> Result<Keyring> {
+pub(crate) async fn starting_ring(repo: &Repository, progress: &Progress) -> Result<Keyring> {
     // A change starts from `config` itself: a copy may be an older generation, which a
     // removed holder can still open.
     if let ConfigOrigin::Copy { why, .. } = repo.config_origin() {
