@@ -144,10 +144,11 @@ fn holders_are_added_and_removed_on_arka_server_with_a_maintain_token() {
     let someone = fx.path("someone.key");
     let recipient = fx.keygen(&someone, false);
     let reception = server.secret_file("reception");
-    keyed(&fx, &fx.identity, Some(&reception), os_args!["key", "add", "--recipient", recipient, "--label", "x"])
+    keyed(&fx, &fx.identity, Some(reception), os_args!["key", "add", "--recipient", recipient, "--label", "x"])
         .expect_code(12)
         .expect_stderr("maintain or admin token");
-    holders_change(&fx, Some(&server.secret_file("nas")));
+    let nas = server.secret_file("nas");
+    holders_change(&fx, Some(nas));
 }
 
 /// A running agent follows key changes without a restart: it opens the repository again
