@@ -29,6 +29,10 @@ enum KeyCommand {
     /// from now on is sealed to a new reader key the removed holder never sees; what was
     /// written before stays readable by them until `arka key rewrap`.
     Remove(RemoveArgs),
+    /// Make a new agent key, when the old one may have leaked: the old key can then add
+    /// nothing the repository accepts and cannot read what is written from now on.
+    /// Deduplication goes on. Writes the new key to --agent-key-out.
+    RotateAgent(super::key_rotate_cmd::RotateArgs),
 }
 
 #[derive(Args)]
@@ -71,6 +75,7 @@ struct RemoveArgs {
 
 pub(super) async fn run(a: KeyArgs, out: &Output) -> Result<ExitCode> {
     match a.what {
+        KeyCommand::RotateAgent(a) => return super::key_rotate_cmd::run(a, out).await,
         KeyCommand::List(a) => {
             let session = a.session().await?;
             print_listing(&keys::list(session.repo()).await?, out);
@@ -154,6 +159,9 @@ fn print_listing(l: &KeyListing, out: &Output) {
     }
     say!("agent keys:");
     for k in &l.agent_keys {
-        say!("  {}  {}", k.id, k.state);
+        match k.retired {
+            Some(at) => say!("  {}  retired {}", k.id, day(at)),
+            None => say!("  {}  {}", k.id, k.state),
+        }
     }
 }

@@ -27,6 +27,7 @@ mod backup_cmd;
 mod erase_cmd;
 mod forget_cmd;
 mod key_cmd;
+mod key_rotate_cmd;
 mod keys_cmd;
 mod output;
 mod paper_cmd;
