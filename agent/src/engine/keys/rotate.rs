@@ -60,3 +60,6 @@ pub async fn rotate_agent(repo: &Repository, save: impl FnOnce(&AgentKey) -> Res
     }
     Ok(Rotated { old_id, new, config, retired })
 }
+
+#[cfg(test)]
+mod tests;
