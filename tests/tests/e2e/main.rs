@@ -25,6 +25,7 @@ mod failover;
 mod forget;
 mod healing;
 mod incremental;
+mod key_rotation;
 mod limits;
 mod paper_key;
 mod plants;
