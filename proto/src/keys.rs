@@ -40,7 +40,13 @@ pub enum OpenedBy {
 
 impl std::fmt::Debug for AgentKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "AgentKey(repo {}, id {}, {} retired, ***)", to_hex(&self.repo_id[..4]), self.id(), self.retired.len())
+        write!(
+            f,
+            "AgentKey(repo {}, id {}, {} retired, ***)",
+            to_hex(&self.repo_id[..4]),
+            self.id(),
+            self.retired.len()
+        )
     }
 }
 
@@ -253,7 +259,10 @@ impl AgentKey {
             Zeroizing::new(from_hex::<{ RAW_LEN + CHECK_LEN }>(hex).ok_or_else(damaged)?.to_vec())
         } else if let Some(hex) = line.strip_prefix(AGENT_KEY_PREFIX_V2) {
             // Bounded before decoding: a v2 line is at most the key with MAX_RETIRED keys.
-            if hex.len() % 2 != 0 || hex.len() / 2 < RAW_LEN + 1 + 32 + CHECK_LEN || hex.len() / 2 > RAW_LEN + 1 + 32 * MAX_RETIRED + CHECK_LEN {
+            if hex.len() % 2 != 0
+                || hex.len() / 2 < RAW_LEN + 1 + 32 + CHECK_LEN
+                || hex.len() / 2 > RAW_LEN + 1 + 32 * MAX_RETIRED + CHECK_LEN
+            {
                 return Err(damaged());
             }
             Zeroizing::new(hex_bytes(hex).ok_or_else(damaged)?)

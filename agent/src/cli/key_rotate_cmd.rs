@@ -33,10 +33,7 @@ pub(super) struct RotateArgs {
 pub(super) async fn run(a: RotateArgs, out: &Output) -> Result<ExitCode> {
     // Refuse before touching the repository if the key file cannot be written.
     if a.agent_key_out.exists() {
-        return Err(Error::Usage(format!(
-            "{} already exists; refusing to overwrite a key",
-            a.agent_key_out.display()
-        )));
+        return Err(Error::Usage(format!("{} already exists; refusing to overwrite a key", a.agent_key_out.display())));
     }
     let session = reading_session(&a.repo, &a.identity, &a.cache, &a.limits.limits()).await?;
     let repo = session.repo();
@@ -64,11 +61,7 @@ fn print(done: &Rotated, path: &std::path::Path, out: &Output) {
         );
         return;
     }
-    say!(
-        "rotated the agent key: {} is retired, {new_id} is current (written to {}).",
-        done.old_id,
-        path.display()
-    );
+    say!("rotated the agent key: {} is retired, {new_id} is current (written to {}).", done.old_id, path.display());
     say!(
         "On every agent that uses this repository: replace the agent key file (agent.toml `agent_key`) with \
          this one, and restart the service. The old key can no longer open the repository, and what it \

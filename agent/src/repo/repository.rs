@@ -220,7 +220,10 @@ impl Repository {
         let listed = self.store.list_detailed(ObjectKind::Index).await?;
         let loaded = futures::stream::iter(listed)
             .map(|l| async move {
-                (ObjectKind::Index.key(&l.id), self.load_segment_at(l.id, Some(l.stored_at_ns)).await.map(|s| (l.id, s)))
+                (
+                    ObjectKind::Index.key(&l.id),
+                    self.load_segment_at(l.id, Some(l.stored_at_ns)).await.map(|s| (l.id, s)),
+                )
             })
             .buffer_unordered(LOAD_CONCURRENCY);
         Loaded::collect(loaded).await

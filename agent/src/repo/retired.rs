@@ -58,7 +58,8 @@ pub(crate) fn check_not_after_retirement(key: &str, old: &str, retired: i64, sto
     if stored_at_ns <= retired.saturating_mul(NS).saturating_add(MAX_SKEW_NS) {
         return Ok(());
     }
-    let stored = if stored_at_ns == i64::MAX { "at a time the storage does not give".into() } else { day(stored_at_ns / NS) };
+    let stored =
+        if stored_at_ns == i64::MAX { "at a time the storage does not give".into() } else { day(stored_at_ns / NS) };
     Err(Error::Corrupt {
         key: key.into(),
         reason: format!(

@@ -150,7 +150,10 @@ fn arka_server_refuses_the_old_key_and_the_old_token_once_swapped() {
     });
     made.ok();
     let config = std::fs::read_to_string(server.config_path()).unwrap();
-    let swapped = config.replace(&format!("{:?}", old_secret.display().to_string()), &format!("{:?}", new_secret.display().to_string()));
+    let swapped = config.replace(
+        &format!("{:?}", old_secret.display().to_string()),
+        &format!("{:?}", new_secret.display().to_string()),
+    );
     assert_ne!(config, swapped);
     std::fs::write(server.config_path(), swapped).unwrap();
     server.restart();
