@@ -91,6 +91,12 @@ fn check_after_rotation(fx: &Fixture, r: &Rotated) {
     assert_eq!((str_of(&keys[0]["id"]), str_of(&keys[0]["state"])), (r.new_id.clone(), "current".into()));
     assert_eq!((str_of(&keys[1]["id"]), str_of(&keys[1]["state"])), (r.old_id.clone(), "retired".into()));
     assert!(keys[1]["retired"].as_i64().unwrap() > now_secs() - 3600, "{listing}");
+
+    // Audited under the new key, on the chain the old key began.
+    let mut args: Vec<OsString> = vec!["audit".into()];
+    args.extend(fx.agent_args());
+    let trail = fx.arka(args).ok().stdout_text();
+    assert!(trail.contains(&format!("rotated agent key {} -> {}", r.old_id, r.new_id)), "{trail}");
 }
 
 #[test]
