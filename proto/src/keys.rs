@@ -71,6 +71,8 @@ impl AgentKey {
         RepoId(self.repo_id)
     }
 
+    /// The current metadata key: the only one that seals. Opening goes through
+    /// [`AgentKey::open_meta_with`], which also tries the retired ones.
     pub fn meta_key(&self) -> &[u8; 32] {
         &self.meta_key
     }
