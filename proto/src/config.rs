@@ -78,6 +78,27 @@ pub struct RepoConfig {
     /// The keyring object (`keys/<id>`) written with this config.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keyring: Option<ObjectId>,
+    /// Agent keys retired by `arka key rotate-agent`, oldest first. Metadata that opens only
+    /// under one of them and was stored after its retirement (plus clock skew) is refused:
+    /// the old key may have leaked.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub retired_agent_keys: Vec<RetiredAgentKey>,
+}
+
+/// An agent key that `arka key rotate-agent` replaced.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetiredAgentKey {
+    /// Its key ID ([`AgentKey::id`]).
+    pub id: String,
+    /// When it was retired, in Unix seconds.
+    pub retired: i64,
+}
+
+impl RepoConfig {
+    /// When the agent key `id` was retired, if it was.
+    pub fn retired_at(&self, id: &str) -> Option<i64> {
+        self.retired_agent_keys.iter().find(|r| r.id == id).map(|r| r.retired)
+    }
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -162,6 +183,7 @@ mod tests {
             generation: 0,
             reader: None,
             keyring: None,
+            retired_agent_keys: Vec::new(),
         }
     }
 
@@ -183,5 +205,21 @@ mod tests {
             assert!(RepoConfig::decode(&bytes[..cut], &key).is_err());
         }
         assert!(RepoConfig::decode(&bytes, &AgentKey::generate()).is_err());
+    }
+
+    #[test]
+    fn retired_keys_are_mac_covered_and_absent_when_empty() {
+        let key = AgentKey::generate();
+        let plain = sample(&key).encode(&key);
+        let mut cfg = sample(&key);
+        cfg.retired_agent_keys.push(RetiredAgentKey { id: "0a1b2c3d".into(), retired: 7 });
+        let bytes = cfg.encode(&key);
+        assert!(bytes.len() > plain.len());
+        assert_eq!(RepoConfig::decode(&bytes, &key).unwrap().retired_at("0a1b2c3d"), Some(7));
+        // The field is in the MAC'd body: dropping it from a retired config breaks the MAC.
+        let mut stripped = cfg.clone();
+        stripped.retired_agent_keys.clear();
+        let forged = stripped.encode(&AgentKey::generate());
+        assert!(RepoConfig::decode(&forged, &key).is_err());
     }
 }

@@ -50,7 +50,7 @@ pub use error::Error;
 pub use id::{BlobId, BlobKind, ObjectId, RepoId};
 pub use index::{IndexSegment, PackIndex};
 pub use keyring::Keyring;
-pub use keys::AgentKey;
+pub use keys::{AgentKey, OpenedBy};
 pub use pack::{Compression, PackBlobEntry};
 pub use plan::PrunePlan;
 pub use snapshot::{Snapshot, SnapshotStats};

@@ -195,14 +195,19 @@ fn cut(mut s: String, max: usize) -> String {
 /// The current head (highest seq, then highest ID) among the records that authenticate.
 /// Lists once and downloads only records `memory` does not know, adding them to it.
 async fn find_head(repo: &Repository, memory: &mut LocalMemory) -> Result<Option<(u64, ObjectId)>> {
-    let listed: HashSet<ObjectId> = repo.store.list(ObjectKind::Audit).await?.into_iter().map(|(id, _)| id).collect();
+    let detailed = repo.store.list_detailed(ObjectKind::Audit).await?;
+    let stored: HashMap<ObjectId, i64> = detailed.iter().map(|l| (l.id, l.stored_at_ns)).collect();
+    let listed: HashSet<ObjectId> = stored.keys().copied().collect();
     let vanished = memory.known.keys().filter(|id| !listed.contains(id)).count();
     if vanished > 0 {
         tracing::warn!("{vanished} audit records seen before are gone from the repository; run `arka audit verify`");
     }
     let unknown: Vec<ObjectId> = listed.iter().filter(|id| !memory.known.contains_key(id)).copied().collect();
     let fetched: Vec<(ObjectId, Option<AuditRecord>)> = futures::stream::iter(unknown)
-        .map(|id| async move { Ok::<_, Error>((id, readable(load_record(repo, id).await, &id)?)) })
+        .map(|id| {
+            let at = stored.get(&id).copied();
+            async move { Ok::<_, Error>((id, readable(load_record_at(repo, id, at).await, &id)?)) }
+        })
         .buffer_unordered(LOAD_CONCURRENCY)
         .try_collect()
         .await?;
@@ -228,10 +233,16 @@ fn readable(result: Result<AuditRecord>, id: &ObjectId) -> Result<Option<AuditRe
 
 /// Reads, checks and opens one record.
 pub async fn load_record(repo: &Repository, id: ObjectId) -> Result<AuditRecord> {
+    load_record_at(repo, id, None).await
+}
+
+/// Like `load_record`, given when the store recorded it (from a listing): a record a
+/// retired agent key wrote after its retirement is refused (`repo::retired`).
+async fn load_record_at(repo: &Repository, id: ObjectId, stored_at_ns: Option<i64>) -> Result<AuditRecord> {
     let key = ObjectKind::Audit.key(&id);
     let bytes = repo.store.get(&key).await?;
     check_object_id(&key, &id, &bytes)?;
-    AuditRecord::decode(repo.key.meta_key(), &bytes).map_err(|e| Error::Corrupt { key, reason: e.to_string() })
+    repo.open_meta(ObjectKind::Audit, &id, stored_at_ns, |k| AuditRecord::decode(k, &bytes)).await
 }
 
 /// Every record under `audit/`, read and checked.
@@ -245,9 +256,9 @@ pub struct AuditLog {
 
 /// Reads every audit record. Damaged ones are collected, not fatal; a storage failure is.
 pub async fn load_all(repo: &Repository) -> Result<AuditLog> {
-    let listed = repo.store.list(ObjectKind::Audit).await?;
+    let listed = repo.store.list_detailed(ObjectKind::Audit).await?;
     let results: Vec<(ObjectId, Result<AuditRecord>)> = futures::stream::iter(listed)
-        .map(|(id, _)| async move { (id, load_record(repo, id).await) })
+        .map(|l| async move { (l.id, load_record_at(repo, l.id, Some(l.stored_at_ns)).await) })
         .buffer_unordered(LOAD_CONCURRENCY)
         .collect()
         .await;

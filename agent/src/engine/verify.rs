@@ -449,7 +449,7 @@ async fn read_pack(
             return check;
         }
     } else {
-        let table = pack::decode_table(repo.key.meta_key(), &bytes);
+        let table = repo.key.open_meta_with(|k| pack::decode_table(k, &bytes)).map(|(t, _)| t);
         let listed: HashSet<_> = table.iter().flatten().map(|e| (e.id, e.key, e.offset, e.stored_len)).collect();
         if let Some(e) = indexed.iter().find(|e| !listed.contains(&(e.id, e.key, e.offset, e.stored_len))) {
             all_bad(

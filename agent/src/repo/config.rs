@@ -71,13 +71,25 @@ fn why(first: &Error) -> String {
 /// Opens the config with the agent key: `config` if it authenticates, else a copy that does.
 pub async fn open_with_key(store: &Store, key: AgentKey) -> Result<OpenedConfig> {
     let main = store.get_opt(CONFIG_KEY).await?;
+<<<<<<< HEAD
     let main_config = main.as_ref().map(|bytes| decode_with_key(store, bytes, &key));
+=======
+    let first = match &main {
+        Some(bytes) => match decode_with_key(store, bytes, &key) {
+            Ok(config) => return Ok(OpenedConfig { config, bytes: bytes.clone(), key, origin: ConfigOrigin::Config }),
+            Err(e) => e,
+        },
+        None => Error::NotARepository(store.display.clone()),
+    };
+    let copies = copies(store).await?;
+>>>>>>> helper-r
     let mut found = Vec::new();
-    for (copy, bytes) in copies(store).await? {
-        if let Ok(config) = RepoConfig::decode(&bytes, &key) {
-            found.push((copy, bytes, config));
+    for (copy, bytes) in &copies {
+        if let Ok(config) = RepoConfig::decode(bytes, &key) {
+            found.push((copy.clone(), bytes.clone(), config));
         }
     }
+<<<<<<< HEAD
     let first = match (main, main_config) {
         (Some(bytes), Some(Ok(config))) => {
             // A copy of a later generation under the same key: an `arka key` change was
@@ -94,6 +106,12 @@ pub async fn open_with_key(store: &Store, key: AgentKey) -> Result<OpenedConfig>
         (Some(_), Some(Err(e))) => e,
         _ => Error::NotARepository(store.display.clone()),
     };
+=======
+    let newest_own = found.iter().map(|(_, _, c)| c.generation).max();
+    if let Some(e) = retired(&key, main.as_deref(), &copies, newest_own) {
+        return Err(e);
+    }
+>>>>>>> helper-r
     if found.is_empty() {
         // No copy opens either: the key is wrong, or there is nothing to open.
         return Err(first);
@@ -118,6 +136,29 @@ fn warn_ignored<'a>(chosen: &str, others: impl Iterator<Item = &'a str>) {
             others.join(", ")
         );
     }
+}
+
+/// The error for an agent key that `arka key rotate-agent` retired, if `config` (or, when
+/// it is missing, a copy newer than every config this key opens) names it as retired. Read
+/// without authentication, which only the new key could give: this is a message for the
+/// agent not yet given its new key file, not a defence (the new key's readers refuse what
+/// the old key writes, `repo::retired`).
+fn retired(key: &AgentKey, main: Option<&[u8]>, copies: &[(String, Bytes)], newest_own: Option<u32>) -> Option<Error> {
+    let id = key.id();
+    let names = |bytes: &[u8]| {
+        let (config, _, _) = RepoConfig::decode_unauthenticated(bytes).ok()?;
+        let newer = newest_own.is_none_or(|own| config.generation > own);
+        config.retired_at(&id).filter(|_| newer)
+    };
+    let at = match main {
+        Some(bytes) => names(bytes),
+        None => copies.iter().find_map(|(_, bytes)| names(bytes)),
+    }?;
+    Some(Error::Key(format!(
+        "this agent key ({id}) was retired by `arka key rotate-agent` on {}; use the new key file (agent.toml \
+         `agent_key`) and restart the service",
+        crate::repo::retired::day(at)
+    )))
 }
 
 fn decode_with_key(store: &Store, bytes: &[u8], key: &AgentKey) -> Result<RepoConfig> {
@@ -194,6 +235,7 @@ async fn choose(store: &Store, main: Option<&[u8]>, mut candidates: Vec<Candidat
             return Ok(candidates.swap_remove(i));
         }
     }
+    drop_superseded(&mut candidates);
     if candidates.iter().all(|c| c.same_key(&candidates[0])) {
         // The newest generation (`arka key` bumps it); of equals, the oldest stored.
         let newest = candidates.iter().map(|c| c.config.generation).max().expect("not empty");
@@ -229,6 +271,16 @@ async fn choose(store: &Store, main: Option<&[u8]>, mut candidates: Vec<Candidat
             names()
         ))),
     }
+}
+
+/// After `arka key rotate-agent`, copies under the old key and the new one are both
+/// there. A key that carries another candidate's metadata key as retired supersedes it:
+/// only a holder of the old key could have made it. Those superseded are dropped.
+fn drop_superseded(candidates: &mut Vec<Candidate>) {
+    let superseded: Vec<bool> =
+        candidates.iter().map(|c| candidates.iter().any(|d| d.key.supersedes(&c.key))).collect();
+    let mut it = superseded.into_iter();
+    candidates.retain(|_| !it.next().expect("one flag per candidate"));
 }
 
 /// Whether a few of the repository's snapshots or index segments authenticate under the

@@ -62,18 +62,18 @@ impl Repository {
     /// Every damage report that opens, and the damaged ones by name.
     pub async fn damage_reports(&self) -> Result<Loaded<(ObjectId, DamageReport)>> {
         use futures::StreamExt;
-        let ids = self.store.list(ObjectKind::Damage).await?;
-        let loaded = futures::stream::iter(ids)
-            .map(|(id, _)| async move {
-                let key = ObjectKind::Damage.key(&id);
+        let listed = self.store.list_detailed(ObjectKind::Damage).await?;
+        let loaded = futures::stream::iter(listed)
+            .map(|l| async move {
+                let key = ObjectKind::Damage.key(&l.id);
                 let report = async {
                     let bytes = self.store.get(&key).await?;
-                    check_object_id(&key, &id, &bytes)?;
-                    DamageReport::decode(self.key.meta_key(), &bytes)
-                        .map_err(|e| crate::error::Error::Corrupt { key: key.clone(), reason: e.to_string() })
+                    check_object_id(&key, &l.id, &bytes)?;
+                    self.open_meta(ObjectKind::Damage, &l.id, Some(l.stored_at_ns), |k| DamageReport::decode(k, &bytes))
+                        .await
                 }
                 .await;
-                (key, report.map(|r| (id, r)))
+                (key, report.map(|r| (l.id, r)))
             })
             .buffer_unordered(LOAD_CONCURRENCY);
         Loaded::collect(loaded).await

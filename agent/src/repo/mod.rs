@@ -12,6 +12,7 @@ pub mod keys;
 pub mod local_state;
 pub mod packer;
 mod repository;
+pub(crate) mod retired;
 pub mod snapshots;
 pub mod timeline;
 

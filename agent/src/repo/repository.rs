@@ -84,6 +84,7 @@ impl Repository {
             generation: 1,
             reader: ring.current_reader().map(ReaderKey::recipient),
             keyring: Some(keyring),
+            retired_agent_keys: Vec::new(),
         };
         let bytes = Bytes::from(config.encode(&key));
         // Validate what we are about to write with the same decoder readers use.
@@ -229,9 +230,14 @@ impl Repository {
 
     /// Every index segment that opens, and the damaged ones by name.
     pub async fn segments_and_damage(&self) -> Result<Loaded<(ObjectId, IndexSegment)>> {
-        let ids = self.store.list(ObjectKind::Index).await?;
-        let loaded = futures::stream::iter(ids)
-            .map(|(id, _)| async move { (ObjectKind::Index.key(&id), self.load_segment(id).await.map(|s| (id, s))) })
+        let listed = self.store.list_detailed(ObjectKind::Index).await?;
+        let loaded = futures::stream::iter(listed)
+            .map(|l| async move {
+                (
+                    ObjectKind::Index.key(&l.id),
+                    self.load_segment_at(l.id, Some(l.stored_at_ns)).await.map(|s| (l.id, s)),
+                )
+            })
             .buffer_unordered(LOAD_CONCURRENCY);
         Loaded::collect(loaded).await
     }
@@ -251,8 +257,8 @@ impl Repository {
                 let plan = async {
                     let bytes = self.store.get(&key).await?;
                     check_object_id(&key, &l.id, &bytes)?;
-                    PrunePlan::decode(self.key.meta_key(), &bytes)
-                        .map_err(|e| Error::Corrupt { key: key.clone(), reason: e.to_string() })
+                    self.open_meta(ObjectKind::PrunePlan, &l.id, Some(l.stored_at_ns), |k| PrunePlan::decode(k, &bytes))
+                        .await
                 }
                 .await;
                 (key, plan.map(|p| (l.id, l, p)))
@@ -273,7 +279,10 @@ impl Repository {
         let listed = self.store.list_detailed(ObjectKind::Snapshot).await?;
         let loaded = futures::stream::iter(listed)
             .map(|l| async move {
-                let opened = self.load_snapshot(l.id).await.map(|s| TimedSnapshot::new(l.id, s, l.stored_at_ns));
+                let opened = self
+                    .load_snapshot_at(l.id, Some(l.stored_at_ns))
+                    .await
+                    .map(|s| TimedSnapshot::new(l.id, s, l.stored_at_ns));
                 (ObjectKind::Snapshot.key(&l.id), opened)
             })
             .buffer_unordered(LOAD_CONCURRENCY);
@@ -284,18 +293,28 @@ impl Repository {
 
     /// Reads, checks and opens one index segment.
     pub async fn load_segment(&self, id: ObjectId) -> Result<IndexSegment> {
+        self.load_segment_at(id, None).await
+    }
+
+    /// Like `load_segment`, given when the store recorded it (from a listing).
+    async fn load_segment_at(&self, id: ObjectId, stored_at_ns: Option<i64>) -> Result<IndexSegment> {
         let key = ObjectKind::Index.key(&id);
         let bytes = self.store.get(&key).await?;
         check_object_id(&key, &id, &bytes)?;
-        IndexSegment::decode(self.key.meta_key(), &bytes).map_err(|e| Error::Corrupt { key, reason: e.to_string() })
+        self.open_meta(ObjectKind::Index, &id, stored_at_ns, |k| IndexSegment::decode(k, &bytes)).await
     }
 
     /// Reads, checks and opens one snapshot.
     pub async fn load_snapshot(&self, id: ObjectId) -> Result<Snapshot> {
+        self.load_snapshot_at(id, None).await
+    }
+
+    /// Like `load_snapshot`, given when the store recorded it (from a listing).
+    async fn load_snapshot_at(&self, id: ObjectId, stored_at_ns: Option<i64>) -> Result<Snapshot> {
         let key = ObjectKind::Snapshot.key(&id);
         let bytes = self.store.get(&key).await?;
         check_object_id(&key, &id, &bytes)?;
-        Snapshot::decode(self.key.meta_key(), &bytes).map_err(|e| Error::Corrupt { key, reason: e.to_string() })
+        self.open_meta(ObjectKind::Snapshot, &id, stored_at_ns, |k| Snapshot::decode(k, &bytes)).await
     }
 
     /// Writes a content-addressed object of `kind`; returns its ID.

@@ -27,6 +27,7 @@ mod healing;
 mod incremental;
 mod key_holders;
 mod key_rewrap;
+mod key_rotation;
 mod limits;
 mod paper_key;
 mod plants;

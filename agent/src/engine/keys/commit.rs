@@ -8,7 +8,7 @@
 use bytes::Bytes;
 
 use arka_proto::keyring::Keyring;
-use arka_proto::{ObjectId, Recipients, RepoConfig};
+use arka_proto::{AgentKey, ObjectId, Recipients, RepoConfig};
 
 use crate::engine::repair::config::replace_config;
 use crate::error::{Error, Result};
@@ -48,9 +48,16 @@ pub async fn commit(repo: &Repository, mut ring: Keyring) -> Result<Committed> {
         recipients,
         ..repo.config.clone()
     };
-    let bytes = Bytes::from(config.encode(&repo.key));
-    RepoConfig::decode(&bytes, &repo.key)?;
+    write_config(repo, &config, &repo.key).await?;
+    Ok(Committed { keyring, config })
+}
+
+/// Writes `config`, MAC'd under `key`: its copy first (readers that find `config` missing
+/// take the newest), then `config` replaced. Returns the bytes written.
+pub(crate) async fn write_config(repo: &Repository, config: &RepoConfig, key: &AgentKey) -> Result<Bytes> {
+    let bytes = Bytes::from(config.encode(key));
+    RepoConfig::decode(&bytes, key)?;
     repo.store.put_new(&copy_key(&bytes), bytes.clone()).await?;
     replace_config(repo, &bytes).await?;
-    Ok(Committed { keyring, config })
+    Ok(bytes)
 }

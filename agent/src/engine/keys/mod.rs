@@ -4,7 +4,11 @@
 
 pub mod commit;
 pub mod migrate;
+<<<<<<< HEAD
 pub mod rewrap;
+=======
+pub mod rotate;
+>>>>>>> helper-r
 
 use serde::Serialize;
 
@@ -45,6 +49,20 @@ pub struct AgentKeyView {
     pub id: String,
     /// "current", or "retired" by `arka key rotate-agent`.
     pub state: String,
+    /// When it was retired (Unix seconds).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retired: Option<i64>,
+}
+
+/// The current agent key, then the retired ones, newest first.
+fn agent_keys(repo: &Repository) -> Vec<AgentKeyView> {
+    let current = AgentKeyView { id: repo.key.id(), state: "current".into(), retired: None };
+    let retired = repo.config.retired_agent_keys.iter().rev().map(|r| AgentKeyView {
+        id: r.id.clone(),
+        state: "retired".into(),
+        retired: Some(r.retired),
+    });
+    std::iter::once(current).chain(retired).collect()
 }
 
 /// What `arka key list` prints.
@@ -100,7 +118,7 @@ pub async fn list(repo: &Repository) -> Result<KeyListing> {
         epoch,
         holders,
         removed,
-        agent_keys: vec![AgentKeyView { id: repo.key.id(), state: "current".into() }],
+        agent_keys: agent_keys(repo),
     })
 }
 

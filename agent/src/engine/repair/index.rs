@@ -120,5 +120,7 @@ async fn read_table(repo: &Repository, id: ObjectId, len: u64) -> Result<Vec<Pac
         }
         tail = repo.store.get_range(&key, len - tail_len..len).await?;
     }
-    pack::decode_table_from(repo.key.meta_key(), len, &head, &tail).map_err(corrupt)
+    // Under a retired key too: a pack rebuilt into the index is used only through
+    // snapshots, which are refused when a retired key wrote them after its retirement.
+    repo.key.open_meta_with(|k| pack::decode_table_from(k, len, &head, &tail)).map(|(t, _)| t).map_err(corrupt)
 }
