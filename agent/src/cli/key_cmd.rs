@@ -29,16 +29,13 @@ enum KeyCommand {
     /// from now on is sealed to a new reader key the removed holder never sees; what was
     /// written before stays readable by them until `arka key rewrap`.
     Remove(RemoveArgs),
-<<<<<<< HEAD
     /// Re-encrypt every pack a removed holder could still read under the current reader
     /// key, have the old packs deleted, then drop the older reader keys.
     Rewrap(super::key_rewrap_cmd::RewrapArgs),
-=======
     /// Make a new agent key, when the old one may have leaked: the old key can then add
     /// nothing the repository accepts and cannot read what is written from now on.
     /// Deduplication goes on. Writes the new key to --agent-key-out.
     RotateAgent(super::key_rotate_cmd::RotateArgs),
->>>>>>> helper-r
 }
 
 #[derive(Args)]
@@ -81,11 +78,8 @@ struct RemoveArgs {
 
 pub(super) async fn run(a: KeyArgs, out: &Output) -> Result<ExitCode> {
     match a.what {
-<<<<<<< HEAD
         KeyCommand::Rewrap(a) => return super::key_rewrap_cmd::run(a, out).await,
-=======
         KeyCommand::RotateAgent(a) => return super::key_rotate_cmd::run(a, out).await,
->>>>>>> helper-r
         KeyCommand::List(a) => {
             let session = a.session().await?;
             print_listing(&keys::list(session.repo()).await?, out);

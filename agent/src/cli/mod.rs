@@ -27,11 +27,8 @@ mod backup_cmd;
 mod erase_cmd;
 mod forget_cmd;
 mod key_cmd;
-<<<<<<< HEAD
 mod key_rewrap_cmd;
-=======
 mod key_rotate_cmd;
->>>>>>> helper-r
 mod keys_cmd;
 mod output;
 mod paper_cmd;

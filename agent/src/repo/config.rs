@@ -71,26 +71,15 @@ fn why(first: &Error) -> String {
 /// Opens the config with the agent key: `config` if it authenticates, else a copy that does.
 pub async fn open_with_key(store: &Store, key: AgentKey) -> Result<OpenedConfig> {
     let main = store.get_opt(CONFIG_KEY).await?;
-<<<<<<< HEAD
     let main_config = main.as_ref().map(|bytes| decode_with_key(store, bytes, &key));
-=======
-    let first = match &main {
-        Some(bytes) => match decode_with_key(store, bytes, &key) {
-            Ok(config) => return Ok(OpenedConfig { config, bytes: bytes.clone(), key, origin: ConfigOrigin::Config }),
-            Err(e) => e,
-        },
-        None => Error::NotARepository(store.display.clone()),
-    };
     let copies = copies(store).await?;
->>>>>>> helper-r
     let mut found = Vec::new();
     for (copy, bytes) in &copies {
         if let Ok(config) = RepoConfig::decode(bytes, &key) {
             found.push((copy.clone(), bytes.clone(), config));
         }
     }
-<<<<<<< HEAD
-    let first = match (main, main_config) {
+    let first = match (main.clone(), main_config) {
         (Some(bytes), Some(Ok(config))) => {
             // A copy of a later generation under the same key: an `arka key` change was
             // interrupted before `config` was replaced, or `config` was put back to an older
@@ -106,12 +95,10 @@ pub async fn open_with_key(store: &Store, key: AgentKey) -> Result<OpenedConfig>
         (Some(_), Some(Err(e))) => e,
         _ => Error::NotARepository(store.display.clone()),
     };
-=======
     let newest_own = found.iter().map(|(_, _, c)| c.generation).max();
     if let Some(e) = retired(&key, main.as_deref(), &copies, newest_own) {
         return Err(e);
     }
->>>>>>> helper-r
     if found.is_empty() {
         // No copy opens either: the key is wrong, or there is nothing to open.
         return Err(first);

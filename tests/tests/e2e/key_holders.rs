@@ -157,8 +157,8 @@ fn holders_are_added_and_removed_on_arka_server_with_a_maintain_token() {
 /// --accept-key-change`.
 #[test]
 fn a_running_agent_follows_a_key_change_and_waits_for_a_person_on_a_new_reader_key() {
-    use arka_tests::agent::{free_port, AgentProcess};
     use crate::agent::{status, wait_for};
+    use arka_tests::agent::{free_port, AgentProcess};
 
     let fx = Fixture::new();
     let src = fx.path("src");

@@ -4,11 +4,8 @@
 
 pub mod commit;
 pub mod migrate;
-<<<<<<< HEAD
 pub mod rewrap;
-=======
 pub mod rotate;
->>>>>>> helper-r
 
 use serde::Serialize;
 

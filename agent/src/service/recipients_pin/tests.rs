@@ -13,6 +13,7 @@ fn config(recipients: &[&str], generation: u32, reader: &str) -> RepoConfig {
         generation,
         reader: Some(reader.into()),
         keyring: None,
+        retired_agent_keys: vec![],
     }
 }
 
