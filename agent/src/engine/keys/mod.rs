@@ -189,4 +189,4 @@ fn find_holder(holders: &[Holder], id: &str) -> Result<usize> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -60,6 +60,20 @@ impl Fixture {
     }
 }
 
+/// Makes a repository `init` just wrote what `init` wrote before keyrings: a config without
+/// reader, keyring or generation, and no keyring or config copy of a later generation.
+pub(crate) async fn make_legacy(store: &Store, repo: &Repository) {
+    let legacy = RepoConfig { generation: 0, reader: None, keyring: None, ..repo.config.clone() };
+    let bytes = bytes::Bytes::from(legacy.encode(&repo.key));
+    for kind in [ObjectKind::Keyring, ObjectKind::ConfigCopy] {
+        for (id, _) in store.list(kind).await.unwrap() {
+            store.delete(&kind.key(&id)).await.unwrap();
+        }
+    }
+    store.put_new(&crate::repo::config::copy_key(&bytes), bytes.clone()).await.unwrap();
+    crate::engine::repair::config::replace_config(repo, &bytes).await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_added_holder_reads_everything_and_a_removed_one_nothing_new() {
     let f = Fixture::new();
@@ -102,15 +116,8 @@ async fn an_added_holder_reads_everything_and_a_removed_one_nothing_new() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_repository_made_before_keyrings_escrows_its_pack_keys_on_the_first_change() {
     let f = Fixture::new();
-    let (repo, key) = Repository::init(f.store(), &f.owner.recipients(), None).await.unwrap();
-    // Make it what `init` wrote before keyrings: no reader, no keyring, generation 0.
-    let legacy = RepoConfig { generation: 0, reader: None, keyring: None, ..repo.config.clone() };
-    let bytes = bytes::Bytes::from(legacy.encode(&key));
-    f.store().put_new(&crate::repo::config::copy_key(&bytes), bytes.clone()).await.unwrap();
-    crate::engine::repair::config::replace_config(&repo, &bytes).await.unwrap();
-    for (id, _) in f.store().list(ObjectKind::Keyring).await.unwrap() {
-        f.store().delete(&ObjectKind::Keyring.key(&id)).await.unwrap();
-    }
+    let (repo, _) = Repository::init(f.store(), &f.owner.recipients(), None).await.unwrap();
+    make_legacy(&f.store(), &repo).await;
     f.backup(1).await;
     f.backup(2).await;
     let legacy_repo = f.open(&f.owner).await;

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use arka_proto::{RecoveryIdentities, RepoConfig};
+use arka_proto::RecoveryIdentities;
 
 use super::*;
 use crate::engine::backup::{run, BackupOptions, Source};
@@ -167,13 +167,7 @@ async fn after_rewrap_a_removed_holder_opens_nothing_and_the_others_read_everyth
 async fn a_repository_made_before_keyrings_keeps_no_escrow_after_rewrap() {
     let f = Fixture::new().await;
     let repo = f.open(&f.owner).await;
-    let legacy = RepoConfig { generation: 0, reader: None, keyring: None, ..repo.config.clone() };
-    let bytes = bytes::Bytes::from(legacy.encode(&repo.key));
-    f.store().put_new(&crate::repo::config::copy_key(&bytes), bytes.clone()).await.unwrap();
-    crate::engine::repair::config::replace_config(&repo, &bytes).await.unwrap();
-    for (id, _) in f.store().list(ObjectKind::Keyring).await.unwrap() {
-        f.store().delete(&ObjectKind::Keyring.key(&id)).await.unwrap();
-    }
+    crate::engine::keys::tests::make_legacy(&f.store(), &repo).await;
     f.backup(1).await;
     f.backup(2).await;
     let contractor = RecoveryIdentities::generate();
