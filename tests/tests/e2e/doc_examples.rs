@@ -37,6 +37,11 @@ const SKIPPED: &[(&str, &str)] = &[
          plays key add, remove and rewrap end to end",
     ),
     (
+        "arka key rotate-agent --repo REPO",
+        "would retire the agent key every later example uses (they would exit 12); key_rotation.rs rotates on a \
+         local repository, Garage and arka-server",
+    ),
+    (
         "arka key rewrap --repo REPO",
         "follows the `key remove` skipped above; key_rewrap.rs runs rewrap with and without a grace period",
     ),

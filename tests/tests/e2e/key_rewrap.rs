@@ -41,7 +41,7 @@ fn rewrap_and_check(fx: &Fixture, b_key: &Path, snapshot: &str) {
     assert_eq!(report["packs_rewrapped"], report["packs_deleted"], "{report}");
 
     let run = fx.restore(snapshot, &fx.path("as-owner"), &[]);
-    run.expect_code(12).expect_stderr("do not open with this identity");
+    run.expect_code(12).expect_stderr("removed from the repository's holders");
 
     let target = fx.path("as-b");
     as_holder(fx, b_key, &["--json", "restore", snapshot, "--target", target.to_str().unwrap()]).ok();
