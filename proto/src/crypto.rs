@@ -69,6 +69,7 @@ impl Recipients {
 }
 
 /// Recovery identities (age X25519 secret keys): the only keys that can read contents and names.
+#[derive(Clone)]
 pub struct RecoveryIdentities(Vec<age::x25519::Identity>);
 
 impl RecoveryIdentities {

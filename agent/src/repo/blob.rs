@@ -337,12 +337,6 @@ impl BlobReader {
             .await?
             .iter()
             .map(|sealed| match self.repo.open_data_key(sealed) {
-                // Sealed to no key this identity has: a removed holder's, or a stranger's.
-                // Not damage: recording it would make backups store intact data again.
-                Err(Error::Format(arka_proto::Error::NoMatchingIdentity)) => Err(Error::Key(format!(
-                    "the data keys of {key} do not open with this identity: it is not one of the repository's \
-                     current holders (a removed holder reads nothing after `arka key rewrap`)"
-                ))),
                 Err(Error::Format(e)) => Err(corrupt(e)),
                 other => other,
             })

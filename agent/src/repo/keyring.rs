@@ -22,7 +22,7 @@ pub struct PackKeys {
 impl PackKeys {
     /// Only the identities: a repository without keyrings.
     pub fn of(identities: &RecoveryIdentities) -> Self {
-        Self { identities: copy_of(identities), escrow: HashMap::new() }
+        Self { identities: identities.clone(), escrow: HashMap::new() }
     }
 
     fn add(&mut self, ring: &Keyring) {
@@ -42,18 +42,6 @@ impl PackKeys {
         let raw = zeroize::Zeroizing::new(self.identities.open(sealed)?);
         DataKey::from_bytes(&raw)
     }
-}
-
-fn copy_of(identities: &RecoveryIdentities) -> RecoveryIdentities {
-    let mut out: Option<RecoveryIdentities> = None;
-    for secret in identities.secrets() {
-        let one = RecoveryIdentities::from_secret(&secret).expect("an identity's own secret");
-        match &mut out {
-            Some(all) => all.extend(one),
-            None => out = Some(one),
-        }
-    }
-    out.expect("an identity set is never empty")
 }
 
 /// A keyring the identity opened, with its object ID.

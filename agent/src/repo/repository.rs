@@ -168,7 +168,9 @@ impl Repository {
         Ok(written)
     }
 
-    /// Opens one sealed data key of a pack header with the identities and the keyrings.
+    /// Opens one sealed data key of a pack header with the identities and the keyrings. A
+    /// key sealed to nothing the identity has (a removed holder's, a stranger's) is a key
+    /// error, not damage: recording it would make backups store intact data again.
     pub fn open_data_key(&self, sealed: &[u8]) -> Result<DataKey> {
         let keys = self
             .pack_keys
@@ -180,6 +182,11 @@ impl Repository {
                  what was written since; use a current holder's identity (`arka key list`)",
                 self.removed_at.unwrap_or_default()
             ))),
+            Err(arka_proto::Error::NoMatchingIdentity) => Err(Error::Key(
+                "a pack's data keys do not open with this identity: it is not one of the repository's current \
+                 holders (a removed holder reads nothing after `arka key rewrap`)"
+                    .into(),
+            )),
             other => Ok(other?),
         }
     }
